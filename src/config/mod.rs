@@ -1,0 +1,366 @@
+//! The appliance configuration: `appliance.toml`.
+//!
+//! Owns: the schema of `appliance.toml`, its defaults, where the file is found
+//! (`--config`, else `$CAMPUSMAIL_CONFIG`, else `./campusmail-data/appliance.toml`)
+//! and the commented default file written on first run (`template.rs`).
+//!
+//! Invariants:
+//! - Unknown keys are an error (`deny_unknown_fields`), so a typo never
+//!   silently falls back to a default.
+//! - Every validation error names the key and says what is allowed.
+//! - Relative paths in the file are relative to the directory holding the
+//!   file, never to the process's working directory; `Config::load` resolves
+//!   them once, so the rest of the code only sees absolute paths.
+//!
+//! Reads untrusted input: only the admin's own file.
+
+mod template;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use template::default_config_text;
+
+/// Environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "CAMPUSMAIL_CONFIG";
+/// Where the embedded default keeps its data and configuration.
+pub const DEFAULT_DATA_DIR: &str = "campusmail-data";
+/// File name of the configuration inside the data folder.
+pub const CONFIG_FILE_NAME: &str = "appliance.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("configuration key `{key}` in {path}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+/// The whole `appliance.toml`, with paths resolved.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeConfig,
+    #[serde(default)]
+    pub engine: EngineConfig,
+    #[serde(default)]
+    pub mailbox: MailboxConfig,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// The file this configuration came from (set by `load`).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's name; the origin of every operation it logs.
+    pub name: String,
+    /// Host name announced in SMTP greetings and Received: headers.
+    pub hostname: String,
+    /// Folder holding the spool, store, directory and keys.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// MX: mail from other servers (port 25 in production).
+    pub smtp_listen: SocketAddr,
+    /// Submission with STARTTLS (port 587 in production).
+    pub submission_listen: SocketAddr,
+    /// Submission over implicit TLS (port 465 in production).
+    pub submissions_listen: SocketAddr,
+    /// Where the mailbox role's LMTP server listens.
+    pub lmtp_target: SocketAddr,
+    pub max_message_bytes: u64,
+    pub max_recipients: usize,
+    /// Longest text line accepted inside DATA, CRLF included (RFC 5321 §4.5.3.1.6
+    /// sets 1000 as the minimum a server must accept).
+    pub max_line_bytes: usize,
+    /// Protocol errors after which a session is closed with 421.
+    pub max_errors: u32,
+    /// Seconds a client may stay silent before the session is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds before the first retry of a delivery that failed temporarily;
+    /// later retries back off, doubling up to one hour.
+    pub retry_initial_secs: u64,
+    /// Days a message may stay in the queue before it is given up.
+    pub queue_lifetime_days: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailboxConfig {
+    /// LMTP server the engine delivers local mail to.
+    pub lmtp_listen: SocketAddr,
+    /// Webmail and console over HTTPS.
+    pub https_listen: SocketAddr,
+    /// Plain HTTP: only redirects to HTTPS.
+    pub http_listen: SocketAddr,
+    /// The address users type in the browser (used for HTTP redirects).
+    pub public_url: String,
+    /// Minutes of inactivity after which a webmail session ends.
+    pub session_idle_minutes: u64,
+    /// Messages per page in the message list.
+    pub page_size: usize,
+    /// Language of pages when the browser does not ask: "ko" or "en".
+    pub default_language: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; made self-signed on first run if missing.
+    pub cert: PathBuf,
+    /// PEM private key; made on first run if missing.
+    pub key: PathBuf,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(".")
+}
+
+fn addr(s: &str) -> SocketAddr {
+    // ok: only called on the literal defaults below.
+    s.parse().expect("literal default socket address")
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            smtp_listen: addr("127.0.0.1:2525"),
+            submission_listen: addr("127.0.0.1:2587"),
+            submissions_listen: addr("127.0.0.1:2465"),
+            lmtp_target: addr("127.0.0.1:2424"),
+            max_message_bytes: 50 * 1024 * 1024,
+            max_recipients: 1000,
+            max_line_bytes: 4096,
+            max_errors: 10,
+            idle_timeout_secs: 300,
+            retry_initial_secs: 60,
+            queue_lifetime_days: 5,
+        }
+    }
+}
+
+impl Default for MailboxConfig {
+    fn default() -> Self {
+        MailboxConfig {
+            lmtp_listen: addr("127.0.0.1:2424"),
+            https_listen: addr("127.0.0.1:8443"),
+            http_listen: addr("127.0.0.1:8080"),
+            public_url: "https://127.0.0.1:8443".into(),
+            session_idle_minutes: 60,
+            page_size: 50,
+            default_language: "ko".into(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: PathBuf::from("tls/cert.pem"),
+            key: PathBuf::from("tls/key.pem"),
+        }
+    }
+}
+
+impl Config {
+    /// Where the configuration is, by the one rule every command follows.
+    pub fn locate(explicit: Option<&Path>) -> PathBuf {
+        if let Some(p) = explicit {
+            return p.to_path_buf();
+        }
+        if let Some(p) = std::env::var_os(CONFIG_ENV) {
+            if !p.is_empty() {
+                return PathBuf::from(p);
+            }
+        }
+        Path::new(DEFAULT_DATA_DIR).join(CONFIG_FILE_NAME)
+    }
+
+    /// Reads, parses, resolves and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_text(path, &text)
+    }
+
+    pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+        let base = std::path::absolute(&base).unwrap_or(base);
+        config.source = path.to_path_buf();
+        config.node.data_dir = normalize(&base.join(&config.node.data_dir));
+        config.tls.cert = config.node.data_dir.join(&config.tls.cert);
+        config.tls.key = config.node.data_dir.join(&config.tls.key);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn invalid(&self, key: &'static str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.source.clone(),
+            key,
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let name_ok = !self.node.name.is_empty()
+            && self.node.name.len() <= 32
+            && self
+                .node
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !name_ok {
+            return Err(self.invalid(
+                "node.name",
+                "must be 1-32 letters, digits or '-' (e.g. \"node-a\")",
+            ));
+        }
+        if !crate::directory::address::is_valid_domain(&self.node.hostname) {
+            return Err(self.invalid(
+                "node.hostname",
+                "must be a fully qualified host name such as \"mail.campus.ac.kr\"",
+            ));
+        }
+        let e = &self.engine;
+        if e.max_message_bytes < 1024 {
+            return Err(self.invalid("engine.max_message_bytes", "must be at least 1024"));
+        }
+        if e.max_recipients == 0 {
+            return Err(self.invalid("engine.max_recipients", "must be at least 1"));
+        }
+        // RFC 5321 §4.5.3.1.6: a server must accept text lines of 1000 octets.
+        if e.max_line_bytes < 1000 {
+            return Err(self.invalid(
+                "engine.max_line_bytes",
+                "must be at least 1000 (RFC 5321 §4.5.3.1.6)",
+            ));
+        }
+        if e.max_errors == 0 {
+            return Err(self.invalid("engine.max_errors", "must be at least 1"));
+        }
+        if e.idle_timeout_secs < 5 {
+            return Err(self.invalid("engine.idle_timeout_secs", "must be at least 5"));
+        }
+        if e.retry_initial_secs == 0 {
+            return Err(self.invalid("engine.retry_initial_secs", "must be at least 1"));
+        }
+        if e.queue_lifetime_days == 0 {
+            return Err(self.invalid("engine.queue_lifetime_days", "must be at least 1"));
+        }
+        let m = &self.mailbox;
+        if !(m.public_url.starts_with("https://") || m.public_url.starts_with("http://")) {
+            return Err(self.invalid(
+                "mailbox.public_url",
+                "must start with https:// (e.g. \"https://mail.campus.ac.kr\")",
+            ));
+        }
+        if m.session_idle_minutes == 0 {
+            return Err(self.invalid("mailbox.session_idle_minutes", "must be at least 1"));
+        }
+        if m.page_size == 0 || m.page_size > 500 {
+            return Err(self.invalid("mailbox.page_size", "must be between 1 and 500"));
+        }
+        if m.default_language != "ko" && m.default_language != "en" {
+            return Err(self.invalid("mailbox.default_language", "must be \"ko\" or \"en\""));
+        }
+        Ok(())
+    }
+
+    // Paths of the things each role owns inside the data folder.
+
+    /// The engine's spool: accepted messages waiting for delivery.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.node.data_dir.join("spool")
+    }
+    /// The mailbox role's message store.
+    pub fn store_dir(&self) -> PathBuf {
+        self.node.data_dir.join("store")
+    }
+    /// The mailbox role's own directory database.
+    pub fn directory_db(&self) -> PathBuf {
+        self.node.data_dir.join("directory.db")
+    }
+    /// The read-only directory snapshot the engine reads.
+    pub fn directory_snapshot(&self) -> PathBuf {
+        self.node.data_dir.join("directory.snapshot.json")
+    }
+    /// The owner-only control socket of the running mailbox role.
+    pub fn control_socket(&self) -> PathBuf {
+        self.node.data_dir.join("control.sock")
+    }
+}
+
+/// Removes `.` components so printed paths read cleanly.
+fn normalize(p: &Path) -> PathBuf {
+    p.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_text(Path::new("/etc/campusmail/appliance.toml"), text)
+    }
+
+    #[test]
+    fn the_written_default_parses_and_validates() {
+        let c = parse(&default_config_text("node-a", "mail.campus.test")).unwrap();
+        assert_eq!(c.node.name, "node-a");
+        assert_eq!(c.node.data_dir, PathBuf::from("/etc/campusmail"));
+        assert_eq!(c.tls.cert, PathBuf::from("/etc/campusmail/tls/cert.pem"));
+        assert_eq!(c.engine.smtp_listen.port(), 2525);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let err = parse("[node]\nname=\"a\"\nhostname=\"m.x.test\"\nfoo=1\n").unwrap_err();
+        assert!(err.to_string().contains("foo"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let err = parse(
+            "[node]\nname=\"a\"\nhostname=\"m.x.test\"\n[engine]\nmax_line_bytes=10\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("engine.max_line_bytes"), "{err}");
+        let err = parse("[node]\nname=\"a b\"\nhostname=\"m.x.test\"\n").unwrap_err();
+        assert!(err.to_string().contains("node.name"), "{err}");
+    }
+}

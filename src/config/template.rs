@@ -1,0 +1,68 @@
+//! The commented `appliance.toml` written by `campusmail init` and on first run.
+//!
+//! Invariant: every key the schema in `mod.rs` knows appears here with its
+//! default and a comment; the unit test in `mod.rs` parses this text.
+
+/// The default configuration for a node, every key present and explained.
+pub fn default_config_text(node_name: &str, hostname: &str) -> String {
+    format!(
+        r#"# campusmail appliance configuration.
+# Relative paths are relative to the folder holding this file.
+# Unknown keys are an error, so a typo is caught at start.
+
+[node]
+# This node's name (letters, digits, '-'); the origin of everything it logs.
+name = "{node_name}"
+# Host name announced in SMTP greetings and Received: headers.
+hostname = "{hostname}"
+# Folder with the spool, mail store, directory and TLS keys.
+data_dir = "."
+
+[engine]
+# MX: mail from other servers (25 in production).
+smtp_listen = "127.0.0.1:2525"
+# Submission with STARTTLS for mail clients (587 in production).
+submission_listen = "127.0.0.1:2587"
+# Submission over implicit TLS (465 in production).
+submissions_listen = "127.0.0.1:2465"
+# Where the mailbox role's LMTP server listens (local delivery).
+lmtp_target = "127.0.0.1:2424"
+# Largest message accepted, in bytes.
+max_message_bytes = 52428800
+# Most recipients in one message.
+max_recipients = 1000
+# Longest text line inside a message, CRLF included (at least 1000).
+max_line_bytes = 4096
+# Protocol errors after which a session is closed.
+max_errors = 10
+# Seconds a client may stay silent before it is disconnected.
+idle_timeout_secs = 300
+# Seconds before the first retry of a failed delivery (doubles up to an hour).
+retry_initial_secs = 60
+# Days a message may wait in the queue before it is given up.
+queue_lifetime_days = 5
+
+[mailbox]
+# LMTP server for local delivery from the engine.
+lmtp_listen = "127.0.0.1:2424"
+# Webmail and admin console over HTTPS (443 in production).
+https_listen = "127.0.0.1:8443"
+# Plain HTTP: redirects every request to public_url (80 in production).
+http_listen = "127.0.0.1:8080"
+# The address users type in their browser.
+public_url = "https://127.0.0.1:8443"
+# Minutes of inactivity after which a webmail session ends.
+session_idle_minutes = 60
+# Messages per page in the message list.
+page_size = 50
+# Language when the browser does not ask for one: "ko" or "en".
+default_language = "ko"
+
+[tls]
+# PEM certificate chain and private key; a self-signed pair is made on first
+# run when they are missing. Replace them with the university's certificate.
+cert = "tls/cert.pem"
+key = "tls/key.pem"
+"#
+    )
+}

@@ -1,0 +1,4 @@
+//! The directory: domains, users, aliases (mailbox role).
+pub mod address;
+pub mod password;
+pub mod snapshot;

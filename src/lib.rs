@@ -1,0 +1,16 @@
+//! campusmail: a campus mail appliance in one binary.
+//!
+//! The binary's `main.rs` only parses the command line; everything it calls
+//! lives here, one module per concern. ARCHITECTURE.md is the map.
+#![forbid(unsafe_code)]
+
+pub mod appliance;
+pub mod config;
+pub mod control;
+pub mod directory;
+pub mod engine;
+pub mod mailbox;
+pub mod mime;
+pub mod store;
+pub mod tls;
+pub mod web;
