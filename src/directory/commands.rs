@@ -1,0 +1,72 @@
+//! Management commands on the directory, as data.
+//!
+//! The CLI builds a `DirectoryCommand`; it is executed here either inside the
+//! running mailbox role (sent over the control socket) or directly on the
+//! database when the appliance is stopped. One code path either way.
+//!
+//! Invariant: the text returned is what the admin sees; errors say what to do.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Directory, DirectoryError};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum DirectoryCommand {
+    DomainAdd { domain: String },
+    DomainList,
+    UserAdd { address: String, password: String },
+    UserList,
+    UserPasswd { address: String, password: String },
+    UserDisable { address: String },
+    UserEnable { address: String },
+    AliasAdd { alias: String, targets: Vec<String> },
+    AliasList,
+}
+
+/// Runs `command` and returns the text to show the admin.
+pub fn execute(directory: &Directory, command: &DirectoryCommand) -> Result<String, DirectoryError> {
+    use DirectoryCommand::*;
+    Ok(match command {
+        DomainAdd { domain } => {
+            directory.add_domain(domain)?;
+            format!("domain {} added", domain.trim().to_ascii_lowercase())
+        }
+        DomainList => directory.domains()?.join("\n"),
+        UserAdd { address, password } => {
+            let address = directory.add_user(address, password)?;
+            format!("user {address} added")
+        }
+        UserList => directory
+            .users()?
+            .iter()
+            .map(|u| {
+                let state = if u.enabled { "enabled" } else { "disabled" };
+                format!("{}\t{}\t{}", u.address, state, u.class)
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        UserPasswd { address, password } => {
+            directory.set_password(address, password)?;
+            format!("password of {address} changed")
+        }
+        UserDisable { address } => {
+            directory.set_enabled(address, false)?;
+            format!("user {address} disabled: logins and new mail are refused, stored mail is kept")
+        }
+        UserEnable { address } => {
+            directory.set_enabled(address, true)?;
+            format!("user {address} enabled")
+        }
+        AliasAdd { alias, targets } => {
+            let alias = directory.add_alias(alias, targets)?;
+            format!("alias {alias} -> {} added", targets.join(", "))
+        }
+        AliasList => directory
+            .aliases()?
+            .iter()
+            .map(|(a, t)| format!("{a}\t{}", t.join(", ")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    })
+}
