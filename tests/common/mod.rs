@@ -1,0 +1,400 @@
+//! Shared harness for the end-to-end tests: starts the real `campusmail`
+//! binary on free loopback ports with its own data folder, and talks to it
+//! with real clients (swaks for SMTP, curl for HTTP, raw sockets where a
+//! client would refuse to send the malformed bytes a test needs).
+//!
+//! Nothing here asserts timings: `wait_until` only bounds how long a test
+//! waits for something that must eventually happen.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_campusmail");
+pub const DOMAIN: &str = "campus.test";
+
+/// Ports of one appliance node; picked free on 127.0.0.1.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    pub smtp: u16,
+    pub submission: u16,
+    pub submissions: u16,
+    pub lmtp: u16,
+    pub https: u16,
+    pub http: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Ports {
+    pub fn pick() -> Ports {
+        Ports {
+            smtp: free_port(),
+            submission: free_port(),
+            submissions: free_port(),
+            lmtp: free_port(),
+            https: free_port(),
+            http: free_port(),
+        }
+    }
+}
+
+/// A data folder with an `appliance.toml`, and the processes running on it.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+    pub ports: Ports,
+    pub config: PathBuf,
+    procs: Vec<(String, Child)>,
+    /// The console admin password printed on first start, if seen.
+    pub admin_password: Option<String>,
+}
+
+impl Node {
+    /// A fresh node: `campusmail init`, then the test's ports and fast retries.
+    pub fn new() -> Node {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("appliance.toml");
+        let out = Command::new(BIN)
+            .args(["--config", config.to_str().unwrap(), "init"])
+            .output()
+            .expect("run campusmail init");
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let ports = Ports::pick();
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text = text
+            .replace("127.0.0.1:2525", &format!("127.0.0.1:{}", ports.smtp))
+            .replace("127.0.0.1:2587", &format!("127.0.0.1:{}", ports.submission))
+            .replace("127.0.0.1:2465", &format!("127.0.0.1:{}", ports.submissions))
+            .replace("127.0.0.1:2424", &format!("127.0.0.1:{}", ports.lmtp))
+            .replace("127.0.0.1:8443", &format!("127.0.0.1:{}", ports.https))
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", ports.http))
+            .replace("retry_initial_secs = 60", "retry_initial_secs = 1")
+            .replace("max_message_bytes = 52428800", "max_message_bytes = 200000");
+        std::fs::write(&config, text).unwrap();
+        Node {
+            dir,
+            ports,
+            config,
+            procs: Vec::new(),
+            admin_password: None,
+        }
+    }
+
+    /// A node with domain campus.test and users alice and bob, running every role.
+    pub fn with_users() -> Node {
+        let mut node = Node::new();
+        node.cli_ok(&["domain", "add", DOMAIN], None);
+        node.add_user("alice");
+        node.add_user("bob");
+        node.start("all");
+        node
+    }
+
+    pub fn add_user(&self, name: &str) {
+        let address = format!("{name}@{DOMAIN}");
+        self.cli_ok(&["user", "add", &address, "--password-stdin"], Some(&password_of(name)));
+    }
+
+    /// Runs a management command; returns its output.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(&self.config).args(args);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn campusmail");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(format!("{input}\n").as_bytes()).unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        child.wait_with_output().expect("campusmail output")
+    }
+
+    pub fn cli_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.cli(args, stdin);
+        assert!(
+            out.status.success(),
+            "campusmail {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts `campusmail run --role ROLE` and waits until it says it is ready.
+    pub fn start(&mut self, role: &str) {
+        let log = std::fs::File::create(self.dir.path().join(format!("{role}.log"))).unwrap();
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["run", "--role", role])
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn campusmail run");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line == "ready" => break,
+                Ok(line) => {
+                    if let Some(pw) = line.split("(shown only this once): ").nth(1) {
+                        self.admin_password = Some(pw.trim().to_string());
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("campusmail run --role {role} did not become ready: {}", self.log(role));
+                }
+            }
+        }
+        // Keep draining stdout so the process never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        self.procs.push((role.to_string(), child));
+    }
+
+    /// SIGKILLs the process running `role`.
+    pub fn kill(&mut self, role: &str) {
+        if let Some(i) = self.procs.iter().position(|(r, _)| r == role) {
+            let (_, mut child) = self.procs.remove(i);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self, role: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{role}.log"))).unwrap_or_default()
+    }
+
+    pub fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn smtp_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.smtp)
+    }
+
+    /// A logged-in webmail client for `name`.
+    pub fn web_login(&self, name: &str) -> Web {
+        let web = Web::new(self);
+        let (status, body) = web.login(&format!("{name}@{DOMAIN}"), &password_of(name));
+        assert_eq!(status, 303, "login of {name} failed: {body}");
+        web
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.procs {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn password_of(name: &str) -> String {
+    format!("{name}-secret-pw")
+}
+
+pub fn address_of(name: &str) -> String {
+    format!("{name}@{DOMAIN}")
+}
+
+/// Polls `check` until it returns Some, for at most `secs` seconds.
+pub fn wait_until<T>(secs: u64, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Runs swaks with `args`; returns (exit success, full transcript).
+pub fn swaks(args: &[&str]) -> (bool, String) {
+    let out = Command::new("swaks")
+        .args(["--timeout", "30", "--helo", "client.example.org"])
+        .args(args)
+        .output()
+        .expect("swaks is installed (apt-get install swaks)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A raw SMTP conversation for bytes no well-behaved client sends.
+pub struct RawSmtp {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl RawSmtp {
+    pub fn connect(addr: &str) -> RawSmtp {
+        let stream = TcpStream::connect(addr.parse::<SocketAddr>().unwrap()).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        let mut raw = RawSmtp { stream, reader };
+        let greeting = raw.reply();
+        assert!(greeting.starts_with("220"), "{greeting}");
+        raw
+    }
+
+    /// Reads one (possibly multi-line) reply.
+    pub fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return all;
+            }
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return all;
+            }
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to SMTP server");
+    }
+
+    /// Sends a command line and returns the reply.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    pub fn read_to_end(&mut self) -> String {
+        let mut s = String::new();
+        let _ = self.reader.read_to_string(&mut s);
+        s
+    }
+}
+
+/// A browser-like webmail client: curl with a cookie jar, TLS to the
+/// self-signed certificate (-k: the test made that certificate itself).
+pub struct Web {
+    base: String,
+    jar: tempfile::NamedTempFile,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl Web {
+    pub fn new(node: &Node) -> Web {
+        Web {
+            base: format!("https://127.0.0.1:{}", node.ports.https),
+            jar: tempfile::NamedTempFile::new().unwrap(),
+        }
+    }
+
+    fn curl(&self, extra: &[&str], url: &str) -> Response {
+        let headers = tempfile::NamedTempFile::new().unwrap();
+        let out = Command::new("curl")
+            .args(["-sk", "--max-time", "30", "-o", "-", "-w", "%{http_code}"])
+            .arg("-D")
+            .arg(headers.path())
+            .arg("-b")
+            .arg(self.jar.path())
+            .arg("-c")
+            .arg(self.jar.path())
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("curl is installed");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let code = text.split_off(text.len().saturating_sub(3));
+        Response {
+            status: code.parse().unwrap_or(0),
+            headers: std::fs::read_to_string(headers.path()).unwrap_or_default(),
+            body: text,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.curl(&[], &format!("{}{}", self.base, path))
+    }
+
+    /// POSTs a urlencoded form; values are encoded by curl.
+    pub fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let mut args = Vec::new();
+        for (k, v) in fields {
+            args.push("--data-urlencode".to_string());
+            args.push(format!("{k}={v}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.curl(&args, &format!("{}{}", self.base, path))
+    }
+
+    /// The CSRF token in a page's form.
+    pub fn csrf_of(body: &str) -> String {
+        let marker = "name=\"csrf_token\" value=\"";
+        let start = body.find(marker).map(|i| i + marker.len()).expect("a csrf_token field");
+        let end = body[start..].find('"').unwrap() + start;
+        body[start..end].to_string()
+    }
+
+    /// Logs in through the form; returns the POST's status and body.
+    pub fn login(&self, address: &str, password: &str) -> (u16, String) {
+        let page = self.get("/login");
+        assert_eq!(page.status, 200, "login page: {}", page.body);
+        let token = Web::csrf_of(&page.body);
+        let r = self.post(
+            "/login",
+            &[("address", address), ("password", password), ("csrf_token", &token)],
+        );
+        (r.status, r.body)
+    }
+
+    /// The inbox page's HTML.
+    pub fn inbox(&self) -> String {
+        let r = self.get("/mail");
+        assert_eq!(r.status, 200, "inbox: {}", r.body);
+        r.body
+    }
+
+    /// Message view links in the inbox: `/mail/message/<id>`.
+    pub fn message_links(&self) -> Vec<String> {
+        let body = self.inbox();
+        let mut links = Vec::new();
+        let mut rest = body.as_str();
+        while let Some(i) = rest.find("href=\"/mail/message/") {
+            let s = &rest[i + 6..];
+            let end = s.find('"').unwrap();
+            let link = s[..end].to_string();
+            if !links.contains(&link) {
+                links.push(link);
+            }
+            rest = &s[end..];
+        }
+        links
+    }
+}
