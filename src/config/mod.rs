@@ -235,17 +235,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let name_ok = !self.node.name.is_empty()
-            && self.node.name.len() <= 32
-            && self
-                .node
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if !name_ok {
+        if !crate::store::is_valid_node_name(&self.node.name) {
             return Err(self.invalid(
                 "node.name",
-                "must be 1-32 letters, digits or '-' (e.g. \"node-a\")",
+                "must be 1-63 lower-case letters, digits, '-' or '.', starting with a letter or digit (e.g. \"node-a\")",
             ));
         }
         if !crate::directory::address::is_valid_domain(&self.node.hostname) {

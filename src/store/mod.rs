@@ -1,1 +1,380 @@
-//! (placeholder, being written)
+//! The message store (R5): mailboxes, folders, messages and their flags.
+//!
+//! Built as DESIGN.md "The store" says, from the first line:
+//! - message bytes are blobs (`blob.rs`): content-addressed by BLAKE3,
+//!   appended to segment files under `<dir>/blobs/`, stored once however
+//!   many mailboxes receive them (refcounted);
+//! - metadata lives in sled under `<dir>/meta`, and every change to it is a
+//!   [`ReplicationOp`] (`op.rs`) with an op id (origin node, sequence) and a
+//!   hybrid logical clock timestamp (`hlc.rs`). The `oplog` tree keeps every
+//!   op; the state trees (`state.rs`) are what applying them produced.
+//!   Replication (a later issue) ships `ops_since` and the blobs the ops
+//!   name to the peer, which feeds them to `apply_remote`.
+//!
+//! Delivery order, and which step makes what durable:
+//! 1. append the bytes to the active segment and fsync it (`BlobStore::put`)
+//!    — **the message bytes are durable here**;
+//! 2. index the blob, then apply + log the `Deliver` op in one sled
+//!    transaction;
+//! 3. `sled::Db::flush` — **the metadata is durable here**; only then does
+//!    `deliver` return Ok. A crash before 3 leaves at most an unreferenced
+//!    blob (refcount 0, reclaimed by compaction later) or unindexed bytes at
+//!    a segment's end (cut off on the next open). This relies on sled
+//!    recovering a prefix of its writes in order.
+//!
+//! **Invariant:** `store` knows nothing of HTTP, SMTP or users' passwords;
+//! `user` is an already-normalized mailbox address.
+//!
+//! Untrusted input: message bytes (only hashed and stored here; headers are
+//! read by `mime::summarize`), message ids from URLs (`MessageId::from_str`)
+//! and, later, ops from the peer (`apply_remote`).
+
+mod blob;
+mod hlc;
+mod id;
+mod op;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use sled::transaction::TransactionError;
+
+pub use blob::{BlobId, BlobLocation};
+pub use hlc::HlcTimestamp;
+pub use id::{is_valid_node_name, MessageId, OpId};
+pub use op::{Op, ReplicationOp, SummaryFields};
+
+use blob::BlobStore;
+use hlc::HybridClock;
+use op::check_name;
+use state::{FlagsRecord, MessageRecord, Trees};
+
+/// One message as the folder list shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageSummary {
+    pub id: MessageId,
+    pub from: String,
+    pub subject: String,
+    /// Unix seconds: the header `Date`, else `received_at`.
+    pub date: i64,
+    /// Unix seconds when this store (or its peer) accepted the message.
+    pub received_at: i64,
+    pub size: u64,
+    pub seen: bool,
+}
+
+/// One page of a folder, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessagePage {
+    pub messages: Vec<MessageSummary>,
+    /// Messages in the whole folder.
+    pub total: usize,
+}
+
+/// A message with its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub summary: MessageSummary,
+    pub raw: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid message id {0:?}")]
+    BadMessageId(String),
+    #[error("invalid name: {0}")]
+    InvalidName(String),
+    #[error("no such message")]
+    NoSuchMessage,
+    #[error("blob {0} is not stored here")]
+    MissingBlob(String),
+    #[error("invalid op: {0}")]
+    InvalidOp(String),
+    #[error("store data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("store lock poisoned by a panic")]
+    Poisoned,
+    #[error("store I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("store database error: {0}")]
+    Db(#[from] sled::Error),
+}
+
+impl StoreError {
+    fn from_tx(e: TransactionError<StoreError>) -> StoreError {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Db(e),
+        }
+    }
+}
+
+/// Hands out this node's op ids and timestamps. Held while an op is
+/// applied and flushed, so local ops commit in sequence order (a reader of
+/// `ops_since` never sees seq n+1 before n).
+struct OpWriter {
+    clock: HybridClock,
+    next_seq: u64,
+}
+
+/// The message store. `Send + Sync`; share it as `Arc<Store>`.
+pub struct Store {
+    node: String,
+    db: sled::Db,
+    blobs: BlobStore,
+    trees: Trees,
+    writer: Mutex<OpWriter>,
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Store {
+    /// Opens or creates the store under `dir` (metadata: sled db in
+    /// `dir/meta`; blobs: `dir/blobs/` segment files). `node` = this node's
+    /// name, origin of every op it logs (lower-case letters, digits, `-`, `.`).
+    pub fn open(dir: &Path, node: &str) -> Result<Store, StoreError> {
+        if !is_valid_node_name(node) {
+            return Err(StoreError::InvalidName(format!("node name {node:?}")));
+        }
+        std::fs::create_dir_all(dir)?;
+        let db = sled::open(dir.join("meta"))?;
+        let blobs = BlobStore::open(&dir.join("blobs"), &db)?;
+        let trees = Trees::open(&db, blobs.index_tree().clone())?;
+        let next_seq = match trees.oplog.scan_prefix(id::origin_prefix(node)).next_back() {
+            Some(entry) => ReplicationOp::decode(&entry?.1)?.id.seq.saturating_add(1),
+            None => 1,
+        };
+        let clock = HybridClock::new(trees.hlc_high()?);
+        Ok(Store {
+            node: node.to_string(),
+            db,
+            blobs,
+            trees,
+            writer: Mutex::new(OpWriter { clock, next_seq }),
+        })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Stores `raw` in `folder` (e.g. "INBOX") of mailbox `user` (a
+    /// normalized address); durable when it returns Ok.
+    pub fn deliver(&self, user: &str, folder: &str, raw: &[u8]) -> Result<MessageId, StoreError> {
+        check_name("mailbox", user)?;
+        check_name("folder", folder)?;
+        let header = crate::mime::summarize(raw);
+        let summary = SummaryFields {
+            from: header.from,
+            subject: header.subject,
+            date: header.date,
+        };
+        let blob = self.blobs.put(raw)?;
+        let received_at = now_secs();
+        let mut message = None;
+        self.log_local(|id| {
+            let m = MessageId::from_op(id);
+            message = Some(m.clone());
+            Op::Deliver {
+                mailbox: user.to_string(),
+                folder: folder.to_string(),
+                message: m,
+                blob,
+                size: raw.len() as u64,
+                received_at,
+                summary: summary.clone(),
+            }
+        })?;
+        message.ok_or_else(|| StoreError::Corrupt("delivery produced no id".into()))
+    }
+
+    /// Newest first; `offset`/`limit` for paging; `total` = messages in the folder.
+    pub fn list(
+        &self,
+        user: &str,
+        folder: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<MessagePage, StoreError> {
+        check_name("mailbox", user)?;
+        check_name("folder", folder)?;
+        let (total, _) = state::decode_stats(
+            self.trees
+                .folder_stats
+                .get(state::stats_key(user, folder))?
+                .as_deref(),
+        );
+        let mut messages = Vec::with_capacity(limit.min(1000));
+        for entry in self
+            .trees
+            .folders
+            .scan_prefix(state::folder_prefix(user, folder))
+            .skip(offset)
+            .take(limit)
+        {
+            let (_, id) = entry?;
+            let id: MessageId = std::str::from_utf8(&id)
+                .map_err(|_| StoreError::Corrupt("folder entry".into()))?
+                .parse()?;
+            if let Some(rec) = self.record(&id)? {
+                messages.push(self.summary(id, &rec)?);
+            }
+        }
+        Ok(MessagePage {
+            messages,
+            total: usize::try_from(total).unwrap_or(usize::MAX),
+        })
+    }
+
+    /// The message and its bytes; None if there is none or it isn't `user`'s.
+    pub fn message(&self, user: &str, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        let Some(rec) = self.record(id)?.filter(|r| r.mailbox == user) else {
+            return Ok(None);
+        };
+        let raw = self
+            .blobs
+            .get(&rec.blob)?
+            .ok_or_else(|| StoreError::MissingBlob(String::from(rec.blob)))?;
+        Ok(Some(StoredMessage {
+            summary: self.summary(id.clone(), &rec)?,
+            raw,
+        }))
+    }
+
+    /// Sets or clears `\Seen`. `NoSuchMessage` if it isn't `user`'s.
+    /// Logs no op when the flag already has that value.
+    pub fn set_seen(&self, user: &str, id: &MessageId, seen: bool) -> Result<(), StoreError> {
+        if self.record(id)?.filter(|r| r.mailbox == user).is_none() {
+            return Err(StoreError::NoSuchMessage);
+        }
+        if self.flags(id)?.is_some_and(|f| f.seen) == seen {
+            return Ok(());
+        }
+        self.log_local(|_| Op::SetSeen {
+            message: id.clone(),
+            seen,
+        })
+    }
+
+    /// Unseen messages in a folder.
+    pub fn unseen_count(&self, user: &str, folder: &str) -> Result<usize, StoreError> {
+        check_name("mailbox", user)?;
+        check_name("folder", folder)?;
+        let (_, unseen) = state::decode_stats(
+            self.trees
+                .folder_stats
+                .get(state::stats_key(user, folder))?
+                .as_deref(),
+        );
+        Ok(usize::try_from(unseen).unwrap_or(usize::MAX))
+    }
+
+    /// Ops made by `origin` with sequence numbers greater than `after`, in
+    /// order, at most `limit` of them. Replication reads the log with this.
+    pub fn ops_since(
+        &self,
+        origin: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ReplicationOp>, StoreError> {
+        if !is_valid_node_name(origin) {
+            return Err(StoreError::InvalidName(format!("node name {origin:?}")));
+        }
+        if after == u64::MAX {
+            return Ok(Vec::new());
+        }
+        let start = OpId {
+            origin: origin.to_string(),
+            seq: after.saturating_add(1),
+        }
+        .log_key();
+        let prefix = id::origin_prefix(origin);
+        let mut out = Vec::new();
+        for entry in self.trees.oplog.range(start..).take(limit) {
+            let (key, value) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            out.push(ReplicationOp::decode(&value)?);
+        }
+        Ok(out)
+    }
+
+    /// Stores message bytes ahead of a replicated `Deliver` op naming them.
+    pub fn put_blob(&self, raw: &[u8]) -> Result<BlobId, StoreError> {
+        self.blobs.put(raw)
+    }
+
+    /// Applies an op made elsewhere (the peer, or a replay). Idempotent:
+    /// returns Ok(false) if it was applied before. A `Deliver` needs its
+    /// blob stored first (`put_blob`). Durable when it returns.
+    pub fn apply_remote(&self, op: &ReplicationOp) -> Result<bool, StoreError> {
+        op.validate()?;
+        let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        w.clock.observe(op.ts);
+        let applied = state::apply(&self.trees, op)?;
+        if op.id.origin == self.node && op.id.seq >= w.next_seq {
+            // Our own op coming back (e.g. restored from the peer after
+            // losing local state): never reuse its sequence number.
+            w.next_seq = op.id.seq.saturating_add(1);
+        }
+        self.db.flush()?;
+        Ok(applied)
+    }
+
+    /// Makes a local op (id and timestamp from this node), applies and logs
+    /// it, and flushes. `make` gets the op id so it can derive ids from it.
+    fn log_local(&self, make: impl FnOnce(&OpId) -> Op) -> Result<(), StoreError> {
+        let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let id = OpId {
+            origin: self.node.clone(),
+            seq: w.next_seq,
+        };
+        let ts = w.clock.now();
+        let op = ReplicationOp {
+            op: make(&id),
+            id,
+            ts,
+        };
+        state::apply(&self.trees, &op)?;
+        w.next_seq = w.next_seq.saturating_add(1);
+        // The metadata becomes durable here.
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn record(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
+        self.trees
+            .messages
+            .get(id.as_bytes())?
+            .map(|v| state::decode(&v))
+            .transpose()
+    }
+
+    fn flags(&self, id: &MessageId) -> Result<Option<FlagsRecord>, StoreError> {
+        self.trees
+            .flags
+            .get(id.as_bytes())?
+            .map(|v| state::decode(&v))
+            .transpose()
+    }
+
+    fn summary(&self, id: MessageId, rec: &MessageRecord) -> Result<MessageSummary, StoreError> {
+        let seen = self.flags(&id)?.is_some_and(|f| f.seen);
+        Ok(MessageSummary {
+            id,
+            from: rec.summary.from.clone(),
+            subject: rec.summary.subject.clone(),
+            date: rec.summary.date.unwrap_or(rec.received_at),
+            received_at: rec.received_at,
+            size: rec.size,
+            seen,
+        })
+    }
+}

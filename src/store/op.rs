@@ -1,0 +1,105 @@
+//! Store operations: the only way metadata changes (DESIGN.md "The store").
+//!
+//! Every mutation — local or replicated — is a [`ReplicationOp`]: an op id
+//! (origin node, gap-free sequence), a hybrid-logical-clock timestamp and an
+//! [`Op`]. The `oplog` tree holds every op applied here, keyed by
+//! `origin \0 seq(BE)`; the state trees are what applying them produced
+//! (see `state.rs`). Ops are encoded as JSON: easy to inspect with a debugger
+//! and to version by adding optional fields.
+//!
+//! Untrusted input: ops from the peer. `validate` checks what apply relies
+//! on (names, derived ids, blob id shape) before an op touches any tree.
+
+use serde::{Deserialize, Serialize};
+
+use super::blob::BlobId;
+use super::hlc::HlcTimestamp;
+use super::id::{is_valid_node_name, MessageId, OpId};
+use super::StoreError;
+
+/// One entry of the op log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationOp {
+    pub id: OpId,
+    pub ts: HlcTimestamp,
+    pub op: Op,
+}
+
+/// What an op does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Op {
+    /// A message arrived in `mailbox`/`folder`. Its id is derived from the
+    /// op id; its bytes are the blob `blob` (which must be stored first).
+    Deliver {
+        mailbox: String,
+        folder: String,
+        message: MessageId,
+        blob: BlobId,
+        size: u64,
+        received_at: i64,
+        summary: SummaryFields,
+    },
+    /// The `\Seen` flag of `message` was set or cleared. Last writer (by
+    /// HLC timestamp, then op id) wins.
+    SetSeen { message: MessageId, seen: bool },
+}
+
+/// Header summary stored with each message so listing reads no blobs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryFields {
+    pub from: String,
+    pub subject: String,
+    /// Header `Date` as unix seconds, if present and parseable.
+    pub date: Option<i64>,
+}
+
+/// Longest mailbox or folder name accepted (bytes).
+pub const MAX_NAME: usize = 320;
+
+/// Mailbox and folder names become parts of sled keys separated by 0 bytes.
+pub fn check_name(what: &str, name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || name.len() > MAX_NAME || name.bytes().any(|b| b == 0) {
+        return Err(StoreError::InvalidName(format!(
+            "{what} {:?}",
+            name.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+impl ReplicationOp {
+    /// Checks an op (typically from the peer) before it is applied.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        if !is_valid_node_name(&self.id.origin) || self.id.seq == 0 {
+            return Err(StoreError::InvalidOp(format!("bad op id {:?}", self.id)));
+        }
+        match &self.op {
+            Op::Deliver {
+                mailbox,
+                folder,
+                message,
+                ..
+            } => {
+                check_name("mailbox", mailbox)?;
+                check_name("folder", folder)?;
+                if *message != MessageId::from_op(&self.id) {
+                    return Err(StoreError::InvalidOp(format!(
+                        "message id {message} does not match op {:?}",
+                        self.id
+                    )));
+                }
+            }
+            Op::SetSeen { .. } => {}
+        }
+        Ok(())
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(self).map_err(|e| StoreError::Corrupt(format!("encoding op: {e}")))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<ReplicationOp, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("decoding op: {e}")))
+    }
+}

@@ -1,0 +1,291 @@
+//! Applying ops: the state trees are exactly what the op log produces.
+//!
+//! Trees (all in the store's sled db):
+//! - `oplog`: `origin \0 seq(BE)` -> JSON `ReplicationOp`; every op applied.
+//! - `messages`: message id -> JSON [`MessageRecord`].
+//! - `folders`: `mailbox \0 folder \0 !ts(12 bytes BE) id` -> message id;
+//!   the folder listing, newest delivery first (inverted HLC timestamp).
+//! - `flags`: message id -> JSON [`FlagsRecord`] (per-field last writer wins).
+//! - `folder_stats`: `mailbox \0 folder` -> total u64 BE, unseen u64 BE.
+//! - `meta`: `hlc_high` -> highest HLC timestamp applied (seeds the clock).
+//! - `blobs` (owned by `blob.rs`): refcounts are raised here.
+//!
+//! **Invariant:** an op and the state change it causes are written in one
+//! sled multi-tree transaction, so after a crash either both are there or
+//! neither. Applying is idempotent: an op already in `oplog` changes
+//! nothing. Independently of that check, a `SetSeen` only wins over a flag
+//! written with a strictly older (timestamp, op id), so ops commute and
+//! replays are harmless. A `SetSeen` for a message not (yet) delivered here
+//! is kept in `flags` and takes effect when the `Deliver` arrives.
+//!
+//! Untrusted input: ops from the peer, checked by `ReplicationOp::validate`
+//! before they reach `apply`.
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
+
+use super::blob::{BlobId, BlobLocation};
+use super::hlc::HlcTimestamp;
+use super::id::{MessageId, OpId};
+use super::op::{Op, ReplicationOp, SummaryFields};
+use super::StoreError;
+
+const HLC_HIGH: &[u8] = b"hlc_high";
+
+/// A delivered message, as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub mailbox: String,
+    pub folder: String,
+    pub blob: BlobId,
+    pub size: u64,
+    pub received_at: i64,
+    /// HLC timestamp of the delivering op (the folder sort key).
+    pub ts: HlcTimestamp,
+    pub summary: SummaryFields,
+}
+
+/// Flags of one message; each field carries the (timestamp, op) that last
+/// wrote it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagsRecord {
+    pub seen: bool,
+    pub seen_ts: HlcTimestamp,
+    pub seen_op: OpId,
+}
+
+/// The sled trees ops are applied to.
+#[derive(Clone)]
+pub struct Trees {
+    pub oplog: sled::Tree,
+    pub messages: sled::Tree,
+    pub folders: sled::Tree,
+    pub flags: sled::Tree,
+    pub folder_stats: sled::Tree,
+    pub meta: sled::Tree,
+    pub blobs: sled::Tree,
+}
+
+impl Trees {
+    pub fn open(db: &sled::Db, blobs: sled::Tree) -> Result<Trees, StoreError> {
+        Ok(Trees {
+            oplog: db.open_tree("oplog")?,
+            messages: db.open_tree("messages")?,
+            folders: db.open_tree("folders")?,
+            flags: db.open_tree("flags")?,
+            folder_stats: db.open_tree("folder_stats")?,
+            meta: db.open_tree("meta")?,
+            blobs,
+        })
+    }
+
+    /// Highest HLC timestamp ever applied here.
+    pub fn hlc_high(&self) -> Result<HlcTimestamp, StoreError> {
+        match self.meta.get(HLC_HIGH)? {
+            Some(v) => decode(&v),
+            None => Ok(HlcTimestamp::default()),
+        }
+    }
+}
+
+/// `mailbox \0 folder \0`: prefix of a folder's entries in `folders`.
+pub fn folder_prefix(mailbox: &str, folder: &str) -> Vec<u8> {
+    let mut k = stats_key(mailbox, folder);
+    k.push(0);
+    k
+}
+
+pub fn stats_key(mailbox: &str, folder: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(mailbox.len() + folder.len() + 1);
+    k.extend_from_slice(mailbox.as_bytes());
+    k.push(0);
+    k.extend_from_slice(folder.as_bytes());
+    k
+}
+
+fn folder_entry_key(rec: &MessageRecord, id: &MessageId) -> Vec<u8> {
+    let mut k = folder_prefix(&rec.mailbox, &rec.folder);
+    k.extend(rec.ts.to_be_bytes().iter().map(|b| !b));
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("metadata record: {e}")))
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("encoding record: {e}")))
+}
+
+/// (total, unseen) of a folder.
+pub fn decode_stats(v: Option<&[u8]>) -> (u64, u64) {
+    match v {
+        Some(v) if v.len() == 16 => {
+            let mut t = [0u8; 8];
+            let mut u = [0u8; 8];
+            t.copy_from_slice(&v[..8]);
+            u.copy_from_slice(&v[8..]);
+            (u64::from_be_bytes(t), u64::from_be_bytes(u))
+        }
+        _ => (0, 0),
+    }
+}
+
+fn encode_stats(total: u64, unseen: u64) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&total.to_be_bytes());
+    b[8..].copy_from_slice(&unseen.to_be_bytes());
+    b
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(e: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn tx_decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> TxResult<T> {
+    decode(bytes).or_else(abort)
+}
+
+/// Applies `op` and logs it, atomically. Returns false if it was already
+/// applied (nothing changed).
+pub fn apply(trees: &Trees, op: &ReplicationOp) -> Result<bool, StoreError> {
+    let log_key = op.id.log_key();
+    let log_value = op.encode()?;
+    let ts_value = encode(&op.ts)?;
+    (
+        &trees.oplog,
+        &trees.messages,
+        &trees.folders,
+        &trees.flags,
+        &trees.folder_stats,
+        &trees.meta,
+        &trees.blobs,
+    )
+        .transaction(|(oplog, messages, folders, flags, stats, meta, blobs)| {
+            if oplog.get(&log_key)?.is_some() {
+                return Ok(false);
+            }
+            match &op.op {
+                Op::Deliver {
+                    mailbox,
+                    folder,
+                    message,
+                    blob,
+                    size,
+                    received_at,
+                    summary,
+                } => {
+                    if messages.get(message.as_bytes())?.is_none() {
+                        let rec = MessageRecord {
+                            mailbox: mailbox.clone(),
+                            folder: folder.clone(),
+                            blob: *blob,
+                            size: *size,
+                            received_at: *received_at,
+                            ts: op.ts,
+                            summary: summary.clone(),
+                        };
+                        apply_deliver(messages, folders, flags, stats, blobs, message, &rec)?;
+                    }
+                }
+                Op::SetSeen { message, seen } => {
+                    apply_set_seen(messages, flags, stats, op, message, *seen)?;
+                }
+            }
+            let high: HlcTimestamp = match meta.get(HLC_HIGH)? {
+                Some(v) => tx_decode(&v)?,
+                None => HlcTimestamp::default(),
+            };
+            if op.ts > high {
+                meta.insert(HLC_HIGH, ts_value.as_slice())?;
+            }
+            oplog.insert(log_key.as_slice(), log_value.as_slice())?;
+            Ok(true)
+        })
+        .map_err(StoreError::from_tx)
+}
+
+fn apply_deliver(
+    messages: &TransactionalTree,
+    folders: &TransactionalTree,
+    flags: &TransactionalTree,
+    stats: &TransactionalTree,
+    blobs: &TransactionalTree,
+    id: &MessageId,
+    rec: &MessageRecord,
+) -> TxResult<()> {
+    let Some(loc) = blobs.get(rec.blob.0)? else {
+        return abort(StoreError::MissingBlob(String::from(rec.blob)));
+    };
+    let mut loc = BlobLocation::decode(&loc).or_else(abort)?;
+    if loc.len != rec.size {
+        return abort(StoreError::InvalidOp(format!(
+            "message {id}: size {} but blob has {}",
+            rec.size, loc.len
+        )));
+    }
+    loc.refcount = loc.refcount.saturating_add(1);
+    blobs.insert(&rec.blob.0, &loc.encode())?;
+    messages.insert(id.as_bytes(), encode(rec).or_else(abort)?)?;
+    folders.insert(folder_entry_key(rec, id), id.as_bytes())?;
+    let seen = match flags.get(id.as_bytes())? {
+        Some(v) => tx_decode::<FlagsRecord>(&v)?.seen,
+        None => false,
+    };
+    let key = stats_key(&rec.mailbox, &rec.folder);
+    let (total, unseen) = decode_stats(stats.get(&key)?.as_deref());
+    let unseen = if seen {
+        unseen
+    } else {
+        unseen.saturating_add(1)
+    };
+    stats.insert(key, &encode_stats(total.saturating_add(1), unseen))?;
+    Ok(())
+}
+
+fn apply_set_seen(
+    messages: &TransactionalTree,
+    flags: &TransactionalTree,
+    stats: &TransactionalTree,
+    op: &ReplicationOp,
+    id: &MessageId,
+    seen: bool,
+) -> TxResult<()> {
+    let old = match flags.get(id.as_bytes())? {
+        Some(v) => Some(tx_decode::<FlagsRecord>(&v)?),
+        None => None,
+    };
+    if let Some(old) = &old {
+        // Last writer wins: an op older than (or equal to) the current
+        // writer leaves the flag alone.
+        if (old.seen_ts, &old.seen_op) >= (op.ts, &op.id) {
+            return Ok(());
+        }
+    }
+    let was_seen = old.as_ref().is_some_and(|f| f.seen);
+    let rec = FlagsRecord {
+        seen,
+        seen_ts: op.ts,
+        seen_op: op.id.clone(),
+    };
+    flags.insert(id.as_bytes(), encode(&rec).or_else(abort)?)?;
+    if was_seen == seen {
+        return Ok(());
+    }
+    if let Some(m) = messages.get(id.as_bytes())? {
+        let m: MessageRecord = tx_decode(&m)?;
+        let key = stats_key(&m.mailbox, &m.folder);
+        let (total, unseen) = decode_stats(stats.get(&key)?.as_deref());
+        let unseen = if seen {
+            unseen.saturating_sub(1)
+        } else {
+            unseen.saturating_add(1)
+        };
+        stats.insert(key, &encode_stats(total, unseen))?;
+    }
+    Ok(())
+}
