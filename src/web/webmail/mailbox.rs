@@ -1,0 +1,262 @@
+//! The mail pages: the inbox list, one message, and its HTML body document.
+//!
+//! Owns: paging arithmetic and how a message is put on screen.
+//!
+//! Invariants:
+//! - Every store call passes the session's user, so a user only ever reaches
+//!   their own messages; another user's id is "not found", like a bad one.
+//! - Message HTML reaches the browser only as `/body`, its own document under
+//!   a CSP without scripts, loaded in a sandboxed frame.
+//! - Remote images load only when the user asked (`?images=1`), and then
+//!   only in that frame.
+//!
+//! Reads untrusted input: the page number, the `images` flag, and message
+//! data from the store (displayed escaped).
+
+use super::pages::{
+    self, message_href, AttachmentRow, BodyDocument, Chrome, InboxPage, MessagePage, MessageRow,
+    Problem, UserBar,
+};
+use super::{Ctx, Webmail};
+use crate::store::{MessageId, StoreError};
+use crate::web::format;
+use crate::web::http::Reply;
+use crate::web::session::Session;
+
+const INBOX: &str = "INBOX";
+
+/// CSP of the message body document; remote images only when allowed.
+fn body_csp(images: bool) -> String {
+    let img = if images {
+        "data: cid: https: http:"
+    } else {
+        "data: cid:"
+    };
+    format!("default-src 'none'; style-src 'unsafe-inline'; img-src {img}; frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
+}
+
+/// Which page of how many, from `?page=N` (1-based). `None` when malformed.
+pub fn page_number(raw: Option<&str>) -> Option<usize> {
+    match raw {
+        None => Some(1),
+        Some(text) => {
+            if text.is_empty() || text.len() > 9 || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            text.parse::<usize>().ok().filter(|n| *n >= 1)
+        }
+    }
+}
+
+/// Number of pages for `total` messages (at least one, even when empty).
+pub fn page_count(total: usize, page_size: usize) -> usize {
+    total.div_ceil(page_size.max(1)).max(1)
+}
+
+fn internal(ctx: &Ctx<'_>, err: &StoreError) -> Reply {
+    tracing::error!(%err, path = %ctx.req.path, "store failed");
+    pages::problem(ctx.lang, Problem::Internal, None)
+}
+
+/// The header bar of a logged-in page (with the unread count).
+fn user_bar(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Result<UserBar, Reply> {
+    let unread = webmail
+        .store
+        .unseen_count(&session.user, INBOX)
+        .map_err(|err| internal(ctx, &err))?;
+    Ok(UserBar::new(
+        ctx.lang.catalog(),
+        &session.user,
+        unread,
+        &session.csrf_token,
+    ))
+}
+
+/// `GET /mail?page=N`.
+pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
+    let t = ctx.lang.catalog();
+    let Some(requested) = page_number(ctx.query.get("page")) else {
+        return pages::problem(ctx.lang, Problem::BadPage, None);
+    };
+    let size = webmail.config.mailbox.page_size.max(1);
+    let mut page = requested;
+    let mut listing = match webmail
+        .store
+        .list(&session.user, INBOX, (page - 1) * size, size)
+    {
+        Ok(listing) => listing,
+        Err(err) => return internal(ctx, &err),
+    };
+    let pages = page_count(listing.total, size);
+    if page > pages {
+        // Past the end (mail was deleted meanwhile): show the last page.
+        page = pages;
+        listing = match webmail
+            .store
+            .list(&session.user, INBOX, (page - 1) * size, size)
+        {
+            Ok(listing) => listing,
+            Err(err) => return internal(ctx, &err),
+        };
+    }
+    let bar = match user_bar(webmail, ctx, session) {
+        Ok(bar) => bar,
+        Err(reply) => return reply,
+    };
+    let rows = listing
+        .messages
+        .iter()
+        .map(|m| MessageRow {
+            href: message_href(&m.id.to_string()),
+            from: non_empty(&m.from, t.get("inbox.no_sender")),
+            subject: non_empty(&m.subject, t.get("inbox.no_subject")),
+            date: format::list_date(m.date, ctx.now),
+            iso_date: format::iso(m.date),
+            size: format::size(m.size),
+            seen: m.seen,
+        })
+        .collect();
+    let link = |n: usize| format!("/mail?page={n}");
+    let view = InboxPage {
+        t,
+        chrome: Chrome::new(t, "inbox.title", "/mail", Some(bar)),
+        rows,
+        total_text: t.fill("inbox.total", &[("total", &listing.total.to_string())]),
+        pages,
+        page_of_text: t.fill(
+            "inbox.page_of",
+            &[("page", &page.to_string()), ("pages", &pages.to_string())],
+        ),
+        prev_href: (page > 1).then(|| link(page - 1)),
+        next_href: (page < pages).then(|| link(page + 1)),
+    };
+    pages::render(200, &view)
+}
+
+fn non_empty(text: &str, fallback: &str) -> String {
+    if text.trim().is_empty() {
+        fallback.to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+fn images_allowed(ctx: &Ctx<'_>) -> bool {
+    ctx.query.get("images") == Some("1")
+}
+
+/// `GET /mail/message/{id}`: the message, marked as seen.
+pub fn message(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &MessageId) -> Reply {
+    let t = ctx.lang.catalog();
+    let stored = match webmail.store.message(&session.user, id) {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return pages::problem(ctx.lang, Problem::NotFound, None),
+        Err(err) => return internal(ctx, &err),
+    };
+    if !stored.summary.seen {
+        if let Err(err) = webmail.store.set_seen(&session.user, id, true) {
+            // Showing the message matters more than the flag; log and go on.
+            tracing::warn!(%err, "could not mark message seen");
+        }
+    }
+    let images = images_allowed(ctx);
+    let rendered = crate::mime::render(&stored.raw, images);
+    let bar = match user_bar(webmail, ctx, session) {
+        Ok(bar) => bar,
+        Err(reply) => return reply,
+    };
+    let href = message_href(&id.to_string());
+    let date = rendered.date.unwrap_or(stored.summary.date);
+    let html_src = rendered.html.as_ref().map(|_| {
+        if images {
+            format!("{href}/body?images=1")
+        } else {
+            format!("{href}/body")
+        }
+    });
+    let view = MessagePage {
+        t,
+        chrome: Chrome::new(t, "inbox.title", &href, Some(bar)),
+        subject: non_empty(&rendered.subject, t.get("inbox.no_subject")),
+        from: non_empty(&rendered.from, t.get("inbox.no_sender")),
+        to: rendered.to,
+        cc: rendered.cc,
+        date: if date == 0 {
+            t.get("message.unknown_date").to_string()
+        } else {
+            format::date_time(date)
+        },
+        show_images_href: (rendered.remote_images_blocked && !images)
+            .then(|| format!("{href}?images=1")),
+        html_src,
+        text: rendered.text.filter(|_| rendered.html.is_none()),
+        attachments: rendered
+            .attachments
+            .iter()
+            .map(|a| AttachmentRow {
+                name: a.name.clone(),
+                content_type: a.content_type.clone(),
+                size: format::size(a.size as u64),
+            })
+            .collect(),
+    };
+    pages::render(200, &view)
+}
+
+/// `GET /mail/message/{id}/body[?images=1]`: the sanitized HTML alone.
+pub fn body(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &MessageId) -> Reply {
+    let stored = match webmail.store.message(&session.user, id) {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return pages::problem(ctx.lang, Problem::NotFound, None),
+        Err(err) => return internal(ctx, &err),
+    };
+    let images = images_allowed(ctx);
+    let rendered = crate::mime::render(&stored.raw, images);
+    let html = rendered.html.unwrap_or_default();
+    pages::render(200, &BodyDocument { html: &html })
+        .with_header("Content-Security-Policy", body_csp(images))
+        .with_header("X-Frame-Options", "SAMEORIGIN")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_numbers_are_strict() {
+        assert_eq!(page_number(None), Some(1));
+        assert_eq!(page_number(Some("1")), Some(1));
+        assert_eq!(page_number(Some("42")), Some(42));
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "+2",
+            "1.5",
+            "abc",
+            " 1",
+            "99999999999999999999",
+        ] {
+            assert_eq!(page_number(Some(bad)), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn page_counts() {
+        assert_eq!(page_count(0, 50), 1);
+        assert_eq!(page_count(50, 50), 1);
+        assert_eq!(page_count(51, 50), 2);
+        assert_eq!(page_count(10, 0), 10);
+    }
+
+    #[test]
+    fn body_csp_allows_remote_images_only_when_asked() {
+        assert!(!body_csp(false).contains("https:"));
+        assert!(body_csp(true).contains("img-src data: cid: https: http:"));
+        for csp in [body_csp(false), body_csp(true)] {
+            assert!(csp.starts_with("default-src 'none';"));
+            assert!(csp.contains("frame-ancestors 'self'"));
+            assert!(!csp.contains("script"));
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The webmail pages as askama templates (`templates/webmail/*.html`) and the
+//! one function that renders any of them into a reply.
+//!
+//! Owns: the data each page shows, already turned into display strings.
+//!
+//! Invariants:
+//! - Every value is HTML-escaped by askama; the only `|safe` is in
+//!   `body.html`, for mime's already-sanitized HTML, served as its own
+//!   document in a sandboxed frame.
+//! - Text comes from the catalog (`t`), never from the templates.
+//!
+//! Reads untrusted input: message headers and bodies (rendered escaped).
+
+use askama::Template;
+
+use crate::web::assets;
+use crate::web::form::encode;
+use crate::web::http::Reply;
+use crate::web::i18n::{Catalog, Lang};
+
+/// The frame around every page: language, assets, the logged-in bar.
+pub struct Chrome {
+    pub lang: &'static str,
+    pub title: String,
+    pub css_href: String,
+    pub icon_href: String,
+    pub switch_lang_href: String,
+    pub switch_lang_code: &'static str,
+    pub user: Option<UserBar>,
+}
+
+/// The header of a logged-in page.
+pub struct UserBar {
+    pub signed_in_text: String,
+    pub unread_text: String,
+    pub csrf_token: String,
+}
+
+impl Chrome {
+    /// `path` is the page's own path, for the switch-language link.
+    pub fn new(t: &Catalog, title_key: &str, path: &str, user: Option<UserBar>) -> Chrome {
+        let other = t.lang().other();
+        Chrome {
+            lang: t.lang().code(),
+            title: t.get(title_key).to_string(),
+            css_href: assets::url("webmail.css"),
+            icon_href: assets::url("favicon.svg"),
+            switch_lang_href: format!("{path}?lang={}", other.code()),
+            switch_lang_code: other.code(),
+            user,
+        }
+    }
+}
+
+impl UserBar {
+    pub fn new(t: &Catalog, user: &str, unread: usize, csrf_token: &str) -> UserBar {
+        UserBar {
+            signed_in_text: t.fill("nav.signed_in_as", &[("user", user)]),
+            unread_text: t.fill("nav.unread", &[("count", &unread.to_string())]),
+            csrf_token: csrf_token.to_string(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "webmail/login.html")]
+pub struct LoginPage<'a> {
+    pub t: &'a Catalog,
+    pub chrome: Chrome,
+    pub csrf_token: String,
+    pub address: String,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+/// One line of the message list.
+pub struct MessageRow {
+    pub href: String,
+    pub from: String,
+    pub subject: String,
+    pub date: String,
+    pub iso_date: String,
+    pub size: String,
+    pub seen: bool,
+}
+
+#[derive(Template)]
+#[template(path = "webmail/inbox.html")]
+pub struct InboxPage<'a> {
+    pub t: &'a Catalog,
+    pub chrome: Chrome,
+    pub rows: Vec<MessageRow>,
+    pub total_text: String,
+    pub pages: usize,
+    pub page_of_text: String,
+    pub prev_href: Option<String>,
+    pub next_href: Option<String>,
+}
+
+pub struct AttachmentRow {
+    pub name: String,
+    pub content_type: String,
+    pub size: String,
+}
+
+#[derive(Template)]
+#[template(path = "webmail/message.html")]
+pub struct MessagePage<'a> {
+    pub t: &'a Catalog,
+    pub chrome: Chrome,
+    pub subject: String,
+    pub from: String,
+    pub to: String,
+    pub cc: String,
+    pub date: String,
+    /// The link that shows remote images, when some were blocked.
+    pub show_images_href: Option<String>,
+    /// Where the sandboxed frame loads the sanitized HTML from.
+    pub html_src: Option<String>,
+    pub text: Option<String>,
+    pub attachments: Vec<AttachmentRow>,
+}
+
+/// The sanitized HTML body as its own document (for the sandboxed frame).
+#[derive(Template)]
+#[template(path = "webmail/body.html")]
+pub struct BodyDocument<'a> {
+    pub html: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "webmail/error.html")]
+pub struct ErrorPage<'a> {
+    pub t: &'a Catalog,
+    pub chrome: Chrome,
+    pub heading: String,
+    pub message: String,
+}
+
+/// Renders a page into a reply; a template failure is logged and becomes a
+/// plain 500 rather than a half page.
+pub fn render(status: u16, page: &impl Template) -> Reply {
+    match page.render() {
+        Ok(html) => Reply::html(status, html),
+        Err(err) => {
+            tracing::error!(%err, "page template failed to render");
+            Reply::text(500, "500 Internal Server Error")
+        }
+    }
+}
+
+/// The kinds of error page, each with its status and catalog strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    NotFound,
+    BadRequest,
+    BadPage,
+    FormExpired,
+    TooLarge,
+    Method,
+    Forbidden,
+    Internal,
+}
+
+impl Problem {
+    fn parts(self) -> (u16, &'static str, &'static str) {
+        match self {
+            Problem::NotFound => (404, "error.not_found_title", "error.not_found"),
+            Problem::BadRequest => (400, "error.bad_request_title", "error.bad_request"),
+            Problem::BadPage => (400, "error.bad_request_title", "error.bad_page"),
+            Problem::FormExpired => (403, "error.form_expired_title", "error.form_expired"),
+            Problem::TooLarge => (413, "error.too_large_title", "error.too_large"),
+            Problem::Method => (405, "error.method_title", "error.method"),
+            Problem::Forbidden => (403, "error.forbidden_title", "error.forbidden"),
+            Problem::Internal => (500, "error.internal_title", "error.internal"),
+        }
+    }
+}
+
+/// A localized error page that says what is wrong and what to do.
+pub fn problem(lang: Lang, problem: Problem, user: Option<UserBar>) -> Reply {
+    let t = lang.catalog();
+    let (status, heading, message) = problem.parts();
+    let page = ErrorPage {
+        t,
+        chrome: Chrome::new(t, heading, "/mail", user),
+        heading: t.get(heading).to_string(),
+        message: t.get(message).to_string(),
+    };
+    render(status, &page)
+}
+
+/// The path of a message's page.
+pub fn message_href(id: &str) -> String {
+    format!("/mail/message/{}", encode(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_and_senders_are_escaped() {
+        let t = Lang::Ko.catalog();
+        let page = InboxPage {
+            t,
+            chrome: Chrome::new(t, "inbox.title", "/mail", None),
+            rows: vec![MessageRow {
+                href: message_href("abc"),
+                from: "\"Evil\" <evil@example.com>".into(),
+                subject: "<script>alert(1)</script>".into(),
+                date: "14:07".into(),
+                iso_date: String::new(),
+                size: "1 KB".into(),
+                seen: false,
+            }],
+            total_text: String::new(),
+            pages: 1,
+            page_of_text: String::new(),
+            prev_href: None,
+            next_href: None,
+        };
+        let html = page.render().unwrap();
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(
+            html.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+                || html.contains("&lt;script&gt;")
+        );
+        assert!(!html.contains("<evil@"));
+        assert!(html.contains("<html lang=\"ko\">"));
+        assert!(html.contains(t.get("inbox.unread_label")));
+    }
+
+    #[test]
+    fn message_text_and_headers_are_escaped() {
+        let t = Lang::En.catalog();
+        let page = MessagePage {
+            t,
+            chrome: Chrome::new(t, "inbox.title", "/mail/message/x", None),
+            subject: "<script>x</script>".into(),
+            from: "<img src=x onerror=alert(1)>".into(),
+            to: String::new(),
+            cc: String::new(),
+            date: String::new(),
+            show_images_href: None,
+            html_src: None,
+            text: Some("</pre><script>alert(2)</script>".into()),
+            attachments: vec![AttachmentRow {
+                name: "<b>a.pdf".into(),
+                content_type: "application/pdf".into(),
+                size: "1 KB".into(),
+            }],
+        };
+        let html = page.render().unwrap();
+        assert!(!html.contains("<script>"));
+        assert!(!html.contains("<img src=x"));
+        assert!(!html.contains("<b>a.pdf"));
+        assert!(html.contains("<html lang=\"en\">"));
+    }
+
+    #[test]
+    fn error_pages_are_localized() {
+        let reply = problem(Lang::Ko, Problem::NotFound, None);
+        assert_eq!(reply.status, 404);
+        let body = String::from_utf8(reply.body).unwrap();
+        assert!(body.contains(Lang::Ko.catalog().get("error.not_found")));
+        let reply = problem(Lang::En, Problem::FormExpired, None);
+        assert_eq!(reply.status, 403);
+    }
+}
