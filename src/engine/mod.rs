@@ -1,1 +1,165 @@
-//! (placeholder, being written)
+//! The engine role: receives mail by SMTP, keeps it in the spool, and
+//! delivers it (local mail over LMTP to the mailbox role).
+//!
+//! Owns: the SMTP listeners (`smtp`), the spool and queue (`queue`), the
+//! delivery clients (`delivery`), and the threads that run them.
+//!
+//! Invariants:
+//! - `start` returns only once every listener is bound and the spool is
+//!   recovered; a bind error names the address.
+//! - Mail accepted before a crash is delivered after the restart: the worker
+//!   starts from everything `Spool::recover` found.
+//! - The engine reads the directory only through the snapshot; it keeps
+//!   accepting mail while the mailbox role is down (mail waits in the queue).
+//!
+//! Reads untrusted input: yes, through `smtp` (see there).
+
+pub mod delivery;
+pub mod queue;
+pub mod smtp;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use smol::Executor;
+
+use crate::config::Config;
+use crate::directory::snapshot::SnapshotWatcher;
+use queue::{QueueWorker, Spool, SpoolError};
+use smtp::{Port, SmtpContext};
+
+/// Threads running the engine's executor (the machine may have few cores).
+const MAX_THREADS: usize = 4;
+
+pub struct EngineContext {
+    pub config: Arc<Config>,
+    pub directory: Arc<SnapshotWatcher>,
+    pub tls: Arc<rustls::ServerConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot listen for SMTP ({port}) on {addr}: {source} (is another mail server running? change [engine] in appliance.toml)")]
+    Bind {
+        port: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the spool: {0}")]
+    Spool(#[from] SpoolError),
+    #[error("cannot start an engine thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Keeps the engine running; `wait` blocks while it runs.
+pub struct EngineHandle {
+    threads: Vec<JoinHandle<()>>,
+    smtp_addr: SocketAddr,
+    submission_addr: SocketAddr,
+    submissions_addr: SocketAddr,
+}
+
+impl EngineHandle {
+    /// Blocks until the engine threads end (normally never).
+    pub fn wait(self) {
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+
+    /// The bound MX address (useful when the configuration said port 0).
+    pub fn smtp_addr(&self) -> SocketAddr {
+        self.smtp_addr
+    }
+
+    pub fn submission_addr(&self) -> SocketAddr {
+        self.submission_addr
+    }
+
+    pub fn submissions_addr(&self) -> SocketAddr {
+        self.submissions_addr
+    }
+}
+
+/// Binds the SMTP listeners, recovers the spool and starts delivery.
+pub fn start(ctx: EngineContext) -> Result<EngineHandle, EngineError> {
+    let engine = &ctx.config.engine;
+    let spool = Arc::new(Spool::open(&ctx.config.spool_dir())?);
+    let recovered = spool.recover()?;
+    if !recovered.is_empty() {
+        tracing::info!(
+            messages = recovered.len(),
+            "recovered queued mail from the spool"
+        );
+    }
+    let mut listeners = Vec::new();
+    let mut bound = Vec::new();
+    for (port, addr) in [
+        (Port::Mx, engine.smtp_listen),
+        (Port::Submission, engine.submission_listen),
+        (Port::Submissions, engine.submissions_listen),
+    ] {
+        let bind_error = |source| EngineError::Bind {
+            port: port.name(),
+            addr,
+            source,
+        };
+        let listener = smtp::server::bind(addr).map_err(bind_error)?;
+        bound.push(listener.local_addr().map_err(bind_error)?);
+        listeners.push((port, listener));
+    }
+
+    let (new_mail, new_mail_rx) = smol::channel::unbounded();
+    let smtp_ctx = Arc::new(SmtpContext {
+        config: ctx.config.clone(),
+        directory: ctx.directory.clone(),
+        tls: futures_rustls::TlsAcceptor::from(ctx.tls.clone()),
+        spool: spool.clone(),
+        new_mail,
+    });
+    let executor = Arc::new(Executor::new());
+    let worker = QueueWorker::new(
+        ctx.config.clone(),
+        ctx.directory.clone(),
+        spool,
+        new_mail_rx,
+        recovered,
+    );
+    executor.spawn(worker.run()).detach();
+    for ((port, listener), addr) in listeners.into_iter().zip(&bound) {
+        tracing::info!(port = port.name(), addr = %addr, "SMTP listening");
+        executor
+            .spawn(smtp::server::serve(
+                smtp_ctx.clone(),
+                listener,
+                port,
+                executor.clone(),
+            ))
+            .detach();
+    }
+
+    let count = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS);
+    let mut threads = Vec::new();
+    for i in 0..count {
+        let executor = executor.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("engine-{i}"))
+            .spawn(move || smol::block_on(executor.run(smol::future::pending::<()>())))
+            .map_err(EngineError::Thread)?;
+        threads.push(thread);
+    }
+    Ok(EngineHandle {
+        threads,
+        smtp_addr: bound[0],
+        submission_addr: bound[1],
+        submissions_addr: bound[2],
+    })
+}

@@ -1,2 +1,75 @@
 //! The mailbox role: directory, message store, LMTP local delivery, web.
+//!
+//! Owns: `directory.db`, the store folder, the control socket, and the LMTP,
+//! HTTPS and HTTP listeners (all through the modules it starts).
+//!
+//! Invariant: this role is the only one that opens the directory database
+//! and the store; the engine sees the directory through the snapshot file
+//! and reaches the store only through LMTP.
+
 pub mod lmtp;
+pub mod local_delivery;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::store::Store;
+
+pub struct MailboxHandle {
+    admin_password: Option<String>,
+    lmtp: lmtp::LmtpHandle,
+    web: crate::web::WebHandle,
+}
+
+/// Opens the directory and store and starts LMTP, the web and the control socket.
+pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<MailboxHandle> {
+    let directory = Arc::new(Directory::open(
+        &config.directory_db(),
+        &config.directory_snapshot(),
+    )?);
+    let admin_password = directory.ensure_admin()?;
+    let store = Arc::new(Store::open(&config.store_dir(), &config.node.name)?);
+    crate::control::serve(&config.control_socket(), directory.clone())?;
+    let delivery = Arc::new(local_delivery::MailboxDelivery::new(
+        directory.clone(),
+        store.clone(),
+    ));
+    let lmtp = lmtp::start(
+        config.mailbox.lmtp_listen,
+        config.node.hostname.clone(),
+        delivery,
+    )?;
+    let web = crate::web::start(crate::web::WebContext {
+        config: config.clone(),
+        store,
+        directory,
+        tls,
+    })?;
+    Ok(MailboxHandle {
+        admin_password,
+        lmtp,
+        web,
+    })
+}
+
+impl MailboxHandle {
+    pub fn print_summary(&self, config: &Config) {
+        let m = &config.mailbox;
+        println!("  LMTP (local delivery) lmtp://{}", m.lmtp_listen);
+        println!("  webmail and console   https://{}", m.https_listen);
+        println!("  redirect to HTTPS     http://{}", m.http_listen);
+        println!("  control socket        {}", config.control_socket().display());
+        if let Some(password) = &self.admin_password {
+            println!();
+            println!("  Console admin account: admin");
+            println!("  Console admin password (shown only this once): {password}");
+            println!();
+        }
+    }
+
+    pub fn wait(self) {
+        self.web.wait();
+        self.lmtp.wait();
+    }
+}

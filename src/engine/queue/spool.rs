@@ -1,0 +1,306 @@
+//! The spool: accepted messages on disk until every recipient is final.
+//!
+//! Owns, under `Config::spool_dir()`, folders whose names are the states a
+//! message can be in (like Postfix's queue folders):
+//! - `incoming/`  files being written; never acknowledged. Emptied on start.
+//! - `queue/`     `<id>.eml` (the message, Received: header included) and
+//!   `<id>.json` (its `Envelope`). A message is queued exactly when its
+//!   `.json` file is in `queue/`.
+//! - `corrupt/`   envelopes that could not be read, set aside for the admin,
+//!   never deleted by the engine.
+//!
+//! Invariants:
+//! - Accepting writes both files in `incoming/`, fsyncs them, links the
+//!   message then the envelope into `queue/` (a link never replaces an
+//!   existing name), unlinks them from `incoming/`, and fsyncs `queue/`. That last
+//!   fsync is the step that makes the message durable; only after it may the
+//!   SMTP session send 250.
+//! - Envelope updates are atomic: write to `incoming/`, fsync, rename over the
+//!   old envelope, fsync `queue/`. A crash leaves the old or the new state.
+//! - Removal deletes the envelope first: a crash in between leaves an orphan
+//!   `.eml` that recovery deletes, never an envelope without its message.
+//! - Files are owner-only (0600), folders 0700. All calls block: call them
+//!   from `smol::unblock`.
+//!
+//! Reads untrusted input: message bytes are stored as given; envelope files
+//! are parsed on recovery and set aside if damaged.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::envelope::Envelope;
+use super::id::QueueId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("spool envelope {path} is damaged: {message}")]
+    Corrupt { path: PathBuf, message: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub struct Spool {
+    incoming: PathBuf,
+    queue: PathBuf,
+    corrupt: PathBuf,
+}
+
+impl Spool {
+    /// Opens (creating if needed) the spool folders under `root`.
+    pub fn open(root: &Path) -> Result<Spool, SpoolError> {
+        let spool = Spool {
+            incoming: root.join("incoming"),
+            queue: root.join("queue"),
+            corrupt: root.join("corrupt"),
+        };
+        for dir in [&spool.incoming, &spool.queue, &spool.corrupt] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_err(dir))?;
+        }
+        Ok(spool)
+    }
+
+    pub fn message_path(&self, id: &QueueId) -> PathBuf {
+        self.queue.join(format!("{id}.eml"))
+    }
+
+    fn envelope_path(&self, id: &QueueId) -> PathBuf {
+        self.queue.join(format!("{id}.json"))
+    }
+
+    /// Writes a new message and its envelope durably (see the invariants).
+    pub fn accept(
+        &self,
+        id: &QueueId,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<(), SpoolError> {
+        let tmp_message = self.incoming.join(format!("{id}.eml"));
+        let tmp_envelope = self.incoming.join(format!("{id}.json"));
+        let written = write_synced(&tmp_message, message)
+            .and_then(|()| write_synced(&tmp_envelope, &envelope_bytes(envelope)?))
+            // Linking (not renaming) fails if the name is taken: an id is
+            // never overwritten. The envelope goes last: it makes it queued.
+            .and_then(|()| link_new(&tmp_message, &self.message_path(id)))
+            .and_then(|()| link_new(&tmp_envelope, &self.envelope_path(id)));
+        let _ = fs::remove_file(&tmp_message);
+        let _ = fs::remove_file(&tmp_envelope);
+        written?;
+        // Durable from here: both new names in queue/ are recorded on disk.
+        sync_dir(&self.queue)
+    }
+
+    /// Replaces the envelope of a queued message atomically.
+    pub fn save_envelope(&self, id: &QueueId, envelope: &Envelope) -> Result<(), SpoolError> {
+        let tmp = self.incoming.join(format!("{id}.json.update"));
+        let _ = fs::remove_file(&tmp);
+        write_synced(&tmp, &envelope_bytes(envelope)?)?;
+        let path = self.envelope_path(id);
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(&self.queue)
+    }
+
+    pub fn read_message(&self, id: &QueueId) -> Result<Vec<u8>, SpoolError> {
+        let path = self.message_path(id);
+        fs::read(&path).map_err(io_err(&path))
+    }
+
+    /// Takes a finished message out of the queue.
+    pub fn remove(&self, id: &QueueId) -> Result<(), SpoolError> {
+        let envelope = self.envelope_path(id);
+        fs::remove_file(&envelope).map_err(io_err(&envelope))?;
+        let message = self.message_path(id);
+        if let Err(e) = fs::remove_file(&message) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(io_err(&message)(e));
+            }
+        }
+        sync_dir(&self.queue)
+    }
+
+    /// Called once at start, before any session runs: empties `incoming/`,
+    /// sets damaged envelopes aside, deletes orphan messages, and returns every
+    /// queued envelope, oldest first.
+    pub fn recover(&self) -> Result<Vec<Envelope>, SpoolError> {
+        for entry in fs::read_dir(&self.incoming).map_err(io_err(&self.incoming))? {
+            let path = entry.map_err(io_err(&self.incoming))?.path();
+            tracing::info!(path = %path.display(), "discarding a message that was never acknowledged");
+            fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+        let mut envelopes = Vec::new();
+        let mut orphans = Vec::new();
+        for entry in fs::read_dir(&self.queue).map_err(io_err(&self.queue))? {
+            let path = entry.map_err(io_err(&self.queue))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let parsed = name
+                .split_once('.')
+                .and_then(|(stem, ext)| Some((QueueId::parse(stem)?, ext)));
+            match parsed {
+                Some((id, "json")) => match self.load(&id, &path) {
+                    Ok(envelope) => envelopes.push(envelope),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "setting a damaged queue entry aside in spool/corrupt");
+                        self.set_aside(&id)?;
+                    }
+                },
+                Some((id, "eml")) => orphans.push(id),
+                _ => {
+                    tracing::warn!(path = %path.display(), "ignoring an unknown file in the queue folder")
+                }
+            }
+        }
+        for id in orphans {
+            let path = self.message_path(&id);
+            // Its envelope may have been set aside above, taking it along.
+            if path.exists() && !self.envelope_path(&id).exists() {
+                tracing::info!(queue_id = %id, "deleting a message file without an envelope");
+                fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
+        envelopes.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(envelopes)
+    }
+
+    fn load(&self, id: &QueueId, path: &Path) -> Result<Envelope, SpoolError> {
+        let corrupt = |message: String| SpoolError::Corrupt {
+            path: path.to_path_buf(),
+            message,
+        };
+        let bytes = fs::read(path).map_err(io_err(path))?;
+        let envelope: Envelope =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if envelope.id != id.as_str() {
+            return Err(corrupt(format!("names queue id {:?}", envelope.id)));
+        }
+        if !self.message_path(id).exists() {
+            return Err(corrupt("its message file is missing".into()));
+        }
+        Ok(envelope)
+    }
+
+    /// Moves both files of `id` (whichever exist) into `corrupt/`.
+    fn set_aside(&self, id: &QueueId) -> Result<(), SpoolError> {
+        for ext in ["json", "eml"] {
+            let from = self.queue.join(format!("{id}.{ext}"));
+            if from.exists() {
+                let to = self.corrupt.join(format!("{id}.{ext}"));
+                fs::rename(&from, &to).map_err(io_err(&from))?;
+            }
+        }
+        sync_dir(&self.corrupt)?;
+        sync_dir(&self.queue)
+    }
+}
+
+fn envelope_bytes(envelope: &Envelope) -> Result<Vec<u8>, SpoolError> {
+    serde_json::to_vec_pretty(envelope).map_err(|e| SpoolError::Corrupt {
+        path: PathBuf::from(&envelope.id),
+        message: e.to_string(),
+    })
+}
+
+/// Creates `path` (it must not exist), writes `bytes` and fsyncs the file.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))?;
+    file.write_all(bytes).map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))
+}
+
+fn link_new(from: &Path, to: &Path) -> Result<(), SpoolError> {
+    fs::hard_link(from, to).map_err(io_err(to))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::envelope::{Recipient, RecipientState};
+    use super::*;
+
+    fn envelope(id: &QueueId) -> Envelope {
+        Envelope {
+            id: id.to_string(),
+            sender: "a@x.test".into(),
+            recipients: vec![Recipient::new("b@campus.test".into(), 5)],
+            arrived_at: 5,
+            size: 4,
+            body_8bit: false,
+            smtputf8: false,
+            authenticated: None,
+        }
+    }
+
+    #[test]
+    fn accept_then_recover_then_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let id = QueueId::generate();
+        let mut env = envelope(&id);
+        spool.accept(&id, &env, b"hi\r\n").unwrap();
+        assert!(
+            spool.accept(&id, &env, b"again").is_err(),
+            "ids are never overwritten"
+        );
+        assert_eq!(fs::read_dir(&spool.incoming).unwrap().count(), 0);
+
+        let reopened = Spool::open(dir.path()).unwrap();
+        assert_eq!(reopened.recover().unwrap(), vec![env.clone()]);
+        assert_eq!(reopened.read_message(&id).unwrap(), b"hi\r\n");
+
+        env.recipients[0].state = RecipientState::Delivered;
+        reopened.save_envelope(&id, &env).unwrap();
+        assert_eq!(reopened.recover().unwrap(), vec![env]);
+        reopened.remove(&id).unwrap();
+        assert!(reopened.recover().unwrap().is_empty());
+        assert!(!reopened.message_path(&id).exists());
+    }
+
+    #[test]
+    fn recovery_cleans_up_and_sets_damage_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let good = QueueId::generate();
+        spool.accept(&good, &envelope(&good), b"ok\r\n").unwrap();
+        // A crash mid-accept: files only in incoming/.
+        fs::write(spool.incoming.join("half.eml"), b"x").unwrap();
+        // A message whose envelope never arrived.
+        let orphan = QueueId::generate();
+        fs::write(spool.message_path(&orphan), b"x").unwrap();
+        // A damaged envelope.
+        let broken = QueueId::generate();
+        fs::write(spool.message_path(&broken), b"x").unwrap();
+        fs::write(spool.envelope_path(&broken), b"{ not json").unwrap();
+
+        let recovered = spool.recover().unwrap();
+        assert_eq!(recovered.len(), 1);
+        assert_eq!(recovered[0].id, good.as_str());
+        assert_eq!(fs::read_dir(&spool.incoming).unwrap().count(), 0);
+        assert!(!spool.message_path(&orphan).exists());
+        assert!(spool.corrupt.join(format!("{broken}.json")).exists());
+        assert!(spool.corrupt.join(format!("{broken}.eml")).exists());
+    }
+}
