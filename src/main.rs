@@ -14,7 +14,11 @@ use campusmail::directory::commands::{execute, DirectoryCommand};
 use campusmail::directory::Directory;
 
 #[derive(Parser)]
-#[command(name = "campusmail", version, about = "Campus mail appliance: SMTP, queues, store, webmail and console in one binary")]
+#[command(
+    name = "campusmail",
+    version,
+    about = "Campus mail appliance: SMTP, queues, store, webmail and console in one binary"
+)]
 struct Cli {
     /// Configuration file (else $CAMPUSMAIL_CONFIG, else ./campusmail-data/appliance.toml).
     #[arg(long, global = true, value_name = "PATH")]
@@ -144,7 +148,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Alias(c) => manage(
             &config_path,
             match c {
-                AliasCommand::Add { alias, targets } => DirectoryCommand::AliasAdd { alias, targets },
+                AliasCommand::Add { alias, targets } => {
+                    DirectoryCommand::AliasAdd { alias, targets }
+                }
                 AliasCommand::List => DirectoryCommand::AliasList,
             },
         ),

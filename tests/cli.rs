@@ -10,26 +10,54 @@ use common::*;
 fn directory_commands_while_stopped_and_while_running() {
     let mut node = Node::new();
     // Stopped: the command opens the database itself.
-    let out = node.cli(&["user", "add", "alice@campus.test", "--password-stdin"], Some("alice-secret-pw"));
+    let out = node.cli(
+        &["user", "add", "alice@campus.test", "--password-stdin"],
+        Some("alice-secret-pw"),
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("domain add campus.test"), "{err}");
 
     node.cli_ok(&["domain", "add", DOMAIN], None);
     node.add_user("alice");
-    assert!(node.cli_ok(&["user", "list"], None).contains("alice@campus.test\tenabled"));
+    assert!(node
+        .cli_ok(&["user", "list"], None)
+        .contains("alice@campus.test\tenabled"));
 
     // Running: the same commands go through the control socket.
     node.start("all");
-    assert!(node.admin_password.is_some(), "the admin password is printed on first start");
+    assert!(
+        node.admin_password.is_some(),
+        "the admin password is printed on first start"
+    );
     node.add_user("bob");
     let list = node.cli_ok(&["user", "list"], None);
     assert!(list.contains("bob@campus.test"), "{list}");
-    node.cli_ok(&["alias", "add", "office@campus.test", "alice@campus.test", "bob@campus.test"], None);
-    assert!(node.cli_ok(&["alias", "list"], None).contains("office@campus.test"));
+    node.cli_ok(
+        &[
+            "alias",
+            "add",
+            "office@campus.test",
+            "alice@campus.test",
+            "bob@campus.test",
+        ],
+        None,
+    );
+    assert!(node
+        .cli_ok(&["alias", "list"], None)
+        .contains("office@campus.test"));
 
     // The running engine sees the new user at once (the snapshot is republished).
-    let (ok, t) = swaks(&["--server", &node.smtp_addr(), "--to", "office@campus.test", "--from", "x@example.org", "--header", "Subject: To the office"]);
+    let (ok, t) = swaks(&[
+        "--server",
+        &node.smtp_addr(),
+        "--to",
+        "office@campus.test",
+        "--from",
+        "x@example.org",
+        "--header",
+        "Subject: To the office",
+    ]);
     assert!(ok, "{t}");
     let bob = node.web_login("bob");
     wait_until(30, || bob.inbox().contains("To the office").then_some(()))
@@ -39,21 +67,41 @@ fn directory_commands_while_stopped_and_while_running() {
         .expect("alias delivered to alice");
 
     // passwd: the old password stops working, the new one works.
-    node.cli_ok(&["user", "passwd", "bob@campus.test", "--password-stdin"], Some("bob-new-password"));
+    node.cli_ok(
+        &["user", "passwd", "bob@campus.test", "--password-stdin"],
+        Some("bob-new-password"),
+    );
     let web = Web::new(&node);
     assert_ne!(web.login("bob@campus.test", &password_of("bob")).0, 303);
     assert_eq!(web.login("bob@campus.test", "bob-new-password").0, 303);
 
     // disable: logins and new mail are refused.
     node.cli_ok(&["user", "disable", "bob@campus.test"], None);
-    assert!(node.cli_ok(&["user", "list"], None).contains("bob@campus.test\tdisabled"));
-    let (ok, t) = swaks(&["--server", &node.smtp_addr(), "--to", "bob@campus.test", "--from", "x@example.org"]);
+    assert!(node
+        .cli_ok(&["user", "list"], None)
+        .contains("bob@campus.test\tdisabled"));
+    let (ok, t) = swaks(&[
+        "--server",
+        &node.smtp_addr(),
+        "--to",
+        "bob@campus.test",
+        "--from",
+        "x@example.org",
+    ]);
     assert!(!ok);
     assert!(t.contains("550 5.2.1"), "{t}");
-    assert_ne!(Web::new(&node).login("bob@campus.test", "bob-new-password").0, 303);
+    assert_ne!(
+        Web::new(&node)
+            .login("bob@campus.test", "bob-new-password")
+            .0,
+        303
+    );
 
     // Errors are specific.
-    let out = node.cli(&["user", "add", "not-an-address", "--password-stdin"], Some("whatever-pw"));
+    let out = node.cli(
+        &["user", "add", "not-an-address", "--password-stdin"],
+        Some("whatever-pw"),
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid mail address"));
     let out = node.cli(&["user", "add", "carol@campus.test"], None);
@@ -79,7 +127,11 @@ fn configuration_errors_name_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("extra"), "{err}");
 
-    std::fs::write(&node.config, text.replace("max_line_bytes = 4096", "max_line_bytes = 10")).unwrap();
+    std::fs::write(
+        &node.config,
+        text.replace("max_line_bytes = 4096", "max_line_bytes = 10"),
+    )
+    .unwrap();
     let out = node.cli(&["run"], None);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("engine.max_line_bytes"), "{err}");
@@ -93,6 +145,12 @@ fn config_is_found_through_the_environment_variable() {
         .args(["domain", "add", "campus.test"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(node.cli_ok(&["domain", "list"], None).contains("campus.test"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(node
+        .cli_ok(&["domain", "list"], None)
+        .contains("campus.test"));
 }

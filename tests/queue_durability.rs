@@ -24,14 +24,13 @@ fn send(node: &Node, subject: &str) {
 
 fn wait_for_subject(node: &Node, subject: &str) {
     let web = node.web_login("alice");
-    wait_until(45, || web.inbox().contains(subject).then_some(()))
-        .unwrap_or_else(|| {
-            panic!(
-                "{subject:?} never delivered.\nengine log:\n{}\nmailbox log:\n{}",
-                node.log("engine"),
-                node.log("mailbox")
-            )
-        });
+    wait_until(45, || web.inbox().contains(subject).then_some(())).unwrap_or_else(|| {
+        panic!(
+            "{subject:?} never delivered.\nengine log:\n{}\nmailbox log:\n{}",
+            node.log("engine"),
+            node.log("mailbox")
+        )
+    });
 }
 
 fn users() -> Node {

@@ -39,14 +39,24 @@ fn mail_from_swaks_appears_in_the_webmail_inbox() {
         let page = web.inbox();
         page.contains("Lecture notes for week 3").then_some(page)
     })
-    .unwrap_or_else(|| panic!("message never reached the inbox; engine log: {}", node.log("all")));
+    .unwrap_or_else(|| {
+        panic!(
+            "message never reached the inbox; engine log: {}",
+            node.log("all")
+        )
+    });
     assert!(inbox.contains("prof.kim@example.org"), "{inbox}");
 
     let links = web.message_links();
     assert_eq!(links.len(), 1);
     let view = web.get(&links[0]);
     assert_eq!(view.status, 200);
-    assert!(view.body.contains("The notes are attached to the course page."), "{}", view.body);
+    assert!(
+        view.body
+            .contains("The notes are attached to the course page."),
+        "{}",
+        view.body
+    );
 
     // Bob's inbox is his own.
     let bob = node.web_login("bob");
@@ -61,22 +71,47 @@ fn bad_mail_gets_the_right_reply_and_stores_nothing() {
     let server = node.smtp_addr();
 
     // Unknown local recipient: 550 5.1.1.
-    let (ok, t) = swaks(&["--server", &server, "--to", "nobody@campus.test", "--from", "x@example.org"]);
+    let (ok, t) = swaks(&[
+        "--server",
+        &server,
+        "--to",
+        "nobody@campus.test",
+        "--from",
+        "x@example.org",
+    ]);
     assert!(!ok);
     assert!(t.contains("550 5.1.1"), "{t}");
 
     // Relay attempt without AUTH: refused, never an open relay.
-    let (ok, t) = swaks(&["--server", &server, "--to", "someone@elsewhere.example", "--from", "x@example.org"]);
+    let (ok, t) = swaks(&[
+        "--server",
+        &server,
+        "--to",
+        "someone@elsewhere.example",
+        "--from",
+        "x@example.org",
+    ]);
     assert!(!ok);
     assert!(t.contains("554 5.7.1"), "{t}");
 
     // Oversized message (the test config allows 200000 bytes).
     let big = "x".repeat(70);
-    let body = std::iter::repeat_n(big.as_str(), 4000).collect::<Vec<_>>().join("\n");
+    let body = std::iter::repeat_n(big.as_str(), 4000)
+        .collect::<Vec<_>>()
+        .join("\n");
     let body_file = node.data().join("big-body.txt");
     std::fs::write(&body_file, body).unwrap();
     let body_arg = format!("@{}", body_file.display());
-    let (ok, t) = swaks(&["--server", &server, "--to", &address_of("alice"), "--from", "x@example.org", "--body", &body_arg]);
+    let (ok, t) = swaks(&[
+        "--server",
+        &server,
+        "--to",
+        &address_of("alice"),
+        "--from",
+        "x@example.org",
+        "--body",
+        &body_arg,
+    ]);
     assert!(!ok);
     assert!(t.contains("552 5.3.4"), "{t}");
 
@@ -88,7 +123,16 @@ fn bad_mail_gets_the_right_reply_and_stores_nothing() {
 
     // A text line longer than max_line_bytes (4096).
     let long_line = "y".repeat(5000);
-    let (ok, t) = swaks(&["--server", &server, "--to", &address_of("alice"), "--from", "x@example.org", "--body", &long_line]);
+    let (ok, t) = swaks(&[
+        "--server",
+        &server,
+        "--to",
+        &address_of("alice"),
+        "--from",
+        "x@example.org",
+        "--body",
+        &long_line,
+    ]);
     assert!(!ok);
     assert!(t.contains("5.5.2") || t.contains("5.6.0"), "{t}");
 
@@ -113,7 +157,10 @@ fn smtp_smuggling_with_bare_lf_is_rejected_not_misparsed() {
         b"Subject: first\r\n\r\nhello\n.\nMAIL FROM:<boss@campus.test>\r\nRCPT TO:<alice@campus.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nsend money\r\n.\r\n",
     );
     let reply = raw.reply();
-    assert!(reply.starts_with("550 5.6.0") || reply.starts_with("554"), "{reply}");
+    assert!(
+        reply.starts_with("550 5.6.0") || reply.starts_with("554"),
+        "{reply}"
+    );
     // The session is still in sync: the next command gets its own reply.
     let noop = raw.cmd("NOOP");
     assert!(noop.starts_with("250"), "{noop}");
@@ -121,7 +168,16 @@ fn smtp_smuggling_with_bare_lf_is_rejected_not_misparsed() {
 
     // A message with CRLF ends is still accepted on a fresh session, so the
     // rejection above was about the bare LF, and nothing was stored.
-    let (ok, t) = swaks(&["--server", &node.smtp_addr(), "--to", &address_of("alice"), "--from", "a@example.org", "--header", "Subject: clean"]);
+    let (ok, t) = swaks(&[
+        "--server",
+        &node.smtp_addr(),
+        "--to",
+        &address_of("alice"),
+        "--from",
+        "a@example.org",
+        "--header",
+        "Subject: clean",
+    ]);
     assert!(ok, "{t}");
     let inbox = wait_until(30, || {
         let page = web.inbox();

@@ -97,9 +97,15 @@ fn auth_before_starttls_and_mail_without_auth_are_refused() {
     let mut raw = RawSmtp::connect(&submission(&node));
     let ehlo = raw.cmd("EHLO client.example.org");
     assert!(ehlo.contains("STARTTLS"), "{ehlo}");
-    assert!(!ehlo.contains("AUTH"), "AUTH must not be offered before TLS: {ehlo}");
-    let creds = base64::engine::general_purpose::STANDARD
-        .encode(format!("\0{}\0{}", address_of("alice"), password_of("alice")));
+    assert!(
+        !ehlo.contains("AUTH"),
+        "AUTH must not be offered before TLS: {ehlo}"
+    );
+    let creds = base64::engine::general_purpose::STANDARD.encode(format!(
+        "\0{}\0{}",
+        address_of("alice"),
+        password_of("alice")
+    ));
     let r = raw.cmd(&format!("AUTH PLAIN {creds}"));
     assert!(r.starts_with("538 5.7.11"), "{r}");
     let r = raw.cmd("MAIL FROM:<alice@campus.test>");
@@ -132,8 +138,11 @@ fn authenticated_users_may_relay_and_the_mx_port_never_offers_auth() {
 
     let mut raw = RawSmtp::connect(&node.smtp_addr());
     raw.cmd("EHLO client.example.org");
-    let creds = base64::engine::general_purpose::STANDARD
-        .encode(format!("\0{}\0{}", address_of("alice"), password_of("alice")));
+    let creds = base64::engine::general_purpose::STANDARD.encode(format!(
+        "\0{}\0{}",
+        address_of("alice"),
+        password_of("alice")
+    ));
     let r = raw.cmd(&format!("AUTH PLAIN {creds}"));
     assert!(r.starts_with('5'), "AUTH on the MX port: {r}");
 }

@@ -99,7 +99,9 @@ pub fn run(config: Config, role: Role) -> anyhow::Result<()> {
             println!("  SMTP (MX)             smtp://{}", e.smtp_listen);
             println!("  submission (STARTTLS) smtp://{}", e.submission_listen);
             println!("  submission (TLS)      smtps://{}", e.submissions_listen);
-            println!("  local delivery to     lmtp://{}", e.lmtp_target);
+            if role == Role::Engine {
+                println!("  local delivery to     lmtp://{}", e.lmtp_target);
+            }
             Some(handle)
         }
         Role::Mailbox => None,

@@ -348,10 +348,8 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_key() {
-        let err = parse(
-            "[node]\nname=\"a\"\nhostname=\"m.x.test\"\n[engine]\nmax_line_bytes=10\n",
-        )
-        .unwrap_err();
+        let err = parse("[node]\nname=\"a\"\nhostname=\"m.x.test\"\n[engine]\nmax_line_bytes=10\n")
+            .unwrap_err();
         assert!(err.to_string().contains("engine.max_line_bytes"), "{err}");
         let err = parse("[node]\nname=\"a b\"\nhostname=\"m.x.test\"\n").unwrap_err();
         assert!(err.to_string().contains("node.name"), "{err}");

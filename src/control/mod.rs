@@ -144,16 +144,33 @@ mod tests {
         serve(&sock, directory.clone()).unwrap();
         let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let reply = send(&sock, &DirectoryCommand::DomainAdd { domain: "campus.test".into() })
-            .unwrap()
-            .unwrap();
+        let reply = send(
+            &sock,
+            &DirectoryCommand::DomainAdd {
+                domain: "campus.test".into(),
+            },
+        )
+        .unwrap()
+        .unwrap();
         assert!(reply.ok, "{}", reply.output);
-        let reply = send(&sock, &DirectoryCommand::DomainAdd { domain: "campus.test".into() })
-            .unwrap()
-            .unwrap();
+        let reply = send(
+            &sock,
+            &DirectoryCommand::DomainAdd {
+                domain: "campus.test".into(),
+            },
+        )
+        .unwrap()
+        .unwrap();
         assert!(!reply.ok);
         assert!(reply.output.contains("already exists"));
-        assert!(matches!(serve(&sock, directory), Err(ControlError::AlreadyRunning(_))));
-        assert!(send(&dir.path().join("none.sock"), &DirectoryCommand::UserList).unwrap().is_none());
+        assert!(matches!(
+            serve(&sock, directory),
+            Err(ControlError::AlreadyRunning(_))
+        ));
+        assert!(
+            send(&dir.path().join("none.sock"), &DirectoryCommand::UserList)
+                .unwrap()
+                .is_none()
+        );
     }
 }

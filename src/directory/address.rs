@@ -17,7 +17,9 @@ pub fn is_valid_domain(domain: &str) -> bool {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     })
 }
 
@@ -67,7 +69,16 @@ mod tests {
 
     #[test]
     fn bad_addresses_are_refused() {
-        for bad in ["", "alice", "@campus.test", "a@b", "a b@campus.test", "a@-x.test", "a..b@x.test", "<a>@x.test"] {
+        for bad in [
+            "",
+            "alice",
+            "@campus.test",
+            "a@b",
+            "a b@campus.test",
+            "a@-x.test",
+            "a..b@x.test",
+            "<a>@x.test",
+        ] {
             assert_eq!(normalize_address(bad), None, "{bad}");
         }
     }

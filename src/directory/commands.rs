@@ -25,7 +25,10 @@ pub enum DirectoryCommand {
 }
 
 /// Runs `command` and returns the text to show the admin.
-pub fn execute(directory: &Directory, command: &DirectoryCommand) -> Result<String, DirectoryError> {
+pub fn execute(
+    directory: &Directory,
+    command: &DirectoryCommand,
+) -> Result<String, DirectoryError> {
     use DirectoryCommand::*;
     Ok(match command {
         DomainAdd { domain } => {

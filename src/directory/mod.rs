@@ -79,19 +79,24 @@ pub struct Directory {
 impl Directory {
     /// Opens (or creates) the directory database and publishes a fresh snapshot.
     pub fn open(db_path: &Path, snapshot_path: &Path) -> Result<Directory, DirectoryError> {
-        let db = sled::Config::new().path(db_path).open().map_err(|e| match e {
-            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                DirectoryError::Locked {
-                    path: db_path.to_path_buf(),
-                    source: e,
+        let db = sled::Config::new()
+            .path(db_path)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    DirectoryError::Locked {
+                        path: db_path.to_path_buf(),
+                        source: e,
+                    }
                 }
-            }
-            sled::Error::Io(ref io) if io.to_string().contains("lock") => DirectoryError::Locked {
-                path: db_path.to_path_buf(),
-                source: e,
-            },
-            other => DirectoryError::Db(other),
-        })?;
+                sled::Error::Io(ref io) if io.to_string().contains("lock") => {
+                    DirectoryError::Locked {
+                        path: db_path.to_path_buf(),
+                        source: e,
+                    }
+                }
+                other => DirectoryError::Db(other),
+            })?;
         let directory = Directory {
             domains: db.open_tree("domains")?,
             users: db.open_tree("users")?,
@@ -109,7 +114,8 @@ impl Directory {
         let mut snap = DirectorySnapshot::default();
         for item in self.domains.iter() {
             let (k, _) = item?;
-            snap.domains.insert(String::from_utf8_lossy(&k).into_owned());
+            snap.domains
+                .insert(String::from_utf8_lossy(&k).into_owned());
         }
         for user in self.users()? {
             snap.users.insert(
@@ -255,7 +261,10 @@ impl Directory {
             .iter()
             .map(|r| {
                 let (k, v) = r?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), serde_json::from_slice(&v)?))
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    serde_json::from_slice(&v)?,
+                ))
             })
             .collect()
     }
@@ -267,7 +276,11 @@ impl Directory {
             return Ok(Vec::new());
         };
         if let Some(user) = self.user(&address)? {
-            return Ok(if user.enabled { vec![user.address] } else { Vec::new() });
+            return Ok(if user.enabled {
+                vec![user.address]
+            } else {
+                Vec::new()
+            });
         }
         match self.aliases.get(&address)? {
             Some(v) => {
@@ -360,7 +373,10 @@ mod tests {
             Err(DirectoryError::UnknownDomain(_))
         ));
         d.add_domain("Campus.Test").unwrap();
-        assert_eq!(d.add_user("Alice@campus.test", "alice-password").unwrap(), "alice@campus.test");
+        assert_eq!(
+            d.add_user("Alice@campus.test", "alice-password").unwrap(),
+            "alice@campus.test"
+        );
         assert!(matches!(
             d.add_user("alice@campus.test", "alice-password"),
             Err(DirectoryError::AddressTaken(_))
@@ -384,9 +400,15 @@ mod tests {
             d.authenticate("bob@campus.test", "bob-password").unwrap(),
             AuthOutcome::BadCredentials
         );
-        d.add_alias("office@campus.test", &["bob@campus.test".into()]).unwrap();
-        assert_eq!(d.mailboxes_for("Office@campus.test").unwrap(), vec!["bob@campus.test"]);
-        assert!(d.add_alias("x@campus.test", &["ghost@campus.test".into()]).is_err());
+        d.add_alias("office@campus.test", &["bob@campus.test".into()])
+            .unwrap();
+        assert_eq!(
+            d.mailboxes_for("Office@campus.test").unwrap(),
+            vec!["bob@campus.test"]
+        );
+        assert!(d
+            .add_alias("x@campus.test", &["ghost@campus.test".into()])
+            .is_err());
         d.set_enabled("bob@campus.test", false).unwrap();
         assert_eq!(
             d.authenticate("bob@campus.test", "new-password").unwrap(),

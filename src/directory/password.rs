@@ -3,7 +3,9 @@
 //! Invariant: no plain password is ever stored or logged; only the PHC string
 //! made here is. Verification runs in constant time inside `argon2`.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 /// Shortest password the directory accepts.
@@ -50,6 +52,9 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong horse", &h));
         assert!(!verify_password("correct horse", "not a hash"));
-        assert!(matches!(hash_password("short"), Err(PasswordError::TooShort)));
+        assert!(matches!(
+            hash_password("short"),
+            Err(PasswordError::TooShort)
+        ));
     }
 }

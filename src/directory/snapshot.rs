@@ -230,9 +230,18 @@ mod tests {
             s.authenticate("alice@campus.test", "alice-password"),
             AuthOutcome::Accepted("alice@campus.test".into())
         );
-        assert_eq!(s.authenticate("alice@campus.test", "nope"), AuthOutcome::BadCredentials);
-        assert_eq!(s.authenticate("old@campus.test", "old-password"), AuthOutcome::Disabled);
-        assert_eq!(s.authenticate("ghost@campus.test", "x"), AuthOutcome::BadCredentials);
+        assert_eq!(
+            s.authenticate("alice@campus.test", "nope"),
+            AuthOutcome::BadCredentials
+        );
+        assert_eq!(
+            s.authenticate("old@campus.test", "old-password"),
+            AuthOutcome::Disabled
+        );
+        assert_eq!(
+            s.authenticate("ghost@campus.test", "x"),
+            AuthOutcome::BadCredentials
+        );
     }
 
     #[test]
@@ -245,6 +254,10 @@ mod tests {
         s.publish(&path).unwrap();
         assert_eq!(*watcher.current(), s);
         std::fs::write(&path, b"{ broken").unwrap();
-        assert_eq!(*watcher.current(), s, "a broken file keeps the last good snapshot");
+        assert_eq!(
+            *watcher.current(),
+            s,
+            "a broken file keeps the last good snapshot"
+        );
     }
 }

@@ -48,7 +48,9 @@ impl LocalDelivery for MailboxDelivery {
             .mailboxes_for(recipient)
             .map_err(|e| DeliveryFailure::Temporary(format!("directory lookup failed: {e}")))?;
         if mailboxes.is_empty() {
-            return Err(DeliveryFailure::Permanent(format!("{recipient}: no such user here")));
+            return Err(DeliveryFailure::Permanent(format!(
+                "{recipient}: no such user here"
+            )));
         }
         for mailbox in mailboxes {
             let id = self

@@ -59,7 +59,10 @@ impl MailboxHandle {
         println!("  LMTP (local delivery) lmtp://{}", m.lmtp_listen);
         println!("  webmail and console   https://{}", m.https_listen);
         println!("  redirect to HTTPS     http://{}", m.http_listen);
-        println!("  control socket        {}", config.control_socket().display());
+        println!(
+            "  control socket        {}",
+            config.control_socket().display()
+        );
         if let Some(password) = &self.admin_password {
             println!();
             println!("  Console admin account: admin");

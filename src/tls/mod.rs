@@ -47,10 +47,14 @@ pub fn ensure_certificate(config: &Config) -> Result<bool, TlsError> {
         "localhost".to_string(),
         "127.0.0.1".to_string(),
     ];
-    let made = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let made =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     write_file(&config.tls.cert, made.cert.pem().as_bytes(), 0o644)?;
-    write_file(&config.tls.key, made.signing_key.serialize_pem().as_bytes(), 0o600)?;
+    write_file(
+        &config.tls.key,
+        made.signing_key.serialize_pem().as_bytes(),
+        0o600,
+    )?;
     Ok(true)
 }
 

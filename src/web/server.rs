@@ -182,16 +182,18 @@ pub fn spawn_redirect_workers(
     Ok(handles)
 }
 
-/// `public_url` plus the path of `url` (no query, no host from the request).
-/// Anything odd in the path sends the browser to the front page instead.
+/// `public_url` plus the path and query of `url` (never a host from the
+/// request, so this is no open redirect); a bookmark such as
+/// `/mail?page=2` survives the move to HTTPS. Anything odd in the target
+/// sends the browser to the front page instead.
 pub fn redirect_location(public_url: &str, url: &str) -> String {
     let base = public_url.trim_end_matches('/');
     let (path, _) = split_url(url);
     let safe = path.starts_with('/')
         && !path.starts_with("//")
-        && path.bytes().all(|b| b.is_ascii_graphic());
+        && url.bytes().all(|b| b.is_ascii_graphic());
     if safe {
-        format!("{base}{path}")
+        format!("{base}{url}")
     } else {
         format!("{base}/")
     }
@@ -202,11 +204,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redirects_keep_only_the_path() {
+    fn redirects_keep_path_and_query_but_never_the_host() {
         let base = "https://mail.example.ac.kr";
         assert_eq!(
             redirect_location(base, "/mail?page=2"),
-            "https://mail.example.ac.kr/mail"
+            "https://mail.example.ac.kr/mail?page=2"
         );
         assert_eq!(
             redirect_location("https://mail.example.ac.kr/", "/login"),

@@ -67,13 +67,20 @@ impl Node {
             .args(["--config", config.to_str().unwrap(), "init"])
             .output()
             .expect("run campusmail init");
-        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let ports = Ports::pick();
         let text = std::fs::read_to_string(&config).unwrap();
         let text = text
             .replace("127.0.0.1:2525", &format!("127.0.0.1:{}", ports.smtp))
             .replace("127.0.0.1:2587", &format!("127.0.0.1:{}", ports.submission))
-            .replace("127.0.0.1:2465", &format!("127.0.0.1:{}", ports.submissions))
+            .replace(
+                "127.0.0.1:2465",
+                &format!("127.0.0.1:{}", ports.submissions),
+            )
             .replace("127.0.0.1:2424", &format!("127.0.0.1:{}", ports.lmtp))
             .replace("127.0.0.1:8443", &format!("127.0.0.1:{}", ports.https))
             .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", ports.http))
@@ -101,17 +108,27 @@ impl Node {
 
     pub fn add_user(&self, name: &str) {
         let address = format!("{name}@{DOMAIN}");
-        self.cli_ok(&["user", "add", &address, "--password-stdin"], Some(&password_of(name)));
+        self.cli_ok(
+            &["user", "add", &address, "--password-stdin"],
+            Some(&password_of(name)),
+        );
     }
 
     /// Runs a management command; returns its output.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new(BIN);
         cmd.arg("--config").arg(&self.config).args(args);
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn campusmail");
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(format!("{input}\n").as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{input}\n").as_bytes())
+                .unwrap();
         } else {
             drop(child.stdin.take());
         }
@@ -161,7 +178,10 @@ impl Node {
                 }
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("campusmail run --role {role} did not become ready: {}", self.log(role));
+                    panic!(
+                        "campusmail run --role {role} did not become ready: {}",
+                        self.log(role)
+                    );
                 }
             }
         }
@@ -255,7 +275,9 @@ pub struct RawSmtp {
 impl RawSmtp {
     pub fn connect(addr: &str) -> RawSmtp {
         let stream = TcpStream::connect(addr.parse::<SocketAddr>().unwrap()).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
         let mut raw = RawSmtp { stream, reader };
         let greeting = raw.reply();
@@ -357,7 +379,10 @@ impl Web {
     /// The CSRF token in a page's form.
     pub fn csrf_of(body: &str) -> String {
         let marker = "name=\"csrf_token\" value=\"";
-        let start = body.find(marker).map(|i| i + marker.len()).expect("a csrf_token field");
+        let start = body
+            .find(marker)
+            .map(|i| i + marker.len())
+            .expect("a csrf_token field");
         let end = body[start..].find('"').unwrap() + start;
         body[start..end].to_string()
     }
@@ -369,7 +394,11 @@ impl Web {
         let token = Web::csrf_of(&page.body);
         let r = self.post(
             "/login",
-            &[("address", address), ("password", password), ("csrf_token", &token)],
+            &[
+                ("address", address),
+                ("password", password),
+                ("csrf_token", &token),
+            ],
         );
         (r.status, r.body)
     }
