@@ -367,7 +367,7 @@ fn plain_http_redirects_and_the_internal_port_refuses_strangers() {
     assert_eq!(redirect.status, 301);
     assert_eq!(
         redirect.header("Location"),
-        Some("https://mail.example.ac.kr/mail")
+        Some("https://mail.example.ac.kr/mail?page=2")
     );
     let direct = plain(stack.web.internal_addr(), "/login");
     assert_eq!(direct.status, 403);
