@@ -1,0 +1,141 @@
+//! The webmail in a real browser (headless Chromium through chromedriver):
+//! a student on a phone-sized screen follows the plain-HTTP address, logs
+//! in, reads Korean and HTML mail, and logs out. This checks what curl
+//! cannot: that the browser accepts our cookies and CSP, applies the
+//! stylesheet, and that the pages fit a phone.
+
+mod common;
+
+use common::browser::Browser;
+use common::*;
+
+fn send_fixture(node: &Node, name: &str) {
+    let data = format!("@{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let (ok, t) = swaks(&[
+        "--server",
+        &node.smtp_addr(),
+        "--from",
+        "sender@campus.ac.kr",
+        "--to",
+        &address_of("alice"),
+        "--data",
+        &data,
+    ]);
+    assert!(ok, "{t}");
+}
+
+#[test]
+fn a_student_on_a_phone_logs_in_reads_mail_and_logs_out() {
+    let node = Node::with_users();
+    send_fixture(&node, "euc-kr.eml");
+    send_fixture(&node, "html-remote-images.eml");
+    let web = node.web_login("alice");
+    wait_until(30, || (web.message_links().len() == 2).then_some(()))
+        .unwrap_or_else(|| panic!("fixtures not delivered: {}", node.log("all")));
+
+    let browser = Browser::start(390, 844);
+    // Screenshots land in target/tmp for a person to look at.
+    let shot = |name: &str| {
+        browser.screenshot(
+            &std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.png")),
+        )
+    };
+
+    // The plain-HTTP address leads to the HTTPS login page, in Korean.
+    browser.goto(&format!("http://127.0.0.1:{}/", node.ports.http));
+    let url = browser.url();
+    assert!(
+        url.starts_with(&format!("https://127.0.0.1:{}/", node.ports.https)),
+        "{url}"
+    );
+    assert!(url.ends_with("/login"), "{url}");
+    assert_eq!(browser.eval("return document.documentElement.lang"), "ko");
+
+    // The stylesheet is allowed by the CSP and applied.
+    let background = browser.eval("return getComputedStyle(document.body).backgroundColor");
+    assert_eq!(background, "rgb(245, 247, 250)", "webmail.css not applied");
+
+    // Wrong password: an error on the page, still on the login page.
+    browser.type_into("#address", "alice@campus.test");
+    browser.type_into("#password", "wrong-password");
+    browser.click("button[type=submit]");
+    assert!(browser.url().ends_with("/login"), "{}", browser.url());
+    assert!(
+        browser.source().contains("class=\"alert error\""),
+        "{}",
+        browser.source()
+    );
+
+    // Right password: the inbox, with the Korean subject decoded from EUC-KR.
+    browser.type_into("#address", "alice@campus.test");
+    browser.type_into("#password", &password_of("alice"));
+    browser.click("button[type=submit]");
+    assert!(browser.url().ends_with("/mail"), "{}", browser.url());
+    let inbox = browser.source();
+    assert!(inbox.contains("수강 신청 안내"), "{inbox}");
+    assert!(inbox.contains("장학금 신청 안내"), "{inbox}");
+    shot("inbox-phone");
+
+    // The page fits a phone: nothing wider than the screen.
+    let fits = browser.eval("return document.documentElement.scrollWidth <= window.innerWidth");
+    assert_eq!(fits, true, "the inbox scrolls sideways on a phone");
+
+    // Reading the EUC-KR message.
+    browser.click("a[href^='/mail/message/']:not([href$='body'])");
+    let _ = browser.url();
+    let mut view = browser.source();
+    if !view.contains("수강 신청은 이번 주 금요일까지입니다.") {
+        // The newest message is the HTML one; go back and open the other.
+        browser.goto(&format!("https://127.0.0.1:{}/mail", node.ports.https));
+        let links = browser.eval(
+            "return Array.from(document.querySelectorAll(\"a[href^='/mail/message/']\")).map(a => a.getAttribute('href'))",
+        );
+        let second = links[1].as_str().unwrap_or_default().to_string();
+        browser.goto(&format!("https://127.0.0.1:{}{second}", node.ports.https));
+        view = browser.source();
+    }
+    assert!(
+        view.contains("수강 신청은 이번 주 금요일까지입니다."),
+        "{view}"
+    );
+    shot("message-phone");
+
+    // Logging out ends the session: the inbox now leads to the login page.
+    browser.click("form[action='/logout'] button");
+    assert!(browser.url().ends_with("/login"), "{}", browser.url());
+    browser.goto(&format!("https://127.0.0.1:{}/mail", node.ports.https));
+    assert!(browser.url().ends_with("/login"), "{}", browser.url());
+}
+
+#[test]
+fn html_mail_scripts_never_run_in_the_browser() {
+    let node = Node::with_users();
+    send_fixture(&node, "html-remote-images.eml");
+    let web = node.web_login("alice");
+    wait_until(30, || (web.message_links().len() == 1).then_some(()))
+        .expect("HTML message delivered");
+    let link = web.message_links()[0].clone();
+
+    let browser = Browser::start(1280, 900);
+    browser.goto(&format!("https://127.0.0.1:{}/login", node.ports.https));
+    browser.type_into("#address", "alice@campus.test");
+    browser.type_into("#password", &password_of("alice"));
+    browser.click("button[type=submit]");
+    browser.goto(&format!("https://127.0.0.1:{}{link}", node.ports.https));
+
+    // The mail is in a sandboxed frame without scripts or same-origin rights.
+    let sandbox = browser.eval("return document.querySelector('iframe').getAttribute('sandbox')");
+    let sandbox = sandbox.as_str().unwrap_or_default();
+    assert!(
+        !sandbox.contains("allow-scripts") && !sandbox.contains("allow-same-origin"),
+        "{sandbox}"
+    );
+    // The frame's document is not reachable from the page (opaque origin),
+    // and the mail's script (which tries to navigate away) did not run.
+    let reachable = browser.eval(
+        "try { return document.querySelector('iframe').contentDocument !== null } catch (e) { return false }",
+    );
+    assert_eq!(reachable, false);
+    let url = browser.url();
+    assert!(url.ends_with(&link), "the page was navigated away: {url}");
+}
