@@ -304,7 +304,7 @@ impl Directory {
         let Some(user) = self.user(login)? else {
             // Spend the same work as a real check so timing does not tell
             // whether the account exists.
-            let _ = password::verify_password(password, dummy_hash());
+            password::verify_nothing(password);
             return Ok(AuthOutcome::BadCredentials);
         };
         if !password::verify_password(password, &user.password_hash) {
@@ -337,12 +337,6 @@ impl Directory {
             None => false,
         })
     }
-}
-
-/// A real argon2id hash of a random string, used to even out login timing.
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| password::hash_password(&random_password()).unwrap_or_default())
 }
 
 /// 20 characters from an alphabet without look-alikes (0/O, 1/l/I).

@@ -41,6 +41,21 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
     }
 }
 
+/// Spends the time of one real verification and fails, for logins naming no
+/// account, so response times do not tell which accounts exist.
+pub fn verify_nothing(password: &str) -> bool {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hash = DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(b"no account has this password", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    });
+    let _ = verify_password(password, hash);
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::address::{domain_of, normalize_address};
-use super::password::verify_password;
+use super::password::{verify_nothing, verify_password};
 
 /// What the engine needs of the directory, and nothing more.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -91,18 +91,17 @@ impl DirectorySnapshot {
 
     /// Checks a login name (the full address) and password.
     pub fn authenticate(&self, login: &str, password: &str) -> AuthOutcome {
-        let Some(address) = normalize_address(login) else {
+        let user = normalize_address(login).and_then(|a| Some((self.users.get(&a)?, a)));
+        let Some((user, address)) = user else {
+            verify_nothing(password);
             return AuthOutcome::BadCredentials;
         };
-        match self.users.get(&address) {
-            Some(user) if verify_password(password, &user.password_hash) => {
-                if user.enabled {
-                    AuthOutcome::Accepted(address)
-                } else {
-                    AuthOutcome::Disabled
-                }
-            }
-            _ => AuthOutcome::BadCredentials,
+        if !verify_password(password, &user.password_hash) {
+            AuthOutcome::BadCredentials
+        } else if user.enabled {
+            AuthOutcome::Accepted(address)
+        } else {
+            AuthOutcome::Disabled
         }
     }
 
