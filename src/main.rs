@@ -12,6 +12,7 @@ use campusmail::appliance::{self, Role};
 use campusmail::config::Config;
 use campusmail::directory::commands::{execute, DirectoryCommand};
 use campusmail::directory::Directory;
+use campusmail::engine::queue::commands::{self as queue_commands, OfflineQueue, QueueCommand};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +53,9 @@ enum Command {
     /// Manage aliases (addresses that deliver to other users).
     #[command(subcommand)]
     Alias(AliasCommand),
+    /// Look at and act on the mail queue (normal and bulk lanes).
+    #[command(subcommand)]
+    Queue(QueueCli),
     /// Print the version.
     Version,
 }
@@ -97,6 +101,24 @@ enum AliasCommand {
     },
     /// List aliases.
     List,
+}
+
+#[derive(Subcommand)]
+enum QueueCli {
+    /// Every queued message with its lane, age, state and pending recipients.
+    List,
+    /// One message's envelope and each recipient's state and last error.
+    Show { id: String },
+    /// Stop attempting a message until it is released.
+    Hold { id: String },
+    /// Attempt a held message again.
+    Release { id: String },
+    /// Attempt a message now instead of at its next scheduled try.
+    Retry { id: String },
+    /// Remove a message from the queue without delivering it or bouncing it.
+    Delete { id: String },
+    /// Messages, pending recipients and held messages per lane.
+    Stats,
 }
 
 fn main() -> ExitCode {
@@ -145,6 +167,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 DomainCommand::List => DirectoryCommand::DomainList,
             },
         ),
+        Command::Queue(c) => queue(&config_path, queue_command(c)),
         Command::Alias(c) => manage(
             &config_path,
             match c {
@@ -179,6 +202,33 @@ fn user_command(c: UserCommand) -> anyhow::Result<DirectoryCommand> {
     })
 }
 
+fn queue_command(c: QueueCli) -> QueueCommand {
+    match c {
+        QueueCli::List => QueueCommand::List,
+        QueueCli::Show { id } => QueueCommand::Show { id },
+        QueueCli::Hold { id } => QueueCommand::Hold { id },
+        QueueCli::Release { id } => QueueCommand::Release { id },
+        QueueCli::Retry { id } => QueueCommand::Retry { id },
+        QueueCli::Delete { id } => QueueCommand::Delete { id },
+        QueueCli::Stats => QueueCommand::Stats,
+    }
+}
+
+/// Runs a queue command in the running engine, or on the spool when it is stopped.
+fn queue(config_path: &Path, command: QueueCommand) -> anyhow::Result<()> {
+    let config = load_existing(config_path)?;
+    let output = match campusmail::control::send(&config.engine_socket(), &command)? {
+        Some(reply) if reply.ok => reply.output,
+        Some(reply) => bail!("{}", reply.output),
+        None => {
+            let offline = OfflineQueue::open(&config.spool_dir())?;
+            queue_commands::execute(&offline, &command)?
+        }
+    };
+    println!("{output}");
+    Ok(())
+}
+
 /// Passwords never go on the command line, where `ps` and shell history see them.
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     if !from_stdin {
@@ -198,13 +248,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 
 /// Runs a directory command in the running appliance, or directly when it is stopped.
 fn manage(config_path: &Path, command: DirectoryCommand) -> anyhow::Result<()> {
-    if !config_path.exists() {
-        bail!(
-            "no configuration at {}; run `campusmail init` (or `campusmail run`) first, or point --config / $CAMPUSMAIL_CONFIG at it",
-            config_path.display()
-        );
-    }
-    let config = Config::load(config_path)?;
+    let config = load_existing(config_path)?;
     let output = match campusmail::control::send(&config.control_socket(), &command)? {
         Some(reply) if reply.ok => reply.output,
         Some(reply) => bail!("{}", reply.output),
@@ -217,6 +261,16 @@ fn manage(config_path: &Path, command: DirectoryCommand) -> anyhow::Result<()> {
         println!("{output}");
     }
     Ok(())
+}
+
+fn load_existing(config_path: &Path) -> anyhow::Result<Config> {
+    if !config_path.exists() {
+        bail!(
+            "no configuration at {}; run `campusmail init` (or `campusmail run`) first, or point --config / $CAMPUSMAIL_CONFIG at it",
+            config_path.display()
+        );
+    }
+    Ok(Config::load(config_path)?)
 }
 
 fn init_logging() {

@@ -14,13 +14,16 @@
 //!
 //! Reads untrusted input: only the admin's own file.
 
+mod duration;
 mod template;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use duration::{parse_duration, ConfigDuration};
 pub use template::default_config_text;
 
 /// Environment variable naming the configuration file.
@@ -56,6 +59,10 @@ pub struct Config {
     pub engine: EngineConfig,
     #[serde(default)]
     pub mailbox: MailboxConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub routing: RoutingConfig,
     #[serde(default)]
     pub tls: TlsConfig,
     /// The file this configuration came from (set by `load`).
@@ -95,11 +102,53 @@ pub struct EngineConfig {
     pub max_errors: u32,
     /// Seconds a client may stay silent before the session is closed.
     pub idle_timeout_secs: u64,
-    /// Seconds before the first retry of a delivery that failed temporarily;
-    /// later retries back off, doubling up to one hour.
-    pub retry_initial_secs: u64,
-    /// Days a message may stay in the queue before it is given up.
-    pub queue_lifetime_days: u64,
+}
+
+/// The queue's two lanes (R4) and its retry schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Wait before the first retry of a temporary failure; later retries
+    /// back off, doubling up to one hour.
+    pub retry_initial: ConfigDuration,
+    /// How long a message may wait before it is returned to its sender.
+    pub lifetime: ConfigDuration,
+    /// After this long undelivered, the sender is told once that delivery
+    /// is delayed (RFC 3464 "delayed").
+    pub delay_notice_after: ConfigDuration,
+    /// Messages with more recipients than this go to the bulk lane.
+    pub bulk_recipient_threshold: usize,
+    /// Senders (envelope or login addresses) whose mail always goes to the bulk lane.
+    pub bulk_senders: Vec<String>,
+    /// Deliveries in flight at once in the normal lane.
+    pub normal_workers: usize,
+    /// Deliveries in flight at once in the bulk lane.
+    pub bulk_workers: usize,
+    /// Connections at once to one destination from the normal lane.
+    pub normal_per_destination: usize,
+    /// Connections at once to one destination from the bulk lane.
+    pub bulk_per_destination: usize,
+    /// Time allowed to connect to a remote server.
+    pub connect_timeout: ConfigDuration,
+    /// Time allowed for a remote server's reply to one command (RFC 5321
+    /// §4.5.3.2 suggests 5 minutes).
+    pub command_timeout: ConfigDuration,
+}
+
+/// Where remote mail goes, decided before any DNS lookup.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Send all remote mail through this server ("host:port") instead of
+    /// looking up MX records; empty for direct delivery.
+    pub relay_host: String,
+    /// Per-domain destinations ("domain" = "host:port"); they win over
+    /// `relay_host` and MX records.
+    pub transports: BTreeMap<String, String>,
+    /// DNS servers to ask ("ip:port"); empty means the system's resolv.conf.
+    pub nameservers: Vec<SocketAddr>,
+    /// Port for direct delivery to MX hosts (25; tests use another).
+    pub mx_port: u16,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,8 +200,35 @@ impl Default for EngineConfig {
             max_line_bytes: 4096,
             max_errors: 10,
             idle_timeout_secs: 300,
-            retry_initial_secs: 60,
-            queue_lifetime_days: 5,
+        }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            retry_initial: ConfigDuration::secs(60),
+            lifetime: ConfigDuration::secs(5 * 86_400),
+            delay_notice_after: ConfigDuration::secs(4 * 3600),
+            bulk_recipient_threshold: 100,
+            bulk_senders: Vec::new(),
+            normal_workers: 32,
+            bulk_workers: 4,
+            normal_per_destination: 8,
+            bulk_per_destination: 2,
+            connect_timeout: ConfigDuration::secs(30),
+            command_timeout: ConfigDuration::secs(300),
+        }
+    }
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            relay_host: String::new(),
+            transports: BTreeMap::new(),
+            nameservers: Vec::new(),
+            mx_port: 25,
         }
     }
 }
@@ -267,12 +343,8 @@ impl Config {
         if e.idle_timeout_secs < 5 {
             return Err(self.invalid("engine.idle_timeout_secs", "must be at least 5"));
         }
-        if e.retry_initial_secs == 0 {
-            return Err(self.invalid("engine.retry_initial_secs", "must be at least 1"));
-        }
-        if e.queue_lifetime_days == 0 {
-            return Err(self.invalid("engine.queue_lifetime_days", "must be at least 1"));
-        }
+        self.validate_queue()?;
+        self.validate_routing()?;
         let m = &self.mailbox;
         if !(m.public_url.starts_with("https://") || m.public_url.starts_with("http://")) {
             return Err(self.invalid(
@@ -288,6 +360,69 @@ impl Config {
         }
         if m.default_language != "ko" && m.default_language != "en" {
             return Err(self.invalid("mailbox.default_language", "must be \"ko\" or \"en\""));
+        }
+        Ok(())
+    }
+
+    fn validate_queue(&self) -> Result<(), ConfigError> {
+        let q = &self.queue;
+        if q.retry_initial.as_secs() == 0 {
+            return Err(self.invalid("queue.retry_initial", "must be at least \"1s\""));
+        }
+        if q.lifetime < q.retry_initial {
+            return Err(self.invalid("queue.lifetime", "must be longer than queue.retry_initial"));
+        }
+        if q.bulk_recipient_threshold == 0 {
+            return Err(self.invalid("queue.bulk_recipient_threshold", "must be at least 1"));
+        }
+        for (key, n) in [
+            ("queue.normal_workers", q.normal_workers),
+            ("queue.bulk_workers", q.bulk_workers),
+            ("queue.normal_per_destination", q.normal_per_destination),
+            ("queue.bulk_per_destination", q.bulk_per_destination),
+        ] {
+            if n == 0 || n > 10_000 {
+                return Err(self.invalid(key, "must be between 1 and 10000"));
+            }
+        }
+        if q.connect_timeout.as_secs() == 0 || q.command_timeout.as_secs() == 0 {
+            return Err(self.invalid("queue.connect_timeout", "timeouts must be at least \"1s\""));
+        }
+        for sender in &q.bulk_senders {
+            if crate::directory::address::normalize_address(sender).is_none() {
+                return Err(self.invalid(
+                    "queue.bulk_senders",
+                    format!("{sender:?} is not a mail address"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_routing(&self) -> Result<(), ConfigError> {
+        let r = &self.routing;
+        if !r.relay_host.is_empty() && parse_host_port(&r.relay_host).is_none() {
+            return Err(self.invalid(
+                "routing.relay_host",
+                "must be \"host:port\" (e.g. \"smtp.campus.ac.kr:25\") or empty",
+            ));
+        }
+        for (domain, target) in &r.transports {
+            if !crate::directory::address::is_valid_domain(&domain.to_ascii_lowercase()) {
+                return Err(self.invalid(
+                    "routing.transports",
+                    format!("{domain:?} is not a domain name"),
+                ));
+            }
+            if parse_host_port(target).is_none() {
+                return Err(self.invalid(
+                    "routing.transports",
+                    format!("{domain} = {target:?}: the destination must be \"host:port\""),
+                ));
+            }
+        }
+        if r.mx_port == 0 {
+            return Err(self.invalid("routing.mx_port", "must be a port number (25)"));
         }
         Ok(())
     }
@@ -314,6 +449,21 @@ impl Config {
     pub fn control_socket(&self) -> PathBuf {
         self.node.data_dir.join("control.sock")
     }
+    /// The owner-only control socket of the running engine role.
+    pub fn engine_socket(&self) -> PathBuf {
+        self.node.data_dir.join("engine.sock")
+    }
+}
+
+/// Splits "host:port" (or "[v6]:port"); `None` when either part is missing.
+pub fn parse_host_port(text: &str) -> Option<(String, u16)> {
+    let (host, port) = text.trim().rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().ok()?;
+    if host.is_empty() || port == 0 {
+        return None;
+    }
+    Some((host.to_ascii_lowercase(), port))
 }
 
 /// Removes `.` components so printed paths read cleanly.

@@ -37,10 +37,43 @@ max_line_bytes = 4096
 max_errors = 10
 # Seconds a client may stay silent before it is disconnected.
 idle_timeout_secs = 300
-# Seconds before the first retry of a failed delivery (doubles up to an hour).
-retry_initial_secs = 60
-# Days a message may wait in the queue before it is given up.
-queue_lifetime_days = 5
+
+[queue]
+# Durations are written with a unit: "30s", "10m", "4h", "5d".
+# Wait before the first retry of a failed delivery (doubles up to an hour).
+retry_initial = "1m"
+# How long a message may wait before it is returned to its sender.
+lifetime = "5d"
+# After this long undelivered, the sender is told once that it is delayed.
+delay_notice_after = "4h"
+# Mail with more recipients than this goes to the bulk lane, so it never
+# delays everyday mail.
+bulk_recipient_threshold = 100
+# Senders whose mail always goes to the bulk lane (e.g. announcements).
+bulk_senders = []
+# Deliveries in flight at once, per lane.
+normal_workers = 32
+bulk_workers = 4
+# Connections at once to one destination, per lane.
+normal_per_destination = 8
+bulk_per_destination = 2
+# Time allowed to connect to a remote server, and for each of its replies.
+connect_timeout = "30s"
+command_timeout = "5m"
+
+[routing]
+# Send all remote mail through this server ("host:port") instead of looking
+# up MX records; empty for direct delivery.
+relay_host = ""
+# DNS servers to ask ("ip:port"); empty uses the system's resolv.conf.
+nameservers = []
+# Port for direct delivery to MX hosts.
+mx_port = 25
+
+# Per-domain destinations that win over relay_host and MX records,
+# e.g. users whose mailbox stays at another provider:
+[routing.transports]
+# "partner.ac.kr" = "mx.partner.ac.kr:25"
 
 [mailbox]
 # LMTP server for local delivery from the engine.

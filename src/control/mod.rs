@@ -1,13 +1,15 @@
-//! The local control socket: management commands while the appliance runs.
+//! Local control sockets: management commands while the appliance runs.
 //!
 //! sled is single-process, so while the mailbox role runs, `campusmail user
 //! add` and friends cannot open the directory themselves; they send the
-//! command here instead (as mox's `ctl` does). When nothing listens, the CLI
-//! opens the database directly.
+//! command to the role instead (as mox's `ctl` does). Likewise queue
+//! commands go to the running engine, which alone may change its queue.
+//! When nothing listens, the CLI works on the files directly.
 //!
-//! Owns: `control.sock` in the data folder.
-//! Protocol: one JSON `DirectoryCommand` per line in, one JSON `ControlReply`
-//! per line out.
+//! Owns: the socket files (`control.sock` of the mailbox role,
+//! `engine.sock` of the engine role) in the data folder.
+//! Protocol: one JSON command per line in, one JSON `ControlReply` per line
+//! out; each socket has its own command type.
 //!
 //! Invariants:
 //! - The socket is owner-only (0600) inside the owner-only data folder: only
@@ -23,10 +25,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-
-use crate::directory::commands::{execute, DirectoryCommand};
-use crate::directory::Directory;
 
 /// Longest request line accepted (a command with a password is tiny).
 const MAX_REQUEST_BYTES: u64 = 64 * 1024;
@@ -53,8 +53,14 @@ pub enum ControlError {
     },
 }
 
-/// Listens on `path` and executes commands against `directory`, on its own thread.
-pub fn serve(path: &Path, directory: Arc<Directory>) -> Result<(), ControlError> {
+/// Runs one command; `Err` holds the message for the admin.
+pub type Handler<C> = Arc<dyn Fn(C) -> Result<String, String> + Send + Sync>;
+
+/// Listens on `path` and runs each command with `handler`, on its own thread.
+pub fn serve<C: DeserializeOwned + 'static>(
+    path: &Path,
+    handler: Handler<C>,
+) -> Result<(), ControlError> {
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
             return Err(ControlError::AlreadyRunning(path.to_path_buf()));
@@ -71,17 +77,17 @@ pub fn serve(path: &Path, directory: Arc<Directory>) -> Result<(), ControlError>
         .name("control".into())
         .spawn(move || {
             for stream in listener.incoming().flatten() {
-                let directory = directory.clone();
+                let handler = handler.clone();
                 let _ = std::thread::Builder::new()
                     .name("control-conn".into())
-                    .spawn(move || handle(stream, &directory));
+                    .spawn(move || handle(stream, &handler));
             }
         })
         .map_err(bind_err)?;
     Ok(())
 }
 
-fn handle(stream: UnixStream, directory: &Directory) {
+fn handle<C: DeserializeOwned>(stream: UnixStream, handler: &Handler<C>) {
     let mut line = String::new();
     let reader = match stream.try_clone() {
         Ok(s) => s,
@@ -91,13 +97,10 @@ fn handle(stream: UnixStream, directory: &Directory) {
     if reader.read_line(&mut line).is_err() {
         return;
     }
-    let reply = match serde_json::from_str::<DirectoryCommand>(&line) {
-        Ok(command) => match execute(directory, &command) {
+    let reply = match serde_json::from_str::<C>(&line) {
+        Ok(command) => match handler(command) {
             Ok(output) => ControlReply { ok: true, output },
-            Err(e) => ControlReply {
-                ok: false,
-                output: e.to_string(),
-            },
+            Err(output) => ControlReply { ok: false, output },
         },
         Err(e) => ControlReply {
             ok: false,
@@ -112,7 +115,7 @@ fn handle(stream: UnixStream, directory: &Directory) {
 }
 
 /// Sends `command` to a running appliance. `Ok(None)` when none is running.
-pub fn send(path: &Path, command: &DirectoryCommand) -> Result<Option<ControlReply>, ControlError> {
+pub fn send<C: Serialize>(path: &Path, command: &C) -> Result<Option<ControlReply>, ControlError> {
     let mut stream = match UnixStream::connect(path) {
         Ok(s) => s,
         Err(_) => return Ok(None),
@@ -134,6 +137,12 @@ pub fn send(path: &Path, command: &DirectoryCommand) -> Result<Option<ControlRep
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::directory::commands::{execute, DirectoryCommand};
+    use crate::directory::Directory;
+
+    fn directory_handler(directory: Arc<Directory>) -> Handler<DirectoryCommand> {
+        Arc::new(move |c| execute(&directory, &c).map_err(|e| e.to_string()))
+    }
 
     #[test]
     fn commands_round_trip_through_the_socket() {
@@ -141,7 +150,7 @@ mod tests {
         let directory =
             Arc::new(Directory::open(&dir.path().join("db"), &dir.path().join("s.json")).unwrap());
         let sock = dir.path().join("control.sock");
-        serve(&sock, directory.clone()).unwrap();
+        serve(&sock, directory_handler(directory.clone())).unwrap();
         let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let reply = send(
@@ -164,7 +173,7 @@ mod tests {
         assert!(!reply.ok);
         assert!(reply.output.contains("already exists"));
         assert!(matches!(
-            serve(&sock, directory),
+            serve(&sock, directory_handler(directory)),
             Err(ControlError::AlreadyRunning(_))
         ));
         assert!(

@@ -31,7 +31,11 @@ use smol::Executor;
 
 use crate::config::Config;
 use crate::directory::snapshot::SnapshotWatcher;
-use queue::{QueueWorker, Spool, SpoolError};
+use delivery::dns::{DnsError, DnsResolver};
+use delivery::remote::RemoteDelivery;
+use queue::attempt::Attempter;
+use queue::commands::{execute, QueueCommand};
+use queue::{QueueDoor, Scheduler, Spool, SpoolError};
 use smtp::{Port, SmtpContext};
 
 /// Threads running the engine's executor (the machine may have few cores).
@@ -55,11 +59,16 @@ pub enum EngineError {
     Spool(#[from] SpoolError),
     #[error("cannot start an engine thread: {0}")]
     Thread(std::io::Error),
+    #[error("cannot set up DNS for delivery: {0} (check [routing] nameservers in appliance.toml)")]
+    Dns(#[from] DnsError),
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
 }
 
 /// Keeps the engine running; `wait` blocks while it runs.
 pub struct EngineHandle {
     threads: Vec<JoinHandle<()>>,
+    scheduler: Arc<Scheduler>,
     smtp_addr: SocketAddr,
     submission_addr: SocketAddr,
     submissions_addr: SocketAddr,
@@ -84,6 +93,11 @@ impl EngineHandle {
 
     pub fn submissions_addr(&self) -> SocketAddr {
         self.submissions_addr
+    }
+
+    /// The queue scheduler (for admin commands and tests).
+    pub fn scheduler(&self) -> &Arc<Scheduler> {
+        &self.scheduler
     }
 }
 
@@ -115,23 +129,31 @@ pub fn start(ctx: EngineContext) -> Result<EngineHandle, EngineError> {
         listeners.push((port, listener));
     }
 
-    let (new_mail, new_mail_rx) = smol::channel::unbounded();
+    let (announce, announced) = smol::channel::unbounded();
+    let door = Arc::new(QueueDoor::new(ctx.config.clone(), spool.clone(), announce));
     let smtp_ctx = Arc::new(SmtpContext {
         config: ctx.config.clone(),
         directory: ctx.directory.clone(),
         tls: futures_rustls::TlsAcceptor::from(ctx.tls.clone()),
-        spool: spool.clone(),
-        new_mail,
+        door: door.clone(),
     });
-    let executor = Arc::new(Executor::new());
-    let worker = QueueWorker::new(
+    let resolver = DnsResolver::new(&ctx.config.routing.nameservers)?;
+    let remote = Arc::new(RemoteDelivery::new(ctx.config.clone(), resolver));
+    let attempter = Arc::new(Attempter::new(
         ctx.config.clone(),
         ctx.directory.clone(),
         spool,
-        new_mail_rx,
-        recovered,
-    );
-    executor.spawn(worker.run()).detach();
+        door,
+        remote,
+    ));
+    let scheduler = Scheduler::new(ctx.config.clone(), attempter, recovered);
+    let executor = Arc::new(Executor::new());
+    scheduler.spawn(&executor, announced);
+    let commands = scheduler.clone();
+    crate::control::serve::<QueueCommand>(
+        &ctx.config.engine_socket(),
+        Arc::new(move |c| execute(commands.as_ref(), &c).map_err(|e| e.to_string())),
+    )?;
     for ((port, listener), addr) in listeners.into_iter().zip(&bound) {
         tracing::info!(port = port.name(), addr = %addr, "SMTP listening");
         executor
@@ -158,6 +180,7 @@ pub fn start(ctx: EngineContext) -> Result<EngineHandle, EngineError> {
     }
     Ok(EngineHandle {
         threads,
+        scheduler,
         smtp_addr: bound[0],
         submission_addr: bound[1],
         submissions_addr: bound[2],

@@ -13,6 +13,7 @@ pub mod local_delivery;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::directory::commands::{execute, DirectoryCommand};
 use crate::directory::Directory;
 use crate::store::Store;
 
@@ -30,7 +31,11 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
     )?);
     let admin_password = directory.ensure_admin()?;
     let store = Arc::new(Store::open(&config.store_dir(), &config.node.name)?);
-    crate::control::serve(&config.control_socket(), directory.clone())?;
+    let commands = directory.clone();
+    crate::control::serve::<DirectoryCommand>(
+        &config.control_socket(),
+        Arc::new(move |c| execute(&commands, &c).map_err(|e| e.to_string())),
+    )?;
     let delivery = Arc::new(local_delivery::MailboxDelivery::new(
         directory.clone(),
         store.clone(),

@@ -86,8 +86,14 @@ impl Node {
             .replace("127.0.0.1:2424", &format!("127.0.0.1:{}", ports.lmtp))
             .replace("127.0.0.1:8443", &format!("127.0.0.1:{}", ports.https))
             .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", ports.http))
-            .replace("retry_initial_secs = 60", "retry_initial_secs = 1")
-            .replace("max_message_bytes = 52428800", "max_message_bytes = 200000");
+            .replace("retry_initial = \"1m\"", "retry_initial = \"1s\"")
+            .replace("max_message_bytes = 52428800", "max_message_bytes = 200000")
+            // Never the internet: DNS goes to a loopback port where nothing
+            // answers, unless a test starts its own DNS server.
+            .replace(
+                "nameservers = []",
+                &format!("nameservers = [\"127.0.0.1:{}\"]", free_port()),
+            );
         std::fs::write(&config, text).unwrap();
         Node {
             dir,

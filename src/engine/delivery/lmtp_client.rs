@@ -18,14 +18,13 @@ use std::time::Duration;
 
 use smol::net::TcpStream;
 
+use super::wire::{dot_stuff, ReplyAssembler, ServerReply, MAX_REPLY_LINE};
 use super::DeliveryOutcome;
 use crate::engine::smtp::connection::{with_timeout, ConnError, Connection, Line, PeerStream};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// RFC 5321 §4.5.3.2.6 suggests 10 minutes for the reply after the final dot.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(600);
-const MAX_REPLY_LINE: usize = 4096;
-const MAX_REPLY_LINES: usize = 100;
 
 /// One message for some of its recipients.
 pub struct LmtpTransaction<'a> {
@@ -51,21 +50,11 @@ enum LmtpClientError {
     Refused(String),
 }
 
-/// A reply as the server sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ServerReply {
-    code: u16,
-    text: String,
-}
-
-impl ServerReply {
-    fn outcome(&self) -> DeliveryOutcome {
-        let text = format!("{} {}", self.code, self.text);
-        match self.code {
-            200..=299 => DeliveryOutcome::Delivered,
-            500..=599 => DeliveryOutcome::Failed(text),
-            _ => DeliveryOutcome::Deferred(text),
-        }
+fn outcome(reply: &ServerReply) -> DeliveryOutcome {
+    match reply.code {
+        200..=299 => DeliveryOutcome::Delivered,
+        500..=599 => DeliveryOutcome::Failed(reply.to_string()),
+        _ => DeliveryOutcome::Deferred(reply.to_string()),
     }
 }
 
@@ -115,7 +104,7 @@ async fn session(
     }
     let reply = command(&mut conn, &mail).await?;
     if reply.code / 100 != 2 {
-        outcomes.fill(Some(reply.outcome()));
+        outcomes.fill(Some(outcome(&reply)));
         return quit(&mut conn).await;
     }
     let mut accepted = Vec::new();
@@ -124,7 +113,7 @@ async fn session(
         if reply.code / 100 == 2 {
             accepted.push(i);
         } else {
-            outcomes[i] = Some(reply.outcome());
+            outcomes[i] = Some(outcome(&reply));
         }
     }
     if accepted.is_empty() {
@@ -133,7 +122,7 @@ async fn session(
     let reply = command(&mut conn, "DATA").await?;
     if reply.code != 354 {
         for &i in &accepted {
-            outcomes[i] = Some(reply.outcome());
+            outcomes[i] = Some(outcome(&reply));
         }
         return quit(&mut conn).await;
     }
@@ -141,7 +130,7 @@ async fn session(
     conn.queue_bytes(b".\r\n");
     // RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
     for &i in &accepted {
-        outcomes[i] = Some(read_reply(&mut conn).await?.outcome());
+        outcomes[i] = Some(outcome(&read_reply(&mut conn).await?));
     }
     quit(&mut conn).await
 }
@@ -162,69 +151,24 @@ fn expect_positive(reply: ServerReply) -> Result<(), LmtpClientError> {
     if reply.code / 100 == 2 {
         Ok(())
     } else {
-        Err(LmtpClientError::Refused(format!(
-            "{} {}",
-            reply.code, reply.text
-        )))
+        Err(LmtpClientError::Refused(reply.to_string()))
     }
 }
 
 /// Reads a possibly multi-line reply (RFC 5321 §4.2.1).
 async fn read_reply(conn: &mut Connection) -> Result<ServerReply, LmtpClientError> {
-    let mut text = Vec::new();
-    for _ in 0..MAX_REPLY_LINES {
+    let mut assembler = ReplyAssembler::default();
+    loop {
         let Line::Complete(line) = conn.read_line(MAX_REPLY_LINE).await? else {
             return Err(LmtpClientError::MalformedReply);
         };
-        let (code, last, line_text) =
-            parse_reply_line(&line).ok_or(LmtpClientError::MalformedReply)?;
-        text.push(line_text);
-        if last {
-            return Ok(ServerReply {
-                code,
-                text: text.join(" "),
-            });
+        if let Some(reply) = assembler
+            .feed(&line)
+            .map_err(|_| LmtpClientError::MalformedReply)?
+        {
+            return Ok(reply);
         }
     }
-    Err(LmtpClientError::MalformedReply)
-}
-
-/// `ddd text`, `ddd-text` or `ddd` → (code, is last line, text).
-fn parse_reply_line(line: &[u8]) -> Option<(u16, bool, String)> {
-    let line = line.strip_suffix(b"\n")?;
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let digits = line.get(..3)?;
-    if !digits.iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&digits[0]) {
-        return None;
-    }
-    let code = digits
-        .iter()
-        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-    let last = match line.get(3) {
-        None | Some(b' ') => true,
-        Some(b'-') => false,
-        Some(_) => return None,
-    };
-    let text = String::from_utf8_lossy(line.get(4..).unwrap_or(b"")).into_owned();
-    Some((code, last, text))
-}
-
-/// Doubles a leading dot on every line and makes sure the message ends in
-/// CRLF (RFC 5321 §4.5.2).
-fn dot_stuff(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 2);
-    let mut line_start = true;
-    for (i, &b) in message.iter().enumerate() {
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        line_start = b == b'\n' && i > 0 && message[i - 1] == b'\r';
-    }
-    if !out.is_empty() && !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 #[cfg(test)]
@@ -232,50 +176,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stuffs_dots_and_ends_with_crlf() {
-        assert_eq!(dot_stuff(b".a\r\nb.\r\n..c\r\n"), b"..a\r\nb.\r\n...c\r\n");
-        assert_eq!(dot_stuff(b"no end"), b"no end\r\n");
-        assert_eq!(dot_stuff(b""), b"");
-    }
-
-    #[test]
-    fn parses_reply_lines() {
-        assert_eq!(
-            parse_reply_line(b"250-mx.test\r\n"),
-            Some((250, false, "mx.test".into()))
-        );
-        assert_eq!(
-            parse_reply_line(b"452 4.2.2 full\r\n"),
-            Some((452, true, "4.2.2 full".into()))
-        );
-        assert_eq!(
-            parse_reply_line(b"220\r\n"),
-            Some((220, true, String::new()))
-        );
-        for bad in [
-            &b"25\r\n"[..],
-            b"abc x\r\n",
-            b"250x\r\n",
-            b"999 x\r\n",
-            b"250 no line end",
-        ] {
-            assert_eq!(parse_reply_line(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
     fn outcomes_follow_reply_classes() {
         let reply = |code| ServerReply {
             code,
-            text: "x".into(),
+            lines: vec!["x".into()],
         };
-        assert_eq!(reply(250).outcome(), DeliveryOutcome::Delivered);
+        assert_eq!(outcome(&reply(250)), DeliveryOutcome::Delivered);
         assert_eq!(
-            reply(451).outcome(),
+            outcome(&reply(451)),
             DeliveryOutcome::Deferred("451 x".into())
         );
         assert_eq!(
-            reply(550).outcome(),
+            outcome(&reply(550)),
             DeliveryOutcome::Failed("550 x".into())
         );
     }

@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::backoff::retry_delay;
+use super::lane::QueueLane;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
@@ -34,6 +35,15 @@ pub struct Envelope {
     /// into the message.
     #[serde(default)]
     pub authenticated: Option<String>,
+    /// The lane it was classified into on arrival (R4).
+    #[serde(default)]
+    pub lane: QueueLane,
+    /// Held by an admin: not attempted until released.
+    #[serde(default)]
+    pub held: bool,
+    /// The sender has been told once that delivery is delayed.
+    #[serde(default)]
+    pub delay_notified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +56,9 @@ pub struct Recipient {
     /// Unix seconds of the next attempt while `pending`.
     pub next_attempt: u64,
     pub last_error: Option<String>,
+    /// The server that gave the last answer for this recipient, for DSNs.
+    #[serde(default)]
+    pub remote_mta: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +77,7 @@ impl Recipient {
             attempts: 0,
             next_attempt: now,
             last_error: None,
+            remote_mta: None,
         }
     }
 
@@ -126,6 +140,9 @@ mod tests {
             body_8bit: false,
             smtputf8: false,
             authenticated: None,
+            lane: QueueLane::Normal,
+            held: false,
+            delay_notified: false,
         };
         assert_eq!(env.next_due(), Some(100));
         env.recipients[0].delivered();

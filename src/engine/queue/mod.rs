@@ -1,41 +1,46 @@
-//! The queue: accepted mail waiting for delivery, and the worker that
-//! delivers it.
+//! The queue: accepted mail waiting for delivery, in two lanes, and the
+//! scheduler that delivers it.
 //!
 //! Owns: the spool folder (`spool.rs`), queue ids (`id.rs`), envelopes
-//! (`envelope.rs`), the retry schedule (`backoff.rs`) and the delivery
-//! worker (`worker.rs`).
+//! (`envelope.rs`), the lanes (`lane.rs`), the retry schedule
+//! (`backoff.rs`), the scheduler that runs deliveries (`scheduler.rs`),
+//! delivery status notifications (`dsn.rs`, `notify.rs`) and the admin's
+//! queue commands (`commands.rs`).
 //!
 //! Invariants:
-//! - One door in: a message enters the queue only through `Spool::accept`,
-//!   then is announced to the worker on the `NewMail` channel.
-//! - One writer: only the worker changes or removes a queued message.
+//! - One door in: a message enters the queue only through
+//!   `QueueDoor::submit` (SMTP, bounces, later webmail and bulk mail).
+//! - One writer: only the scheduler changes or removes a queued message.
+//! - Two lanes (R4): each has its own workers and per-destination limits;
+//!   a lane never uses the other's.
 //! - Nothing accepted is dropped silently: every recipient ends `delivered`,
-//!   or `failed` with a log line (and, later, a DSN).
+//!   or `failed` with a DSN to the sender (never to the null sender).
 //!
-//! Seam for the two-lane queue (R4, a later issue): today there is a single
-//! lane, one `QueueWorker` that holds every queued envelope in memory. The
-//! lanes go in at `NewMail`: the sender side classifies each envelope
-//! (recipient count, sender list, explicit bulk submission) and sends it to
-//! the normal or the bulk worker, each with its own concurrency limit, and
-//! `QueueWorker` then keeps only a bounded active window over its lane's
-//! backlog (Postfix's active queue) instead of the whole queue.
+//! Known limit: the scheduler keeps every queued envelope in memory; a
+//! bounded active window over a huge backlog (Postfix's active queue) can
+//! replace the table without changing the door or the lanes.
 //!
 //! Reads untrusted input: message bytes are stored, not parsed; envelope
 //! files are checked on recovery.
 
+pub mod attempt;
 pub mod backoff;
+pub mod commands;
+pub mod door;
+pub mod dsn;
 pub mod envelope;
 pub mod id;
+pub mod lane;
+pub mod notify;
+pub mod scheduler;
 pub mod spool;
-pub mod worker;
 
+pub use door::{Draft, QueueDoor};
 pub use envelope::{Envelope, Recipient, RecipientState};
 pub use id::QueueId;
+pub use lane::QueueLane;
+pub use scheduler::Scheduler;
 pub use spool::{Spool, SpoolError};
-pub use worker::QueueWorker;
-
-/// The channel on which newly accepted messages reach the worker.
-pub type NewMail = smol::channel::Sender<Envelope>;
 
 /// Unix seconds now.
 pub fn unix_now() -> u64 {

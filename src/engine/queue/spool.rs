@@ -176,6 +176,22 @@ impl Spool {
         Ok(envelopes)
     }
 
+    /// Every readable envelope, without changing anything on disk (for
+    /// admin commands while the engine is stopped).
+    pub fn list(&self) -> Result<Vec<Envelope>, SpoolError> {
+        let mut envelopes = Vec::new();
+        for entry in fs::read_dir(&self.queue).map_err(io_err(&self.queue))? {
+            let path = entry.map_err(io_err(&self.queue))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Some(id) = name.strip_suffix(".json").and_then(QueueId::parse) {
+                if let Ok(envelope) = self.load(&id, &path) {
+                    envelopes.push(envelope);
+                }
+            }
+        }
+        Ok(envelopes)
+    }
+
     fn load(&self, id: &QueueId, path: &Path) -> Result<Envelope, SpoolError> {
         let corrupt = |message: String| SpoolError::Corrupt {
             path: path.to_path_buf(),
@@ -208,7 +224,7 @@ impl Spool {
 }
 
 fn envelope_bytes(envelope: &Envelope) -> Result<Vec<u8>, SpoolError> {
-    serde_json::to_vec_pretty(envelope).map_err(|e| SpoolError::Corrupt {
+    serde_json::to_vec(envelope).map_err(|e| SpoolError::Corrupt {
         path: PathBuf::from(&envelope.id),
         message: e.to_string(),
     })
@@ -251,6 +267,9 @@ mod tests {
             body_8bit: false,
             smtputf8: false,
             authenticated: None,
+            lane: Default::default(),
+            held: false,
+            delay_notified: false,
         }
     }
 

@@ -4,7 +4,7 @@
 //! Owns: the step from an SMTP transaction to a queued message.
 //!
 //! Invariants:
-//! - `250 2.0.0 Ok: queued as <id>` is sent only after `Spool::accept`
+//! - `250 2.0.0 Ok: queued as <id>` is sent only after `QueueDoor::submit`
 //!   returned, i.e. after the message and its envelope are fsynced.
 //! - A message with a defect (bare CR/LF, too big, overlong line) is read to
 //!   its real end and then refused; nothing of it is queued.
@@ -21,7 +21,7 @@ use super::connection::{ConnError, Connection};
 use super::data::DataReader;
 use super::reply::Reply;
 use super::session::{Helo, Phase, Session, Step, Transaction};
-use crate::engine::queue::{unix_now, Envelope, QueueId, Recipient};
+use crate::engine::queue::{Draft, QueueId};
 
 impl Session {
     pub(super) async fn data(&mut self, conn: &mut Connection) -> Result<Step, ConnError> {
@@ -80,40 +80,28 @@ impl Session {
         message.extend_from_slice(header.as_bytes());
         message.extend_from_slice(&body);
         drop(body);
-        let now = unix_now();
-        let envelope = Envelope {
-            id: id.to_string(),
+        let draft = Draft {
             sender: tx.sender,
-            recipients: tx
-                .recipients
-                .into_iter()
-                .map(|r| Recipient::new(r, now))
-                .collect(),
-            arrived_at: now,
-            size: message.len() as u64,
+            recipients: tx.recipients,
             body_8bit: tx.body_8bit,
             smtputf8: tx.smtputf8,
             authenticated: self.login.clone(),
+            lane: None,
         };
-        let spool = self.ctx.spool.clone();
-        let (stored_id, stored_envelope) = (id.clone(), envelope.clone());
-        let stored =
-            smol::unblock(move || spool.accept(&stored_id, &stored_envelope, &message)).await;
-        if let Err(e) = stored {
-            tracing::warn!(peer = %self.peer, error = %e, "cannot write an accepted message to the spool");
-            return Reply::new(
-                451,
-                "4.3.0",
-                "Error: local error in processing; try again later",
-            );
-        }
+        let envelope = match self.ctx.door.submit(id.clone(), draft, message).await {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, error = %e, "cannot write an accepted message to the spool");
+                return Reply::new(
+                    451,
+                    "4.3.0",
+                    "Error: local error in processing; try again later",
+                );
+            }
+        };
         tracing::info!(queue_id = %id, peer = %self.peer, port = self.port.name(),
             sender = %envelope.sender, recipients = envelope.recipients.len(), size = envelope.size,
-            "message accepted");
-        if self.ctx.new_mail.try_send(envelope).is_err() {
-            // Still durable; the worker finds it in the spool on its next start.
-            tracing::warn!(queue_id = %id, "queue worker not listening; message waits for a restart");
-        }
+            lane = %envelope.lane, "message accepted");
         Reply::new(250, "2.0.0", format!("Ok: queued as {id}"))
     }
 }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::directory::snapshot::SnapshotWatcher;
-use crate::engine::queue::{NewMail, Spool};
+use crate::engine::queue::QueueDoor;
 
 /// Which listener a session came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,5 @@ pub(crate) struct SmtpContext {
     pub(crate) config: Arc<Config>,
     pub(crate) directory: Arc<SnapshotWatcher>,
     pub(crate) tls: futures_rustls::TlsAcceptor,
-    pub(crate) spool: Arc<Spool>,
-    pub(crate) new_mail: NewMail,
+    pub(crate) door: Arc<QueueDoor>,
 }

@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use super::{config, publish_directory, queued_id, wait_for, TestEngine};
 use crate::directory::snapshot::SnapshotWatcher;
-use crate::engine::queue::{
-    self, Envelope, QueueId, QueueWorker, Recipient, RecipientState, Spool,
-};
+use crate::engine::queue::{self, Envelope, QueueId, QueueLane, Recipient, RecipientState, Spool};
 use crate::engine::test_support::FakeStore;
 use crate::mailbox::lmtp;
 
@@ -46,7 +44,7 @@ fn accepted_mail_is_delivered_over_lmtp_and_leaves_the_queue() {
 }
 
 #[test]
-fn worker_recovers_spooled_mail_and_keeps_what_it_cannot_deliver() {
+fn recovered_mail_is_delivered_failed_recipients_bounce_and_remote_ones_wait() {
     // Mail left in the spool by an engine that died (e.g. SIGKILL).
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FakeStore::default());
@@ -58,7 +56,7 @@ fn worker_recovers_spooled_mail_and_keeps_what_it_cannot_deliver() {
     .unwrap();
     let config = Arc::new(config(dir.path(), lmtp.local_addr()));
     publish_directory(&config);
-    let spool = Arc::new(Spool::open(&config.spool_dir()).unwrap());
+    let spool = Spool::open(&config.spool_dir()).unwrap();
     let id = QueueId::generate();
     let now = queue::unix_now();
     let recipients = [
@@ -78,26 +76,32 @@ fn worker_recovers_spooled_mail_and_keeps_what_it_cannot_deliver() {
         body_8bit: false,
         smtputf8: false,
         authenticated: Some("bob@example.org".into()),
+        lane: QueueLane::Normal,
+        held: false,
+        delay_notified: false,
     };
-    spool.accept(&id, &envelope, b"hi\r\n").unwrap();
+    spool
+        .accept(&id, &envelope, b"Subject: hi\r\n\r\nhi\r\n")
+        .unwrap();
 
-    let recovered = Spool::open(&config.spool_dir()).unwrap().recover().unwrap();
-    assert_eq!(recovered.len(), 1);
-    let (_keep_sender, rx) = smol::channel::unbounded();
-    let directory = Arc::new(SnapshotWatcher::new(config.directory_snapshot()));
-    let worker = QueueWorker::new(config.clone(), directory, spool.clone(), rx, recovered);
-    std::thread::spawn(move || smol::block_on(worker.run()));
+    crate::tls::ensure_certificate(&config).unwrap();
+    let engine = crate::engine::start(crate::engine::EngineContext {
+        config: config.clone(),
+        directory: Arc::new(SnapshotWatcher::new(config.directory_snapshot())),
+        tls: crate::tls::server_config(&config).unwrap(),
+    })
+    .unwrap();
 
     wait_for("local delivery", || {
         !store.stored.lock().unwrap().is_empty()
     });
-    let json_path = config.spool_dir().join("queue").join(format!("{id}.json"));
-    let read =
-        || -> Envelope { serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap() };
-    wait_for("the envelope update", || {
-        read().recipients[0].state == RecipientState::Delivered
+    let scheduler = engine.scheduler().clone();
+    let find = |id: &str| scheduler.snapshot().into_iter().find(|e| e.id == id);
+    wait_for("the attempt to be recorded", || {
+        find(id.as_str()).is_some_and(|e| e.recipients[2].attempts > 0)
     });
-    let envelope = read();
+    let envelope = find(id.as_str()).unwrap();
+    assert_eq!(envelope.recipients[0].state, RecipientState::Delivered);
     assert_eq!(envelope.recipients[1].state, RecipientState::Failed);
     let remote = &envelope.recipients[2];
     assert_eq!(
@@ -105,10 +109,25 @@ fn worker_recovers_spooled_mail_and_keeps_what_it_cannot_deliver() {
         RecipientState::Pending,
         "remote mail is kept, not dropped"
     );
-    assert!(remote
-        .last_error
-        .as_deref()
-        .unwrap_or("")
-        .contains("not implemented yet"));
+    assert!(
+        remote.last_error.as_deref().unwrap_or("").contains("DNS"),
+        "{remote:?}"
+    );
     assert!(spool.message_path(&id).exists());
+
+    // The sender is told about the unknown recipient, from the null sender.
+    let bounce = scheduler
+        .snapshot()
+        .into_iter()
+        .find(|e| e.sender.is_empty())
+        .expect("a DSN in the queue");
+    assert_eq!(bounce.recipients[0].address, "bob@example.org");
+    let dsn = String::from_utf8_lossy(
+        &spool
+            .read_message(&QueueId::parse(&bounce.id).unwrap())
+            .unwrap(),
+    )
+    .into_owned();
+    assert!(dsn.contains("nobody@campus.test"), "{dsn}");
+    assert!(dsn.contains("multipart/report"), "{dsn}");
 }

@@ -23,7 +23,8 @@ pub(super) fn config(dir: &Path, lmtp_target: SocketAddr) -> Config {
         "[node]\nname = \"node-a\"\nhostname = \"mx.campus.test\"\ndata_dir = \"{}\"\n\
          [engine]\nsmtp_listen = \"127.0.0.1:0\"\nsubmission_listen = \"127.0.0.1:0\"\n\
          submissions_listen = \"127.0.0.1:0\"\nlmtp_target = \"{lmtp_target}\"\n\
-         retry_initial_secs = 1\nmax_message_bytes = 100000\n",
+         max_message_bytes = 100000\n[queue]\nretry_initial = \"1s\"\n\
+         [routing]\nnameservers = [\"127.0.0.1:9\"]\n",
         dir.display()
     );
     Config::from_text(&dir.join("appliance.toml"), &text).unwrap()

@@ -1,0 +1,366 @@
+//! One delivery attempt of one queued message.
+//!
+//! Owns: the step from "these recipients are due" to "each recipient is
+//! delivered, deferred or failed, and the sender has been told what failed".
+//! Local recipients go over LMTP to the mailbox role, remote ones by SMTP
+//! (`delivery::remote`), in chunks.
+//!
+//! Invariants:
+//! - The envelope is saved to the spool after every chunk's replies, before
+//!   the next chunk is sent: a SIGKILL mid-delivery re-sends only chunks
+//!   whose replies were never recorded, so each recipient gets one copy
+//!   (except in the instant between a server's reply and that fsync).
+//! - A DSN goes to the sender for every recipient that failed, once, and
+//!   never to the null sender (no bounce of a bounce, RFC 5321 §6.1).
+//! - Routes are looked up at delivery time: a user removed since acceptance
+//!   fails; a user added since is delivered.
+//!
+//! Reads untrusted input: no (remote replies are parsed in `delivery`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::dsn::{DsnKind, DsnRecipient};
+use super::notify::{dsn_status, send_dsn};
+use super::{unix_now, Envelope, QueueDoor, QueueId, RecipientState, Spool, SpoolError};
+use crate::config::Config;
+use crate::directory::address::domain_of;
+use crate::directory::snapshot::{RecipientRoute, SnapshotWatcher};
+use crate::engine::delivery::lmtp_client::{self, LmtpTransaction};
+use crate::engine::delivery::remote::RemoteDelivery;
+use crate::engine::delivery::DeliveryOutcome;
+
+/// Recipients per LMTP transaction (the mailbox role stores each one).
+const LMTP_CHUNK: usize = 1000;
+/// Recipients per SMTP transaction: every server must take 100 (RFC 5321 §4.5.3.1.8).
+const REMOTE_CHUNK: usize = 100;
+
+pub struct Attempter {
+    config: Arc<Config>,
+    directory: Arc<SnapshotWatcher>,
+    spool: Arc<Spool>,
+    door: Arc<QueueDoor>,
+    remote: Arc<RemoteDelivery>,
+}
+
+/// What one attempt did to one recipient (index into the envelope).
+struct Result1 {
+    index: usize,
+    outcome: DeliveryOutcome,
+    remote_mta: Option<String>,
+}
+
+impl Attempter {
+    pub fn new(
+        config: Arc<Config>,
+        directory: Arc<SnapshotWatcher>,
+        spool: Arc<Spool>,
+        door: Arc<QueueDoor>,
+        remote: Arc<RemoteDelivery>,
+    ) -> Attempter {
+        Attempter {
+            config,
+            directory,
+            spool,
+            door,
+            remote,
+        }
+    }
+
+    /// Attempts the due recipients of `envelope`; returns it updated (and
+    /// already saved, or removed from the spool when final).
+    pub async fn run(&self, mut envelope: Envelope) -> Envelope {
+        let Some(id) = QueueId::parse(&envelope.id) else {
+            tracing::warn!(queue_id = %envelope.id, "skipping an envelope with a malformed id");
+            return envelope;
+        };
+        let now = unix_now();
+        let message = {
+            let (spool, id) = (self.spool.clone(), id.clone());
+            smol::unblock(move || spool.read_message(&id)).await
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(queue_id = %id, error = %e, "cannot read the queued message; will retry");
+                let retry = self.config.queue.retry_initial.as_secs();
+                for r in envelope.recipients.iter_mut().filter(|r| r.is_due(now)) {
+                    r.deferred(e.to_string(), now, retry);
+                }
+                let (spool, copy) = (self.spool.clone(), envelope.clone());
+                if let Err(e) = smol::unblock(move || spool.save_envelope(&id, &copy)).await {
+                    tracing::warn!(queue_id = %envelope.id, error = %e, "cannot record delivery state");
+                }
+                return envelope;
+            }
+        };
+        let mut failed = Vec::new();
+        if now.saturating_sub(envelope.arrived_at) > self.config.queue.lifetime.as_secs() {
+            self.give_up(&mut envelope, &mut failed);
+        } else {
+            self.deliver_due(&id, &mut envelope, &message, now, &mut failed)
+                .await;
+            self.maybe_delay_notice(&mut envelope, &message, now).await;
+        }
+        if !failed.is_empty() {
+            send_dsn(
+                &self.door,
+                &self.config,
+                &envelope,
+                DsnKind::Failed,
+                &failed,
+                &message,
+            )
+            .await;
+        }
+        let (spool, copy) = (self.spool.clone(), envelope.clone());
+        let finished = envelope.is_final();
+        let persisted = smol::unblock(move || {
+            if finished {
+                spool.remove(&id).map(|()| id)
+            } else {
+                spool.save_envelope(&id, &copy).map(|()| id)
+            }
+        })
+        .await;
+        match persisted {
+            Ok(id) if finished => {
+                tracing::info!(queue_id = %id, "message finished; removed from the queue")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(queue_id = %envelope.id, error = %e, "cannot record delivery state")
+            }
+        }
+        envelope
+    }
+
+    async fn deliver_due(
+        &self,
+        id: &QueueId,
+        envelope: &mut Envelope,
+        message: &[u8],
+        now: u64,
+        failed: &mut Vec<DsnRecipient>,
+    ) {
+        let snapshot = self.directory.current();
+        let mut local = Vec::new();
+        let mut remote: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut results = Vec::new();
+        for (i, r) in envelope.recipients.iter().enumerate() {
+            if !r.is_due(now) {
+                continue;
+            }
+            match snapshot.route(&r.address) {
+                RecipientRoute::Local => local.push(i),
+                RecipientRoute::Remote => remote
+                    .entry(domain_of(&r.address).to_ascii_lowercase())
+                    .or_default()
+                    .push(i),
+                route => results.push(Result1 {
+                    index: i,
+                    outcome: DeliveryOutcome::Failed(format!(
+                        "550 5.1.1 {}: no longer deliverable here ({route:?})",
+                        r.address
+                    )),
+                    remote_mta: None,
+                }),
+            }
+        }
+        self.record(id, envelope, results, now, failed).await;
+
+        for chunk in local.chunks(LMTP_CHUNK) {
+            let addresses: Vec<String> = chunk
+                .iter()
+                .map(|&i| envelope.recipients[i].address.clone())
+                .collect();
+            let tx = LmtpTransaction {
+                sender: &envelope.sender,
+                recipients: &addresses,
+                body_8bit: envelope.body_8bit,
+                smtputf8: envelope.smtputf8,
+                message,
+            };
+            let outcomes = lmtp_client::deliver(
+                self.config.engine.lmtp_target,
+                &self.config.node.hostname,
+                &tx,
+            )
+            .await;
+            let results = chunk
+                .iter()
+                .zip(outcomes)
+                .map(|(&index, outcome)| Result1 {
+                    index,
+                    outcome,
+                    remote_mta: None,
+                })
+                .collect();
+            self.record(id, envelope, results, now, failed).await;
+        }
+
+        for (domain, indexes) in remote {
+            let session = self.remote.begin(envelope.lane, &domain).await;
+            let mut session = match session {
+                Ok(session) => session,
+                Err(route_failure) => {
+                    let results = indexes
+                        .iter()
+                        .map(|&index| Result1 {
+                            index,
+                            outcome: route_failure.clone(),
+                            remote_mta: None,
+                        })
+                        .collect();
+                    self.record(id, envelope, results, now, failed).await;
+                    continue;
+                }
+            };
+            for chunk in indexes.chunks(REMOTE_CHUNK) {
+                let addresses: Vec<String> = chunk
+                    .iter()
+                    .map(|&i| envelope.recipients[i].address.clone())
+                    .collect();
+                let outcomes = session
+                    .send(&envelope.sender, &addresses, message, envelope.smtputf8)
+                    .await;
+                let remote_mta = session.remote_mta();
+                let results = chunk
+                    .iter()
+                    .zip(outcomes)
+                    .map(|(&index, outcome)| Result1 {
+                        index,
+                        outcome,
+                        remote_mta: remote_mta.clone(),
+                    })
+                    .collect();
+                self.record(id, envelope, results, now, failed).await;
+            }
+            session.finish().await;
+        }
+    }
+
+    /// Applies results to the envelope, logs them, and saves the envelope.
+    async fn record(
+        &self,
+        id: &QueueId,
+        envelope: &mut Envelope,
+        results: Vec<Result1>,
+        now: u64,
+        failed: &mut Vec<DsnRecipient>,
+    ) {
+        if results.is_empty() {
+            return;
+        }
+        let retry = self.config.queue.retry_initial.as_secs();
+        for Result1 {
+            index,
+            outcome,
+            remote_mta,
+        } in results
+        {
+            let Some(r) = envelope.recipients.get_mut(index) else {
+                continue;
+            };
+            r.remote_mta = remote_mta.clone();
+            match outcome {
+                DeliveryOutcome::Delivered => {
+                    tracing::info!(queue_id = %id, recipient = %r.address, via = ?remote_mta, "delivered");
+                    r.delivered();
+                }
+                DeliveryOutcome::Deferred(reason) => {
+                    tracing::warn!(queue_id = %id, recipient = %r.address, reason = %reason,
+                        attempts = r.attempts + 1, "delivery deferred");
+                    r.deferred(reason, now, retry);
+                }
+                DeliveryOutcome::Failed(reason) => {
+                    tracing::warn!(queue_id = %id, recipient = %r.address, reason = %reason,
+                        "delivery failed permanently");
+                    failed.push(DsnRecipient {
+                        address: r.address.clone(),
+                        status: dsn_status(&reason, '5'),
+                        diagnostic: reason.clone(),
+                        remote_mta,
+                    });
+                    r.failed(reason);
+                }
+            }
+        }
+        // Durable before the next chunk goes out (module invariant).
+        let (spool, copy, qid) = (self.spool.clone(), envelope.clone(), id.clone());
+        if let Err(e) = smol::unblock(move || spool.save_envelope(&qid, &copy)).await {
+            tracing::warn!(queue_id = %id, error = %e, "cannot record delivery state");
+        }
+    }
+
+    fn give_up(&self, envelope: &mut Envelope, failed: &mut Vec<DsnRecipient>) {
+        let lifetime = self.config.queue.lifetime.as_secs();
+        for r in envelope
+            .recipients
+            .iter_mut()
+            .filter(|r| r.state == RecipientState::Pending)
+        {
+            let last = r.last_error.clone().unwrap_or_default();
+            tracing::warn!(queue_id = %envelope.id, recipient = %r.address, last_error = %last,
+                "giving up: the message waited longer than the queue lifetime");
+            let reason = format!(
+                "4.4.7 gave up after {} hours in the queue; last error: {last}",
+                lifetime / 3600
+            );
+            failed.push(DsnRecipient {
+                address: r.address.clone(),
+                status: "4.4.7".into(),
+                diagnostic: reason.clone(),
+                remote_mta: r.remote_mta.clone(),
+            });
+            r.failed(reason);
+        }
+    }
+
+    /// Tells the sender once when mail has waited past `delay_notice_after`.
+    async fn maybe_delay_notice(&self, envelope: &mut Envelope, message: &[u8], now: u64) {
+        let waited = now.saturating_sub(envelope.arrived_at);
+        if envelope.delay_notified || waited < self.config.queue.delay_notice_after.as_secs() {
+            return;
+        }
+        let delayed: Vec<DsnRecipient> = envelope
+            .recipients
+            .iter()
+            .filter(|r| r.state == RecipientState::Pending && r.attempts > 0)
+            .map(|r| {
+                let reason = r.last_error.clone().unwrap_or_default();
+                DsnRecipient {
+                    address: r.address.clone(),
+                    status: dsn_status(&reason, '4'),
+                    diagnostic: reason,
+                    remote_mta: r.remote_mta.clone(),
+                }
+            })
+            .collect();
+        if delayed.is_empty() {
+            return;
+        }
+        envelope.delay_notified = true;
+        let retry_until = envelope.arrived_at + self.config.queue.lifetime.as_secs();
+        let kind = DsnKind::Delayed {
+            retry_until: retry_until as i64,
+        };
+        send_dsn(&self.door, &self.config, envelope, kind, &delayed, message).await;
+    }
+
+    /// Writes the envelope to the spool (blocking; called from attempts and
+    /// from admin commands).
+    pub fn save(&self, envelope: &Envelope) -> Result<(), SpoolError> {
+        match QueueId::parse(&envelope.id) {
+            Some(id) => self.spool.save_envelope(&id, envelope),
+            None => Ok(()),
+        }
+    }
+
+    pub fn remove(&self, envelope: &Envelope) -> Result<(), SpoolError> {
+        match QueueId::parse(&envelope.id) {
+            Some(id) => self.spool.remove(&id),
+            None => Ok(()),
+        }
+    }
+}
