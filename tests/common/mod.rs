@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod peers;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -30,11 +31,22 @@ pub struct Ports {
     pub http: u16,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+/// A loopback port free for both UDP and TCP (for a DNS server).
+pub fn free_udp_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("a free UDP port");
+        let port = udp.local_addr().expect("its address").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl Ports {
@@ -102,6 +114,41 @@ impl Node {
             procs: Vec::new(),
             admin_password: None,
         }
+    }
+
+    /// Replaces `from` with `to` in appliance.toml (before `start`).
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        assert!(text.contains(from), "{from:?} not in appliance.toml");
+        std::fs::write(&self.config, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// Sets `key = value` in appliance.toml (the key's first occurrence).
+    pub fn set_key(&self, key: &str, value: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let prefix = format!("{key} = ");
+        let mut found = false;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if !found && l.starts_with(&prefix) {
+                    found = true;
+                    format!("{prefix}{value}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        assert!(found, "no key {key} in appliance.toml");
+        std::fs::write(&self.config, lines.join("\n") + "\n").unwrap();
+    }
+
+    /// Routes mail for `domain` to `target` ("host:port"), before DNS.
+    pub fn add_transport(&self, domain: &str, target: &str) {
+        self.edit_config(
+            "[routing.transports]\n",
+            &format!("[routing.transports]\n\"{domain}\" = \"{target}\"\n"),
+        );
     }
 
     /// A node with domain campus.test and users alice and bob, running every role.

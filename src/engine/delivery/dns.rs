@@ -185,7 +185,12 @@ impl DnsResolver {
     }
 
     /// The addresses (A and AAAA, IPv4 first) of `host`; none is `Ok(vec![])`.
+    /// An address literal (`192.0.2.1`, `[2001:db8::1]`) is its own answer.
     pub async fn ips(&self, host: &str) -> Result<Vec<IpAddr>, DnsFailure> {
+        let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+        if let Ok(ip) = literal.unwrap_or(host).parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
         let name = absolute(host)?;
         let resolver = self.inner.resolver.clone();
         match self
@@ -385,6 +390,20 @@ mod tests {
             .iter()
             .all(|r| r.as_ref().is_ok_and(|ips| ips.len() == 2)));
         drop(resolver);
+    }
+
+    #[test]
+    fn address_literals_need_no_lookup() {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let resolver = DnsResolver::new(&[silent.local_addr().unwrap()]).unwrap();
+        assert_eq!(
+            smol::block_on(resolver.ips("192.0.2.7")),
+            Ok(vec!["192.0.2.7".parse::<IpAddr>().unwrap()])
+        );
+        assert_eq!(
+            smol::block_on(resolver.ips("[2001:db8::7]")),
+            Ok(vec!["2001:db8::7".parse::<IpAddr>().unwrap()])
+        );
     }
 
     #[test]

@@ -21,8 +21,6 @@ pub mod lmtp_client;
 pub mod mx;
 pub mod remote;
 pub mod smtp_client;
-#[cfg(test)]
-mod smtp_client_tests;
 pub mod tls_client;
 mod wire;
 

@@ -173,7 +173,7 @@ impl RemoteDelivery {
         };
         let list = idle.get_mut(&addr)?;
         while let Some((client, since)) = list.pop() {
-            if since.elapsed() < IDLE_REUSE {
+            if since.elapsed() < IDLE_REUSE && client.is_usable() {
                 return Some(client);
             }
         }
@@ -235,6 +235,8 @@ impl RemoteSession<'_> {
                 }
                 match self.owner.connect(addr, &target.host).await {
                     Ok(client) => {
+                        tracing::info!(server = %target.host, %addr, tls = client.is_tls(),
+                            "connected to a mail server");
                         self.client = Some((addr, target.host.clone(), client));
                         return true;
                     }
@@ -270,21 +272,22 @@ impl RemoteSession<'_> {
                     .into_iter()
                     .map(|o| match o {
                         RecipientOutcome::Delivered(_) => DeliveryOutcome::Delivered,
-                        RecipientOutcome::Temporary(r) => {
-                            DeliveryOutcome::Deferred(format!("{host} said: {r}"))
-                        }
-                        RecipientOutcome::Permanent(r) => {
-                            DeliveryOutcome::Failed(format!("{host} said: {r}"))
-                        }
+                        RecipientOutcome::Temporary(r) => DeliveryOutcome::Deferred(r),
+                        RecipientOutcome::Permanent(r) => DeliveryOutcome::Failed(r),
                     })
                     .collect()
             }
-            // The connection is dropped; the next chunk opens a new one.
-            Err(SessionFailure::Temporary(e)) => {
-                vec![DeliveryOutcome::Deferred(format!("{host}: {e}")); recipients.len()]
-            }
-            Err(SessionFailure::Permanent(e)) => {
-                vec![DeliveryOutcome::Failed(format!("{host}: {e}")); recipients.len()]
+            // A MAIL FROM refusal leaves the session usable; anything else
+            // drops it and the next chunk opens a new one.
+            Err(failure) => {
+                if client.is_usable() {
+                    self.client = Some((addr, host, client));
+                }
+                let outcome = match failure {
+                    SessionFailure::Temporary(e) => DeliveryOutcome::Deferred(e),
+                    SessionFailure::Permanent(e) => DeliveryOutcome::Failed(e),
+                };
+                vec![outcome; recipients.len()]
             }
         }
     }
@@ -292,7 +295,9 @@ impl RemoteSession<'_> {
     /// Returns a healthy connection to the pool for the next message.
     pub async fn finish(mut self) {
         if let Some((addr, _, client)) = self.client.take() {
-            self.owner.put_idle(addr, client);
+            if client.is_usable() {
+                self.owner.put_idle(addr, client);
+            }
         }
     }
 }

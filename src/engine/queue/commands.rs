@@ -6,8 +6,9 @@
 //! the engine is stopped, the spool itself. One formatter for both.
 //!
 //! Invariants:
-//! - A message being delivered right now is never changed or deleted; the
-//!   command says to try again.
+//! - A message being delivered right now is never changed under the
+//!   running attempt: hold and delete wait for the attempt to end (and say
+//!   so); release and retry ask to try again.
 //! - `delete` removes a message without a bounce: it is the admin's call.
 //!
 //! Reads untrusted input: queue ids typed by the admin (checked).
@@ -16,7 +17,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::scheduler::{QueueCommandError, Scheduler};
+use super::scheduler::{AfterAttempt, Applied, QueueCommandError, Scheduler};
 use super::{unix_now, Envelope, QueueId, QueueLane, RecipientState, Spool};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -40,7 +41,8 @@ pub trait QueueView {
         id: &str,
         change: &dyn Fn(&mut Envelope),
     ) -> Result<Envelope, QueueCommandError>;
-    fn delete(&self, id: &str) -> Result<Envelope, QueueCommandError>;
+    /// Holds or deletes, now or right after a running attempt.
+    fn hold_or_delete(&self, id: &str, action: AfterAttempt) -> Result<Applied, QueueCommandError>;
 }
 
 impl QueueView for Scheduler {
@@ -57,8 +59,8 @@ impl QueueView for Scheduler {
     ) -> Result<Envelope, QueueCommandError> {
         Scheduler::modify(self, id, change)
     }
-    fn delete(&self, id: &str) -> Result<Envelope, QueueCommandError> {
-        Scheduler::delete(self, id)
+    fn hold_or_delete(&self, id: &str, action: AfterAttempt) -> Result<Applied, QueueCommandError> {
+        Scheduler::hold_or_delete(self, id, action)
     }
 }
 
@@ -105,10 +107,15 @@ impl QueueView for OfflineQueue {
         self.spool.save_envelope(&qid, &envelope)?;
         Ok(envelope)
     }
-    fn delete(&self, id: &str) -> Result<Envelope, QueueCommandError> {
-        let (qid, envelope) = self.find(id)?;
-        self.spool.remove(&qid)?;
-        Ok(envelope)
+    fn hold_or_delete(&self, id: &str, action: AfterAttempt) -> Result<Applied, QueueCommandError> {
+        match action {
+            AfterAttempt::Hold => self.modify(id, &|e| e.held = true).map(Applied::Now),
+            AfterAttempt::Delete => {
+                let (qid, envelope) = self.find(id)?;
+                self.spool.remove(&qid)?;
+                Ok(Applied::Now(envelope))
+            }
+        }
     }
 }
 
@@ -125,10 +132,14 @@ pub fn execute(queue: &dyn QueueView, command: &QueueCommand) -> Result<String, 
                 .ok_or_else(|| QueueCommandError::NotFound(id.clone()))?;
             show(&envelope, queue.busy(id), now)
         }
-        QueueCommand::Hold { id } => {
-            queue.modify(id, &|e| e.held = true)?;
-            format!("{id} held: it will not be attempted until `campusmail queue release {id}`")
-        }
+        QueueCommand::Hold { id } => match queue.hold_or_delete(id, AfterAttempt::Hold)? {
+            Applied::Now(_) => {
+                format!("{id} held: it will not be attempted until `campusmail queue release {id}`")
+            }
+            Applied::AfterAttempt => {
+                format!("{id} is being delivered right now; it will be held when this attempt ends")
+            }
+        },
         QueueCommand::Release { id } => {
             queue.modify(id, &|e| e.held = false)?;
             format!("{id} released")
@@ -143,13 +154,16 @@ pub fn execute(queue: &dyn QueueView, command: &QueueCommand) -> Result<String, 
             })?;
             format!("{id} will be attempted now")
         }
-        QueueCommand::Delete { id } => {
-            let e = queue.delete(id)?;
-            format!(
+        QueueCommand::Delete { id } => match queue.hold_or_delete(id, AfterAttempt::Delete)? {
+            Applied::Now(e) => format!(
                 "{id} deleted ({} pending recipient(s) will not get it; no bounce was sent)",
                 pending(&e)
-            )
-        }
+            ),
+            Applied::AfterAttempt => format!(
+                "{id} is being delivered right now; it will be deleted when this attempt ends \
+                 (recipients this attempt reaches still get it)"
+            ),
+        },
         QueueCommand::Stats => stats(queue, now),
     })
 }

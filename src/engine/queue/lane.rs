@@ -81,9 +81,11 @@ mod tests {
 
     #[test]
     fn classification_rules() {
-        let mut config = QueueConfig::default();
-        config.bulk_recipient_threshold = 3;
-        config.bulk_senders = vec!["Notice@Campus.test".into()];
+        let config = QueueConfig {
+            bulk_recipient_threshold: 3,
+            bulk_senders: vec!["Notice@Campus.test".into()],
+            ..QueueConfig::default()
+        };
         assert_eq!(
             classify(&config, "a@campus.test", None, 3, None),
             QueueLane::Normal

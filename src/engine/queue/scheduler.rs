@@ -33,6 +33,23 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 struct Entry {
     envelope: Envelope,
     busy: bool,
+    /// An admin's hold or delete that arrived while an attempt was running;
+    /// applied as soon as it ends.
+    after_attempt: Option<AfterAttempt>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterAttempt {
+    Hold,
+    Delete,
+}
+
+/// What an admin's hold or delete did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Now(Envelope),
+    /// The message is being delivered; the action follows the attempt.
+    AfterAttempt,
 }
 
 pub struct Scheduler {
@@ -53,6 +70,16 @@ pub enum QueueCommandError {
     Spool(#[from] super::SpoolError),
 }
 
+impl Entry {
+    fn idle(envelope: Envelope) -> Entry {
+        Entry {
+            envelope,
+            busy: false,
+            after_attempt: None,
+        }
+    }
+}
+
 impl Scheduler {
     pub fn new(
         config: Arc<Config>,
@@ -61,15 +88,7 @@ impl Scheduler {
     ) -> Arc<Self> {
         let table = recovered
             .into_iter()
-            .map(|envelope| {
-                (
-                    envelope.id.clone(),
-                    Entry {
-                        envelope,
-                        busy: false,
-                    },
-                )
-            })
+            .map(|envelope| (envelope.id.clone(), Entry::idle(envelope)))
             .collect();
         Arc::new(Scheduler {
             config,
@@ -101,13 +120,8 @@ impl Scheduler {
             .spawn(async move {
                 while let Ok(envelope) = announced.recv().await {
                     let lane = envelope.lane;
-                    this.table().insert(
-                        envelope.id.clone(),
-                        Entry {
-                            envelope,
-                            busy: false,
-                        },
-                    );
+                    this.table()
+                        .insert(envelope.id.clone(), Entry::idle(envelope));
                     this.wake(lane);
                 }
             })
@@ -188,18 +202,58 @@ impl Scheduler {
             .min()
     }
 
-    fn finish(&self, envelope: Envelope) {
+    fn finish(&self, mut envelope: Envelope) {
         let mut table = self.table();
+        let after = table.get(&envelope.id).and_then(|e| e.after_attempt);
         if envelope.is_final() {
             table.remove(&envelope.id);
-        } else {
-            table.insert(
-                envelope.id.clone(),
-                Entry {
-                    envelope,
-                    busy: false,
-                },
-            );
+            return;
+        }
+        match after {
+            Some(AfterAttempt::Delete) => {
+                table.remove(&envelope.id);
+                match self.attempter.remove(&envelope) {
+                    Ok(()) => {
+                        tracing::info!(queue_id = %envelope.id, "deleted by an admin after its attempt")
+                    }
+                    Err(e) => {
+                        tracing::warn!(queue_id = %envelope.id, error = %e, "cannot delete a message")
+                    }
+                }
+            }
+            Some(AfterAttempt::Hold) => {
+                envelope.held = true;
+                if let Err(e) = self.attempter.save(&envelope) {
+                    tracing::warn!(queue_id = %envelope.id, error = %e, "cannot record a hold");
+                }
+                table.insert(envelope.id.clone(), Entry::idle(envelope));
+            }
+            None => {
+                table.insert(envelope.id.clone(), Entry::idle(envelope));
+            }
+        }
+    }
+
+    /// Holds or deletes a message: now if it is idle, else right after its
+    /// current attempt.
+    pub fn hold_or_delete(
+        &self,
+        id: &str,
+        action: AfterAttempt,
+    ) -> Result<Applied, QueueCommandError> {
+        {
+            let mut table = self.table();
+            let entry = table
+                .get_mut(id)
+                .ok_or_else(|| QueueCommandError::NotFound(id.to_string()))?;
+            if entry.busy {
+                entry.after_attempt = Some(action);
+                return Ok(Applied::AfterAttempt);
+            }
+        }
+        match action {
+            AfterAttempt::Hold => self.modify(id, |e| e.held = true).map(Applied::Now),
+            AfterAttempt::Delete => self.delete(id).map(Applied::Now),
         }
     }
 
@@ -248,13 +302,7 @@ impl Scheduler {
             .map(|e| e.envelope)
             .ok_or_else(|| QueueCommandError::NotFound(id.to_string()))?;
         if let Err(e) = self.attempter.remove(&envelope) {
-            table.insert(
-                envelope.id.clone(),
-                Entry {
-                    envelope,
-                    busy: false,
-                },
-            );
+            table.insert(envelope.id.clone(), Entry::idle(envelope));
             return Err(e.into());
         }
         Ok(envelope)

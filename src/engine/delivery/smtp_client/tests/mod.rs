@@ -1,6 +1,6 @@
 //! Tests of the SMTP client against a scripted fake SMTP server on
 //! 127.0.0.1:0 (a std thread answering canned replies, with STARTTLS from an
-//! rcgen certificate).
+//! rcgen certificate): sessions here, transactions in `transactions`.
 //!
 //! Reads untrusted input: no (tests only).
 
@@ -9,7 +9,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::smtp_client::{ClientTimeouts, RecipientOutcome, SessionFailure, SmtpClient, TlsPolicy};
+mod transactions;
+
+use super::{ClientTimeouts, RecipientOutcome, SessionFailure, SmtpClient, TlsPolicy};
 
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
@@ -198,91 +200,6 @@ fn rcpts(list: &[&str]) -> Vec<String> {
 
 const MESSAGE: &[u8] = b"Subject: hi\r\n\r\nhello\r\n";
 
-fn delivers(pipelining: bool) {
-    let mut script = Script::default();
-    if !pipelining {
-        script.extensions = Some(vec!["8BITMIME", "SIZE 100000"]);
-    }
-    let server = FakeSmtp::start(script);
-    let mut client = connect(&server, TlsPolicy::Opportunistic).unwrap();
-    assert_eq!(client.extensions().pipelining, pipelining);
-    assert!(client.extensions().enhanced_status_codes);
-    assert!(!client.is_tls());
-    assert_eq!(client.peer(), "localhost[127.0.0.1]");
-    let outcomes = smol::block_on(client.send(
-        "sender@campus.test",
-        &rcpts(&["a@far.test", "b@far.test"]),
-        MESSAGE,
-        false,
-    ))
-    .unwrap();
-    assert_eq!(outcomes.len(), 2);
-    for outcome in &outcomes {
-        let RecipientOutcome::Delivered(text) = outcome else {
-            panic!("{outcomes:?}");
-        };
-        assert!(text.contains("250 2.0.0 queued as 42"), "{text}");
-    }
-    smol::block_on(client.quit());
-    assert_eq!(
-        server.commands(),
-        [
-            "EHLO out.campus.test",
-            "MAIL FROM:<sender@campus.test> SIZE=22",
-            "RCPT TO:<a@far.test>",
-            "RCPT TO:<b@far.test>",
-            "DATA",
-            "QUIT"
-        ]
-    );
-    assert_eq!(
-        server.messages(),
-        [b"Subject: hi\r\n\r\nhello\r\n.\r\n".to_vec()]
-    );
-}
-
-#[test]
-fn delivers_with_pipelining() {
-    delivers(true);
-}
-
-#[test]
-fn delivers_without_pipelining() {
-    delivers(false);
-}
-
-#[test]
-fn mixed_recipient_results() {
-    for pipelining in [true, false] {
-        let mut script = Script::default();
-        if !pipelining {
-            script.extensions = Some(vec![]);
-        }
-        let server = FakeSmtp::start(script);
-        let mut client = connect(&server, TlsPolicy::Disabled).unwrap();
-        let outcomes = smol::block_on(client.send(
-            "s@campus.test",
-            &rcpts(&["ok@far.test", "temp@far.test", "bad@far.test"]),
-            MESSAGE,
-            false,
-        ))
-        .unwrap();
-        assert!(matches!(&outcomes[0], RecipientOutcome::Delivered(_)));
-        let RecipientOutcome::Temporary(temp) = &outcomes[1] else {
-            panic!("{outcomes:?}");
-        };
-        assert!(temp.contains("450 4.2.1 mailbox busy"), "{temp}");
-        let RecipientOutcome::Permanent(bad) = &outcomes[2] else {
-            panic!("{outcomes:?}");
-        };
-        assert_eq!(
-            bad,
-            "host localhost[127.0.0.1] said: 550 5.1.1 no such user here (in reply to RCPT TO)"
-        );
-        assert!(client.is_usable());
-    }
-}
-
 #[test]
 fn greeting_4xx_is_temporary_and_5xx_permanent() {
     let server = FakeSmtp::start(Script {
@@ -322,96 +239,6 @@ fn helo_when_ehlo_is_refused() {
         ["EHLO out.campus.test", "HELO out.campus.test"]
     );
     assert_eq!(commands[2], "MAIL FROM:<s@campus.test>");
-}
-
-#[test]
-fn mail_from_rejection_applies_to_everyone_and_resets() {
-    for (reply, permanent) in [
-        ("550 5.7.1 sender refused", true),
-        ("451 4.3.0 later", false),
-    ] {
-        let server = FakeSmtp::start(Script {
-            mail: reply,
-            ..Script::default()
-        });
-        let mut client = connect(&server, TlsPolicy::Disabled).unwrap();
-        let result = smol::block_on(client.send(
-            "s@campus.test",
-            &rcpts(&["a@far.test", "b@far.test"]),
-            MESSAGE,
-            false,
-        ));
-        match result {
-            Err(SessionFailure::Permanent(text)) if permanent => {
-                assert!(text.contains("550 5.7.1 sender refused"), "{text}")
-            }
-            Err(SessionFailure::Temporary(text)) if !permanent => {
-                assert!(text.contains("451 4.3.0"), "{text}")
-            }
-            other => panic!("{reply}: {other:?}"),
-        }
-        assert!(client.is_usable());
-        assert_eq!(server.commands().last().map(String::as_str), Some("RSET"));
-        assert!(server.messages().is_empty());
-    }
-}
-
-#[test]
-fn final_4xx_defers_the_accepted_recipients_only() {
-    let server = FakeSmtp::start(Script {
-        end_of_data: "451 4.3.0 disk trouble",
-        ..Script::default()
-    });
-    let mut client = connect(&server, TlsPolicy::Disabled).unwrap();
-    let outcomes = smol::block_on(client.send(
-        "s@campus.test",
-        &rcpts(&["a@far.test", "bad@far.test"]),
-        MESSAGE,
-        false,
-    ))
-    .unwrap();
-    let RecipientOutcome::Temporary(text) = &outcomes[0] else {
-        panic!("{outcomes:?}");
-    };
-    assert!(
-        text.contains("451 4.3.0 disk trouble (in reply to end of DATA)"),
-        "{text}"
-    );
-    assert!(matches!(&outcomes[1], RecipientOutcome::Permanent(_)));
-}
-
-#[test]
-fn data_refused_after_pipelined_recipients() {
-    let server = FakeSmtp::start(Script {
-        data: "554 5.5.1 no valid recipients",
-        ..Script::default()
-    });
-    let mut client = connect(&server, TlsPolicy::Disabled).unwrap();
-    let outcomes =
-        smol::block_on(client.send("s@campus.test", &rcpts(&["a@far.test"]), MESSAGE, false))
-            .unwrap();
-    assert!(matches!(&outcomes[0], RecipientOutcome::Permanent(t) if t.contains("554 5.5.1")));
-    assert_eq!(server.commands().last().map(String::as_str), Some("RSET"));
-}
-
-#[test]
-fn no_recipient_accepted_means_no_data() {
-    let server = FakeSmtp::start(Script {
-        extensions: Some(vec![]),
-        ..Script::default()
-    });
-    let mut client = connect(&server, TlsPolicy::Disabled).unwrap();
-    let outcomes = smol::block_on(client.send(
-        "s@campus.test",
-        &rcpts(&["bad@far.test", "temp@far.test"]),
-        MESSAGE,
-        false,
-    ))
-    .unwrap();
-    assert!(matches!(&outcomes[0], RecipientOutcome::Permanent(_)));
-    assert!(matches!(&outcomes[1], RecipientOutcome::Temporary(_)));
-    assert!(!server.commands().contains(&"DATA".to_string()));
-    assert_eq!(server.commands().last().map(String::as_str), Some("RSET"));
 }
 
 #[test]
@@ -455,107 +282,6 @@ fn refused_connection_is_temporary() {
         )),
         Err(SessionFailure::Temporary(_))
     ));
-}
-
-#[test]
-fn smtputf8_needed_but_not_offered_fails_before_mail_from() {
-    let server = FakeSmtp::start(Script::default());
-    let mut client = connect(&server, TlsPolicy::Disabled).unwrap();
-    for (from, to, flag) in [
-        ("s@campus.test", "a@far.test", true),
-        ("s@campus.test", "철수@far.test", false),
-    ] {
-        let result = smol::block_on(client.send(from, &rcpts(&[to]), MESSAGE, flag));
-        let Err(SessionFailure::Permanent(text)) = result else {
-            panic!("{result:?}");
-        };
-        assert!(text.starts_with("5.6.7"), "{text}");
-    }
-    assert!(client.is_usable());
-    assert!(!server.commands().iter().any(|c| c.starts_with("MAIL")));
-}
-
-#[test]
-fn too_big_for_the_server_fails_before_mail_from() {
-    let server = FakeSmtp::start(Script {
-        extensions: Some(vec!["SIZE 10"]),
-        ..Script::default()
-    });
-    let mut client = connect(&server, TlsPolicy::Disabled).unwrap();
-    let result =
-        smol::block_on(client.send("s@campus.test", &rcpts(&["a@far.test"]), MESSAGE, false));
-    let Err(SessionFailure::Permanent(text)) = result else {
-        panic!("{result:?}");
-    };
-    assert!(text.starts_with("5.3.4"), "{text}");
-    assert!(!server.commands().iter().any(|c| c.starts_with("MAIL")));
-}
-
-#[test]
-fn eight_bit_body_needs_8bitmime() {
-    let body = "Subject: 안녕\r\n\r\n안녕하세요\r\n".as_bytes();
-    let server = FakeSmtp::start(Script::default());
-    let mut client = connect(&server, TlsPolicy::Disabled).unwrap();
-    smol::block_on(client.send("s@campus.test", &rcpts(&["a@far.test"]), body, false)).unwrap();
-    assert!(server
-        .commands()
-        .iter()
-        .any(|c| c.ends_with("BODY=8BITMIME")));
-
-    let server = FakeSmtp::start(Script {
-        extensions: Some(vec!["PIPELINING"]),
-        ..Script::default()
-    });
-    let mut client = connect(&server, TlsPolicy::Disabled).unwrap();
-    let result = smol::block_on(client.send("s@campus.test", &rcpts(&["a@far.test"]), body, false));
-    assert!(matches!(result, Err(SessionFailure::Permanent(t)) if t.starts_with("5.6.3")));
-}
-
-#[test]
-fn dot_stuffing_and_final_crlf_on_the_wire() {
-    let server = FakeSmtp::start(Script::default());
-    let mut client = connect(&server, TlsPolicy::Disabled).unwrap();
-    let message = b"Subject: dots\r\n\r\n.leading\r\n..two\r\n.\r\nlast line";
-    smol::block_on(client.send("s@campus.test", &rcpts(&["a@far.test"]), message, false)).unwrap();
-    assert_eq!(
-        server.messages(),
-        [b"Subject: dots\r\n\r\n..leading\r\n...two\r\n..\r\nlast line\r\n.\r\n".to_vec()]
-    );
-}
-
-#[test]
-fn two_transactions_on_one_connection() {
-    let server = FakeSmtp::start(Script::default());
-    let mut client = connect(&server, TlsPolicy::Disabled).unwrap();
-    for to in ["a@far.test", "b@far.test"] {
-        let outcomes =
-            smol::block_on(client.send("s@campus.test", &rcpts(&[to]), MESSAGE, false)).unwrap();
-        assert!(matches!(&outcomes[0], RecipientOutcome::Delivered(_)));
-    }
-    smol::block_on(client.quit());
-    assert_eq!(server.messages().len(), 2);
-    let mails = server
-        .commands()
-        .iter()
-        .filter(|c| c.starts_with("MAIL"))
-        .count();
-    assert_eq!(mails, 2);
-}
-
-#[test]
-fn addresses_with_line_breaks_never_reach_the_wire() {
-    let server = FakeSmtp::start(Script::default());
-    let mut client = connect(&server, TlsPolicy::Disabled).unwrap();
-    let outcomes = smol::block_on(client.send(
-        "s@campus.test",
-        &rcpts(&["a@far.test\r\nRCPT TO:<evil@far.test>", "b@far.test"]),
-        MESSAGE,
-        false,
-    ))
-    .unwrap();
-    assert!(matches!(&outcomes[0], RecipientOutcome::Permanent(_)));
-    assert!(matches!(&outcomes[1], RecipientOutcome::Delivered(_)));
-    assert!(!server.commands().iter().any(|c| c.contains("evil")));
 }
 
 fn tls_server_config() -> Arc<rustls::ServerConfig> {
@@ -611,4 +337,128 @@ fn disabled_tls_ignores_starttls() {
     let client = connect(&server, TlsPolicy::Disabled).unwrap();
     assert!(!client.is_tls());
     assert!(client.extensions().starttls);
+}
+
+/// A server that sends `bytes` on connect, then waits for the client to go.
+fn junk_server(bytes: Vec<u8>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut tcp, _)) = listener.accept() else {
+            return;
+        };
+        let _ = tcp.write_all(&bytes);
+        let mut buf = [0u8; 256];
+        while matches!(tcp.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    addr
+}
+
+#[test]
+fn junk_replies_are_temporary_failures() {
+    let many_lines = "220-more\r\n".repeat(500);
+    for junk in [
+        b"hello there\r\n".to_vec(),
+        b"\xff\x00\xfe\r\n".to_vec(),
+        b"2\r\n".to_vec(),
+        vec![b'2'; 10_000],
+        [b"220 ".as_slice(), &[b'x'; 10_000], b"\r\n"].concat(),
+        many_lines.into_bytes(),
+    ] {
+        let addr = junk_server(junk.clone());
+        let result = smol::block_on(SmtpClient::connect(
+            addr,
+            "localhost",
+            "out.campus.test",
+            TlsPolicy::Opportunistic,
+            ClientTimeouts::uniform(Duration::from_secs(5)),
+        ));
+        assert!(
+            matches!(result, Err(SessionFailure::Temporary(_))),
+            "{:?}",
+            String::from_utf8_lossy(&junk[..junk.len().min(40)])
+        );
+    }
+}
+
+/// A server that sends `replies[0]` as its greeting and answers each
+/// chunk of bytes it reads (a command, or a TLS ClientHello) with the next
+/// reply, then closes.
+fn canned_server(replies: &'static [&'static str]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut tcp, _)) = listener.accept() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        for reply in replies {
+            if tcp.write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+            if tcp.read(&mut buf).unwrap_or(0) == 0 {
+                return;
+            }
+        }
+    });
+    addr
+}
+
+fn connect_to(addr: SocketAddr, tls: TlsPolicy) -> Result<SmtpClient, SessionFailure> {
+    smol::block_on(SmtpClient::connect(
+        addr,
+        "localhost",
+        "out.campus.test",
+        tls,
+        timeouts(),
+    ))
+}
+
+#[test]
+fn plaintext_after_the_starttls_reply_is_refused() {
+    // RFC 3207 §5: bytes sent before the handshake must not be taken as
+    // coming over TLS.
+    let addr = canned_server(&[
+        "220 fake.test\r\n",
+        "250-fake.test\r\n250 STARTTLS\r\n",
+        "220 go ahead\r\n250 injected\r\n",
+    ]);
+    let result = connect_to(addr, TlsPolicy::Opportunistic);
+    let Err(failure) = result else {
+        panic!("injection accepted");
+    };
+    assert!(
+        matches!(&failure, SessionFailure::Temporary(t) if t.contains("before the TLS handshake")),
+        "{failure:?}"
+    );
+}
+
+#[test]
+fn a_failed_handshake_is_temporary_and_recognisable() {
+    // The server says 220 to STARTTLS and then speaks no TLS at all.
+    let addr = canned_server(&[
+        "220 fake.test\r\n",
+        "250-fake.test\r\n250 STARTTLS\r\n",
+        "220 go ahead\r\n",
+        "this is not TLS\r\n",
+    ]);
+    let Err(failure) = connect_to(addr, TlsPolicy::Opportunistic) else {
+        panic!("handshake with a non-TLS server succeeded");
+    };
+    assert!(failure.is_tls_handshake(), "{failure:?}");
+}
+
+#[test]
+fn refused_starttls_continues_in_plain_text_unless_required() {
+    let replies: &'static [&'static str] = &[
+        "220 fake.test\r\n",
+        "250-fake.test\r\n250 STARTTLS\r\n",
+        "454 4.7.0 TLS not available now\r\n",
+        "221 bye\r\n",
+    ];
+    let client = connect_to(canned_server(replies), TlsPolicy::Opportunistic).unwrap();
+    assert!(!client.is_tls());
+    smol::block_on(client.quit());
+    let result = connect_to(canned_server(replies), TlsPolicy::Required);
+    assert!(matches!(result, Err(SessionFailure::Temporary(t)) if t.contains("454 4.7.0")));
 }
