@@ -109,8 +109,7 @@ SINK_PORT=$(free_port)
 while [ "$SINK_PORT" = "$PF_PORT" ]; do SINK_PORT=$(free_port); done
 
 wait_port() { # host port seconds
-    local i
-    for i in $(seq $(($3 * 10))); do
+    for _ in $(seq $(($3 * 10))); do
         (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
         sleep 0.1
     done
@@ -213,8 +212,7 @@ queued_campusmail() {
     find "$CM_DIR/spool" -type f 2>/dev/null | wc -l
 }
 wait_drained() { # name
-    local i
-    for i in $(seq $((DRAIN_SECS * 5))); do
+    for _ in $(seq $((DRAIN_SECS * 5))); do
         [ "$("queued_$1")" = 0 ] && return 0
         sleep 0.2
     done
@@ -266,7 +264,7 @@ ratio() { # campusmail postfix
 command -v bc >/dev/null || die "bc is needed (apt-get install bc)"
 log "smtp-source -s $SESSIONS -m $MESSAGES -l $SIZE -f $FROM -t $TO 127.0.0.1:PORT, $RUNS runs each"
 pf_acc=() pf_drn=() cm_acc=() cm_drn=()
-for run in $(seq "$RUNS"); do
+for _ in $(seq "$RUNS"); do
     read -r a d < <(one_run postfix "$PF_PORT")
     pf_acc+=("$a") pf_drn+=("$d")
     read -r a d < <(one_run campusmail "$CM_SMTP")
@@ -285,7 +283,9 @@ CM_CORRUPT=$(find "$CM_DIR/spool/corrupt" -type f 2>/dev/null | wc -l)
 
 # --- 4. the result line -------------------------------------------------------------
 COMMIT=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$SRC" status --porcelain 2>/dev/null | head -1)" ]; then COMMIT="$COMMIT+dirty"; fi
+if [ -n "$(git -C "$SRC" status --porcelain -- . ':!bench/results.txt' 2>/dev/null | head -1)" ]; then
+    COMMIT="$COMMIT+dirty"
+fi
 joined() { local IFS=,; echo "$*"; }
 LINE="$(date -u +%Y-%m-%dT%H:%M:%SZ) smtp-throughput v1 commit=$COMMIT cpus=$(nproc) fs=$FS \
 messages=$MESSAGES sessions=$SESSIONS size=$SIZE runs=$RUNS \
