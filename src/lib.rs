@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod appliance;
+pub mod auth;
 pub mod config;
 pub mod control;
 pub mod directory;

@@ -56,6 +56,12 @@ enum Command {
     /// Look at and act on the mail queue (normal and bulk lanes).
     #[command(subcommand)]
     Queue(QueueCli),
+    /// DKIM signing keys of our domains.
+    #[command(subcommand)]
+    Dkim(DkimCli),
+    /// The DNS records our domains must publish (MX, SPF, DKIM, DMARC).
+    #[command(subcommand)]
+    Dns(DnsCli),
     /// Print the version.
     Version,
 }
@@ -121,6 +127,24 @@ enum QueueCli {
     Stats,
 }
 
+#[derive(Subcommand)]
+enum DkimCli {
+    /// Every domain's active and retired keys (selector, algorithm, age).
+    List,
+    /// Make a new key pair for DOMAIN; the old pair stays published until `dkim forget`.
+    Rotate { domain: String },
+    /// Drop a retired key once its DNS record has been removed.
+    Forget { domain: String, selector: String },
+}
+
+#[derive(Subcommand)]
+enum DnsCli {
+    /// Print the records DOMAIN must publish, one per line: NAME, TYPE, VALUE.
+    Records { domain: String },
+    /// Look the records up in DNS and say what is missing or wrong.
+    Check { domain: String },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
@@ -168,6 +192,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             },
         ),
         Command::Queue(c) => queue(&config_path, queue_command(c)),
+        Command::Dkim(c) => mail_auth::dkim(&load_existing(&config_path)?, c),
+        Command::Dns(c) => mail_auth::dns(&load_existing(&config_path)?, c),
         Command::Alias(c) => manage(
             &config_path,
             match c {
@@ -249,6 +275,10 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 /// Runs a directory command in the running appliance, or directly when it is stopped.
 fn manage(config_path: &Path, command: DirectoryCommand) -> anyhow::Result<()> {
     let config = load_existing(config_path)?;
+    let new_domain = match &command {
+        DirectoryCommand::DomainAdd { domain } => Some(domain.trim().to_ascii_lowercase()),
+        _ => None,
+    };
     let output = match campusmail::control::send(&config.control_socket(), &command)? {
         Some(reply) if reply.ok => reply.output,
         Some(reply) => bail!("{}", reply.output),
@@ -260,7 +290,108 @@ fn manage(config_path: &Path, command: DirectoryCommand) -> anyhow::Result<()> {
     if !output.is_empty() {
         println!("{output}");
     }
+    // Every domain of ours signs its mail from the start (R7).
+    if let Some(domain) = new_domain {
+        let keys = campusmail::auth::keys::ensure_domain_keys(&config.dkim_dir(), &domain)?;
+        println!(
+            "DKIM keys made for {domain} ({}); publish its DNS records: campusmail dns records {domain}",
+            keys.active.iter().map(|k| k.selector.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
     Ok(())
+}
+
+/// `campusmail dkim ...` and `campusmail dns ...`: files and DNS only, so
+/// they work the same whether the appliance runs or not.
+mod mail_auth {
+    use super::{DkimCli, DnsCli};
+    use anyhow::bail;
+    use campusmail::auth::{dns_records, keys};
+    use campusmail::config::Config;
+
+    fn domain_keys(config: &Config, domain: &str) -> anyhow::Result<keys::DomainKeys> {
+        let domain = domain.trim().to_ascii_lowercase();
+        Ok(keys::ensure_domain_keys(&config.dkim_dir(), &domain)?)
+    }
+
+    pub fn dkim(config: &Config, command: DkimCli) -> anyhow::Result<()> {
+        match command {
+            DkimCli::List => {
+                for d in keys::load_all(&config.dkim_dir())? {
+                    for (state, list) in [("active", &d.active), ("retired", &d.retired)] {
+                        for k in list.iter() {
+                            println!("{}\t{}\t{:?}\t{state}", d.domain, k.selector, k.algorithm);
+                        }
+                    }
+                }
+            }
+            DkimCli::Rotate { domain } => {
+                let d = keys::rotate(&config.dkim_dir(), &domain.trim().to_ascii_lowercase())?;
+                println!(
+                    "new keys for {}: {}",
+                    d.domain,
+                    d.active
+                        .iter()
+                        .map(|k| k.selector.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                println!("publish the new records (campusmail dns records {}); the engine signs with them within a minute.", d.domain);
+                println!("keep the old records until mail signed with them has been delivered, then `campusmail dkim forget`.");
+            }
+            DkimCli::Forget { domain, selector } => {
+                keys::forget_retired(
+                    &config.dkim_dir(),
+                    &domain.trim().to_ascii_lowercase(),
+                    &selector,
+                )?;
+                println!("retired key {selector} of {domain} forgotten; remove its DNS record if it is still published");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn dns(config: &Config, command: DnsCli) -> anyhow::Result<()> {
+        let mail_host = config.node.hostname.clone();
+        match command {
+            DnsCli::Records { domain } => {
+                let keys = domain_keys(config, &domain)?;
+                for r in dns_records::records(&keys.domain, &mail_host, &keys) {
+                    println!("# {}", r.why);
+                    println!("{}.\t{}\t{}", r.name.trim_end_matches('.'), r.kind, r.value);
+                }
+            }
+            DnsCli::Check { domain } => {
+                let keys = domain_keys(config, &domain)?;
+                let resolver = campusmail::engine::delivery::dns::DnsResolver::new(
+                    &config.routing.nameservers,
+                )?;
+                let findings = smol::block_on(dns_records::check(
+                    &resolver,
+                    &keys.domain,
+                    &mail_host,
+                    &keys,
+                ));
+                let mut all_ok = true;
+                for f in &findings {
+                    all_ok &= f.ok;
+                    println!(
+                        "{}\t{}\t{}",
+                        if f.ok { "ok" } else { "PROBLEM" },
+                        f.record,
+                        f.message
+                    );
+                }
+                if !all_ok {
+                    bail!(
+                        "some records of {} are missing or wrong (see above)",
+                        keys.domain
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn load_existing(config_path: &Path) -> anyhow::Result<Config> {

@@ -21,9 +21,11 @@ fn sender_node(dns: &Dns, mx_port: u16) -> Node {
     node
 }
 
-/// Node B: a second campusmail serving remote.test with user carol.
-fn receiving_node() -> Node {
+/// Node B: a second campusmail serving remote.test with user carol, asking
+/// `dns` when it checks SPF/DKIM/DMARC of incoming mail.
+fn receiving_node(dns: &Dns) -> Node {
     let mut node = Node::new();
+    node.set_key("nameservers", &format!("[\"{}\"]", dns.addr()));
     node.cli_ok(&["domain", "add", "remote.test"], None);
     node.cli_ok(
         &["user", "add", "carol@remote.test", "--password-stdin"],
@@ -79,7 +81,7 @@ fn queue_text(node: &Node, args: &[&str]) -> String {
 #[test]
 fn mail_to_another_domain_goes_by_mx_over_tls_and_bounces_come_back_as_dsns() {
     let dns = Dns::start(&zone());
-    let remote = receiving_node();
+    let remote = receiving_node(&dns);
     let mut node = sender_node(&dns, remote.ports.smtp);
     node.start("all");
 
@@ -242,7 +244,7 @@ fn temporary_failures_and_silent_hosts_stay_queued_and_admins_can_act() {
 fn bulk_mail_uses_its_own_lane_and_never_blocks_normal_mail() {
     let dns = Dns::start(&zone());
     let stuck = Sink::start(SinkMode::HangAfterData);
-    let remote = receiving_node();
+    let remote = receiving_node(&dns);
     let mut node = sender_node(&dns, remote.ports.smtp);
     node.add_transport("lists.test", &stuck.addr());
     node.set_key("bulk_recipient_threshold", "3");

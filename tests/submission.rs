@@ -146,3 +146,34 @@ fn authenticated_users_may_relay_and_the_mx_port_never_offers_auth() {
     let r = raw.cmd(&format!("AUTH PLAIN {creds}"));
     assert!(r.starts_with('5'), "AUTH on the MX port: {r}");
 }
+
+#[test]
+fn users_may_send_only_as_themselves_or_their_aliases() {
+    let node = Node::with_users();
+    node.cli_ok(
+        &["alias", "add", "office@campus.test", "alice@campus.test"],
+        None,
+    );
+    let send_as = |from: &str| {
+        swaks(&[
+            "--server",
+            &submission(&node),
+            "-tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            &address_of("alice"),
+            "--auth-password",
+            &password_of("alice"),
+            "--from",
+            from,
+            "--to",
+            &address_of("bob"),
+        ])
+    };
+    let (ok, t) = send_as(&address_of("bob"));
+    assert!(!ok);
+    assert!(t.contains("553 5.7.1"), "{t}");
+    let (ok, t) = send_as("office@campus.test");
+    assert!(ok, "{t}");
+}

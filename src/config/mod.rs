@@ -64,6 +64,8 @@ pub struct Config {
     #[serde(default)]
     pub routing: RoutingConfig,
     #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
     pub tls: TlsConfig,
     /// The file this configuration came from (set by `load`).
     #[serde(skip)]
@@ -133,6 +135,57 @@ pub struct QueueConfig {
     /// Time allowed for a remote server's reply to one command (RFC 5321
     /// §4.5.3.2 suggests 5 minutes).
     pub command_timeout: ConfigDuration,
+}
+
+/// Mail authentication (R7): SPF, DKIM and DMARC.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Check SPF, DKIM and DMARC on mail from other servers (the MX port).
+    pub verify_inbound: bool,
+    /// Act on the sender domain's DMARC policy when DMARC fails: p=reject
+    /// refuses the message (550 5.7.1), p=quarantine files it into Junk.
+    pub enforce_dmarc: bool,
+    /// Sender domains whose DMARC policy is only reported, never enforced
+    /// (e.g. a partner whose records are known to be wrong).
+    pub dmarc_monitor_only: Vec<String>,
+    /// Upstream servers (IP addresses or CIDR ranges) whose mail is taken as
+    /// already judged: the campus spam appliance, Google's outbound servers.
+    pub trusted_relays: Vec<String>,
+    /// DKIM-sign mail that users send from our domains.
+    pub dkim_sign: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            verify_inbound: true,
+            enforce_dmarc: true,
+            dmarc_monitor_only: Vec::new(),
+            trusted_relays: Vec::new(),
+            dkim_sign: true,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// True when `ip` is one of the trusted relays.
+    pub fn is_trusted_relay(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_relays
+            .iter()
+            .filter_map(|r| parse_network(r))
+            .any(|net| net.contains(&ip))
+    }
+}
+
+/// "192.0.2.7", "192.0.2.0/24", "2001:db8::/32".
+pub fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 /// Where remote mail goes, decided before any DNS lookup.
@@ -345,6 +398,14 @@ impl Config {
         }
         self.validate_queue()?;
         self.validate_routing()?;
+        for relay in &self.auth.trusted_relays {
+            if parse_network(relay).is_none() {
+                return Err(self.invalid(
+                    "auth.trusted_relays",
+                    format!("{relay:?} is not an IP address or range such as \"192.0.2.0/24\""),
+                ));
+            }
+        }
         let m = &self.mailbox;
         if !(m.public_url.starts_with("https://") || m.public_url.starts_with("http://")) {
             return Err(self.invalid(
@@ -448,6 +509,10 @@ impl Config {
     /// The owner-only control socket of the running mailbox role.
     pub fn control_socket(&self) -> PathBuf {
         self.node.data_dir.join("control.sock")
+    }
+    /// DKIM keys, one folder per domain.
+    pub fn dkim_dir(&self) -> PathBuf {
+        self.node.data_dir.join("dkim")
     }
     /// The owner-only control socket of the running engine role.
     pub fn engine_socket(&self) -> PathBuf {

@@ -91,6 +91,21 @@ page_size = 50
 # Language when the browser does not ask for one: "ko" or "en".
 default_language = "ko"
 
+[auth]
+# Check SPF, DKIM and DMARC on mail from other servers and record the
+# results in an Authentication-Results: header.
+verify_inbound = true
+# Act on DMARC policies when DMARC fails: p=reject refuses the message,
+# p=quarantine files it into the recipient's Junk folder.
+enforce_dmarc = true
+# Sender domains whose DMARC policy is only recorded, never enforced.
+dmarc_monitor_only = []
+# Upstream servers whose mail is taken as already checked (IP or CIDR), e.g.
+# the campus spam appliance or Google's outbound servers.
+trusted_relays = []
+# DKIM-sign mail that users send from our domains (keys: `campusmail dkim`).
+dkim_sign = true
+
 [tls]
 # PEM certificate chain and private key; a self-signed pair is made on first
 # run when they are missing. Replace them with the university's certificate.

@@ -89,6 +89,20 @@ impl DirectorySnapshot {
         RecipientRoute::UnknownLocal
     }
 
+    /// May the user logged in as `login` use `sender` as envelope sender?
+    /// Their own address, or an alias that delivers to them.
+    pub fn may_send_as(&self, login: &str, sender: &str) -> bool {
+        let (Some(login), Some(sender)) = (normalize_address(login), normalize_address(sender))
+        else {
+            return false;
+        };
+        sender == login
+            || self
+                .aliases
+                .get(&sender)
+                .is_some_and(|targets| targets.contains(&login))
+    }
+
     /// Checks a login name (the full address) and password.
     pub fn authenticate(&self, login: &str, password: &str) -> AuthOutcome {
         let user = normalize_address(login).and_then(|a| Some((self.users.get(&a)?, a)));
@@ -220,6 +234,16 @@ mod tests {
         assert_eq!(s.route("nobody@campus.test"), RecipientRoute::UnknownLocal);
         assert_eq!(s.route("x@example.org"), RecipientRoute::Remote);
         assert_eq!(s.route("not an address"), RecipientRoute::Invalid);
+    }
+
+    #[test]
+    fn users_send_as_themselves_or_their_aliases() {
+        let s = sample();
+        assert!(s.may_send_as("alice@campus.test", "Alice@Campus.test"));
+        assert!(s.may_send_as("alice@campus.test", "info@campus.test"));
+        assert!(!s.may_send_as("alice@campus.test", "old@campus.test"));
+        assert!(!s.may_send_as("alice@campus.test", "president@campus.test"));
+        assert!(!s.may_send_as("alice@campus.test", ""));
     }
 
     #[test]

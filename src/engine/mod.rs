@@ -16,6 +16,7 @@
 
 pub mod delivery;
 pub mod queue;
+pub mod signing;
 pub mod smtp;
 
 #[cfg(test)]
@@ -131,13 +132,23 @@ pub fn start(ctx: EngineContext) -> Result<EngineHandle, EngineError> {
 
     let (announce, announced) = smol::channel::unbounded();
     let door = Arc::new(QueueDoor::new(ctx.config.clone(), spool.clone(), announce));
+    let resolver = DnsResolver::new(&ctx.config.routing.nameservers)?;
+    let authenticator = match crate::auth::Authenticator::new(&resolver, &ctx.config.node.hostname)
+    {
+        Ok(a) => Some(Arc::new(a)),
+        Err(e) => {
+            tracing::error!(error = %e, "SPF/DKIM/DMARC checks are off: they could not be set up");
+            None
+        }
+    };
     let smtp_ctx = Arc::new(SmtpContext {
         config: ctx.config.clone(),
         directory: ctx.directory.clone(),
         tls: futures_rustls::TlsAcceptor::from(ctx.tls.clone()),
         door: door.clone(),
+        authenticator,
+        signing: Arc::new(signing::SigningKeys::new(ctx.config.dkim_dir())),
     });
-    let resolver = DnsResolver::new(&ctx.config.routing.nameservers)?;
     let remote = Arc::new(RemoteDelivery::new(ctx.config.clone(), resolver));
     let attempter = Arc::new(Attempter::new(
         ctx.config.clone(),

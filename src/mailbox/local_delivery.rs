@@ -52,12 +52,13 @@ impl LocalDelivery for MailboxDelivery {
                 "{recipient}: no such user here"
             )));
         }
+        let folder = super::folders::folder_for(message);
         for mailbox in mailboxes {
             let id = self
                 .store
-                .deliver(&mailbox, "INBOX", message)
+                .deliver(&mailbox, folder, message)
                 .map_err(|e| DeliveryFailure::Temporary(format!("mail store error: {e}")))?;
-            tracing::info!(%recipient, %mailbox, message = %id, size = message.len(), "delivered");
+            tracing::info!(%recipient, %mailbox, %folder, message = %id, size = message.len(), "delivered");
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! and the store; the engine sees the directory through the snapshot file
 //! and reaches the store only through LMTP.
 
+pub mod folders;
 pub mod lmtp;
 pub mod local_delivery;
 

@@ -12,6 +12,7 @@
 //! panic inside a parser is caught and the raw text shown instead.
 
 mod charset;
+pub mod header_section;
 mod html;
 #[cfg(test)]
 mod tests;

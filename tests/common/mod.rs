@@ -70,6 +70,9 @@ pub struct Node {
     procs: Vec<(String, Child)>,
     /// The console admin password printed on first start, if seen.
     pub admin_password: Option<String>,
+    /// The node's own DNS server: an empty zone, every name NXDOMAIN
+    /// (tests with a zone of their own point `nameservers` elsewhere).
+    _dns: peers::Dns,
 }
 
 impl Node {
@@ -99,13 +102,13 @@ impl Node {
             .replace("127.0.0.1:8443", &format!("127.0.0.1:{}", ports.https))
             .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", ports.http))
             .replace("retry_initial = \"1m\"", "retry_initial = \"1s\"")
-            .replace("max_message_bytes = 52428800", "max_message_bytes = 200000")
-            // Never the internet: DNS goes to a loopback port where nothing
-            // answers, unless a test starts its own DNS server.
-            .replace(
-                "nameservers = []",
-                &format!("nameservers = [\"127.0.0.1:{}\"]", free_port()),
-            );
+            .replace("max_message_bytes = 52428800", "max_message_bytes = 200000");
+        // Never the internet: DNS goes to a server of the test's own.
+        let dns = peers::Dns::start(&[]);
+        let text = text.replace(
+            "nameservers = []",
+            &format!("nameservers = [\"{}\"]", dns.addr()),
+        );
         std::fs::write(&config, text).unwrap();
         Node {
             dir,
@@ -113,6 +116,7 @@ impl Node {
             config,
             procs: Vec::new(),
             admin_password: None,
+            _dns: dns,
         }
     }
 

@@ -31,6 +31,9 @@ impl Dns {
                 "--log-facility=/dev/null",
                 // No shared pid file: several test servers run at once.
                 "--pid-file=",
+                // Every name not in the zone is NXDOMAIN, as on the real
+                // internet (not REFUSED), and nothing is ever forwarded.
+                "--address=/#/",
             ])
             .arg(format!("--port={port}"))
             .args(records)

@@ -8,6 +8,10 @@
 //! executor. When the last `DnsResolver` clone is dropped, the thread's
 //! shutdown signal closes, the runtime ends and the thread exits.
 //!
+//! `auth` (SPF, DKIM, DMARC through mail-auth) shares the same resolver:
+//! `mail_authenticator` wraps it and `run_within` runs mail-auth's futures on
+//! the runtime, so mail-auth's tokio dependency stays behind this module too.
+//!
 //! Owns: the tokio runtime and its thread, and hickory's in-memory cache.
 //!
 //! Invariants:
@@ -202,13 +206,40 @@ impl DnsResolver {
         }
     }
 
+    /// A `mail_auth::MessageAuthenticator` (SPF, DKIM, DMARC, ARC) sharing
+    /// this resolver: the same nameservers, options and cache. Its lookups
+    /// need this module's runtime, so every future using it must be run
+    /// through [`DnsResolver::run_within`].
+    pub fn mail_authenticator(&self) -> mail_auth::MessageAuthenticator {
+        mail_auth::MessageAuthenticator(self.inner.resolver.clone())
+    }
+
+    /// Runs `work` (a future doing several lookups, e.g. a whole SPF
+    /// evaluation) on the DNS runtime and waits for it from any executor.
+    /// It is stopped after `limit`, or when the caller drops the returned
+    /// future; both give `DnsFailure::Temporary`.
+    pub async fn run_within<T: Send + 'static>(
+        &self,
+        limit: Duration,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, DnsFailure> {
+        self.run_until(limit, work).await
+    }
+
     /// Runs `lookup` on the DNS runtime and waits for it from any executor.
     async fn run<T: Send + 'static>(
         &self,
         lookup: impl Future<Output = T> + Send + 'static,
     ) -> Result<T, DnsFailure> {
+        self.run_until(self.inner.deadline, lookup).await
+    }
+
+    async fn run_until<T: Send + 'static>(
+        &self,
+        deadline: Duration,
+        lookup: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, DnsFailure> {
         let (tx, rx) = smol::channel::bounded(1);
-        let deadline = self.inner.deadline;
         let task = self.inner.runtime.spawn(async move {
             let result = tokio::time::timeout(deadline, lookup).await;
             let _ = tx.send(result).await;

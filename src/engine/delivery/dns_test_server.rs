@@ -1,6 +1,6 @@
 //! Test support: a tiny authoritative DNS server on 127.0.0.1 (UDP) serving
-//! a fixed zone, so resolver and MX tests use real DNS packets and never the
-//! internet.
+//! a fixed zone (MX, A, AAAA, TXT), so resolver, MX and mail authentication
+//! (`auth`) tests use real DNS packets and never the internet.
 //!
 //! Owns: one UDP socket and the thread answering on it (stopped on drop).
 //!
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::proto::op::{Message, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{A, AAAA, MX};
+use hickory_resolver::proto::rr::rdata::{A, AAAA, MX, TXT};
 use hickory_resolver::proto::rr::{Name, RData, Record};
 
 /// A zone: names (lower case, with or without trailing dot) and their data.
@@ -53,6 +53,21 @@ impl Zone {
             Err(_) => panic!("bad test address {ip}"),
         };
         self.records.entry(key(owner)).or_default().push(data);
+        self
+    }
+
+    /// A TXT record; text longer than 255 bytes is split into several
+    /// character-strings, as zone files and DNS hosting panels do.
+    pub(crate) fn txt(mut self, owner: &str, text: &str) -> Zone {
+        let strings = text
+            .as_bytes()
+            .chunks(255)
+            .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+            .collect();
+        self.records
+            .entry(key(owner))
+            .or_default()
+            .push(RData::TXT(TXT::new(strings)));
         self
     }
 

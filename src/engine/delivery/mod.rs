@@ -16,7 +16,7 @@
 mod connection;
 pub mod dns;
 #[cfg(test)]
-mod dns_test_server;
+pub(crate) mod dns_test_server;
 pub mod lmtp_client;
 pub mod mx;
 pub mod remote;

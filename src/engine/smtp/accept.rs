@@ -62,7 +62,14 @@ impl Session {
         Ok(Step::Reply(self.queue_message(&helo, tx, body).await))
     }
 
-    async fn queue_message(&self, helo: &Helo, tx: Transaction, body: Vec<u8>) -> Reply {
+    async fn queue_message(&self, helo: &Helo, tx: Transaction, mut body: Vec<u8>) -> Reply {
+        let trust_fields = match self.authenticate(helo, &tx.sender, &mut body).await {
+            Ok(fields) => fields,
+            Err(refusal) => {
+                tracing::warn!(peer = %self.peer, sender = %tx.sender, reply = ?refusal, "message refused by policy");
+                return refusal;
+            }
+        };
         let id = QueueId::generate();
         let header = received_header(&ReceivedFields {
             helo,
@@ -76,7 +83,10 @@ impl Session {
             },
             date: &chrono::Utc::now().to_rfc2822(),
         });
-        let mut message = Vec::with_capacity(header.len() + body.len());
+        // Ours go on top, newest first: the verdict or signature, then the
+        // trace field (RFC 8601 §5, RFC 5321 §4.4).
+        let mut message = Vec::with_capacity(trust_fields.len() + header.len() + body.len());
+        message.extend_from_slice(trust_fields.as_bytes());
         message.extend_from_slice(header.as_bytes());
         message.extend_from_slice(&body);
         drop(body);

@@ -19,6 +19,7 @@
 
 mod accept;
 mod auth;
+mod authenticate;
 pub(crate) mod command;
 pub(crate) mod connection;
 pub(crate) mod data;
@@ -63,4 +64,7 @@ pub(crate) struct SmtpContext {
     pub(crate) directory: Arc<SnapshotWatcher>,
     pub(crate) tls: futures_rustls::TlsAcceptor,
     pub(crate) door: Arc<QueueDoor>,
+    /// Inbound SPF/DKIM/DMARC checks; `None` when they could not be set up.
+    pub(crate) authenticator: Option<Arc<crate::auth::Authenticator>>,
+    pub(crate) signing: Arc<crate::engine::signing::SigningKeys>,
 }

@@ -240,7 +240,25 @@ impl Session {
         if !mail.smtputf8 && !mail.sender.is_ascii() {
             return reply(553, "5.6.7", "Non-ASCII sender address requires SMTPUTF8");
         }
-        // TODO(rfc6409 §6.1): check that an authenticated sender may use this address.
+        // RFC 6409 §6.1: a submitting user may send only as themselves or
+        // as an alias that delivers to them (R7: no forged campus senders).
+        if let Some(login) = &self.login {
+            if !self
+                .ctx
+                .directory
+                .current()
+                .may_send_as(login, &mail.sender)
+            {
+                return reply(
+                    553,
+                    "5.7.1",
+                    format!(
+                        "Sender address <{}> is not yours; send as {login} or one of your aliases",
+                        mail.sender
+                    ),
+                );
+            }
+        }
         let transaction = Transaction {
             sender: mail.sender,
             body_8bit: mail.body_8bit,

@@ -32,8 +32,15 @@ fn accepted_mail_is_delivered_over_lmtp_and_leaves_the_queue() {
     let stored = store.stored.lock().unwrap()[0].clone();
     assert_eq!(stored.0, "alice@campus.test");
     let text = String::from_utf8(stored.1).unwrap();
+    // Return-Path from the LMTP server, then the engine's verdict and trace.
     assert!(
-        text.starts_with("Return-Path: <bob@example.org>\r\nReceived: from client.example.org"),
+        text.starts_with(
+            "Return-Path: <bob@example.org>\r\nAuthentication-Results: mx.campus.test;"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("\r\nReceived: from client.example.org"),
         "{text}"
     );
     assert!(

@@ -59,9 +59,14 @@ fn mx_session_queues_local_mail_durably() {
 
     let message = std::fs::read(engine.queue_dir().join(format!("{id}.eml"))).unwrap();
     let message = String::from_utf8(message).unwrap();
+    // The verdict on mail from outside (RFC 8601) above our trace field.
     assert!(
-        message.starts_with(
-            "Received: from client.example.org ([127.0.0.1])\r\n\tby mx.campus.test with ESMTP id "
+        message.starts_with("Authentication-Results: mx.campus.test;"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "\r\nReceived: from client.example.org ([127.0.0.1])\r\n\tby mx.campus.test with ESMTP id "
         ),
         "{message}"
     );

@@ -23,7 +23,17 @@ use crate::web::format;
 use crate::web::http::Reply;
 use crate::web::session::Session;
 
-const INBOX: &str = "INBOX";
+use crate::mailbox::folders::{INBOX, JUNK};
+
+/// The folder named by `?folder=` (only the folders every user has, for
+/// now); `None` for anything else.
+fn folder_of(ctx: &Ctx<'_>) -> Option<&'static str> {
+    match ctx.query.get("folder") {
+        None | Some("INBOX") => Some(INBOX),
+        Some("Junk") => Some(JUNK),
+        Some(_) => None,
+    }
+}
 
 /// CSP of the message body document; remote images only when allowed.
 fn body_csp(images: bool) -> String {
@@ -72,17 +82,20 @@ fn user_bar(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Result<UserB
     ))
 }
 
-/// `GET /mail?page=N`.
+/// `GET /mail?page=N[&folder=Junk]`.
 pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
     let t = ctx.lang.catalog();
     let Some(requested) = page_number(ctx.query.get("page")) else {
         return pages::problem(ctx.lang, Problem::BadPage, None);
     };
+    let Some(folder) = folder_of(ctx) else {
+        return pages::problem(ctx.lang, Problem::NotFound, None);
+    };
     let size = webmail.config.mailbox.page_size.max(1);
     let mut page = requested;
     let mut listing = match webmail
         .store
-        .list(&session.user, INBOX, (page - 1) * size, size)
+        .list(&session.user, folder, (page - 1) * size, size)
     {
         Ok(listing) => listing,
         Err(err) => return internal(ctx, &err),
@@ -93,7 +106,7 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
         page = pages;
         listing = match webmail
             .store
-            .list(&session.user, INBOX, (page - 1) * size, size)
+            .list(&session.user, folder, (page - 1) * size, size)
         {
             Ok(listing) => listing,
             Err(err) => return internal(ctx, &err),
@@ -116,10 +129,21 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
             seen: m.seen,
         })
         .collect();
-    let link = |n: usize| format!("/mail?page={n}");
+    let (title, here) = if folder == JUNK {
+        ("junk.title", "/mail?folder=Junk")
+    } else {
+        ("inbox.title", "/mail")
+    };
+    let link = |n: usize| {
+        if folder == JUNK {
+            format!("/mail?folder=Junk&page={n}")
+        } else {
+            format!("/mail?page={n}")
+        }
+    };
     let view = InboxPage {
         t,
-        chrome: Chrome::new(t, "inbox.title", "/mail", Some(bar)),
+        chrome: Chrome::new(t, title, here, Some(bar)),
         rows,
         total_text: t.fill("inbox.total", &[("total", &listing.total.to_string())]),
         pages,
@@ -176,6 +200,7 @@ pub fn message(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &Message
     });
     let view = MessagePage {
         t,
+        raw_href: format!("{href}/raw"),
         chrome: Chrome::new(t, "inbox.title", &href, Some(bar)),
         subject: non_empty(&rendered.subject, t.get("inbox.no_subject")),
         from: non_empty(&rendered.from, t.get("inbox.no_sender")),
@@ -216,6 +241,18 @@ pub fn body(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &MessageId)
     pages::render(200, &BodyDocument { html: &html })
         .with_header("Content-Security-Policy", body_csp(images))
         .with_header("X-Frame-Options", "SAMEORIGIN")
+}
+
+/// `GET /mail/message/{id}/raw`: the message source as plain text, for
+/// people who need the headers (e.g. Authentication-Results, Received).
+pub fn raw(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &MessageId) -> Reply {
+    match webmail.store.message(&session.user, id) {
+        Ok(Some(stored)) => Reply::text(200, &String::from_utf8_lossy(&stored.raw))
+            .with_header("Content-Security-Policy", "default-src 'none'; sandbox")
+            .with_header("Content-Disposition", "inline"),
+        Ok(None) => pages::problem(ctx.lang, Problem::NotFound, None),
+        Err(err) => internal(ctx, &err),
+    }
 }
 
 #[cfg(test)]

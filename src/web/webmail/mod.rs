@@ -54,6 +54,7 @@ pub enum Route {
     Inbox,
     Message(MessageId),
     MessageBody(MessageId),
+    MessageRaw(MessageId),
     Static(&'static str),
     NotFound,
 }
@@ -77,15 +78,16 @@ impl Route {
         let Some(rest) = path.strip_prefix("/mail/message/") else {
             return Route::NotFound;
         };
-        let (id, body) = match rest.split_once('/') {
-            Some((id, "body")) => (id, true),
+        let (id, part) = match rest.split_once('/') {
+            Some((id, part @ ("body" | "raw"))) => (id, part),
             Some(_) => return Route::NotFound,
-            None => (rest, false),
+            None => (rest, ""),
         };
-        match MessageId::from_str(id) {
-            Ok(id) if body => Route::MessageBody(id),
-            Ok(id) => Route::Message(id),
-            Err(_) => Route::NotFound,
+        match (MessageId::from_str(id), part) {
+            (Ok(id), "body") => Route::MessageBody(id),
+            (Ok(id), "raw") => Route::MessageRaw(id),
+            (Ok(id), _) => Route::Message(id),
+            (Err(_), _) => Route::NotFound,
         }
     }
 }
@@ -171,6 +173,9 @@ impl Webmail {
             }
             (Method::Get, Route::MessageBody(id)) => {
                 self.gated(ctx, |w, c, s| mailbox::body(w, c, s, &id))
+            }
+            (Method::Get, Route::MessageRaw(id)) => {
+                self.gated(ctx, |w, c, s| mailbox::raw(w, c, s, &id))
             }
             (_, Route::NotFound) => pages::problem(ctx.lang, Problem::NotFound, None),
             (_, _) => pages::problem(ctx.lang, Problem::Method, None),

@@ -108,6 +108,8 @@ pub struct AttachmentRow {
 pub struct MessagePage<'a> {
     pub t: &'a Catalog,
     pub chrome: Chrome,
+    /// The message source (`/raw`).
+    pub raw_href: String,
     pub subject: String,
     pub from: String,
     pub to: String,
@@ -237,6 +239,7 @@ mod tests {
         let page = MessagePage {
             t,
             chrome: Chrome::new(t, "inbox.title", "/mail/message/x", None),
+            raw_href: "/mail/message/node-a.1/raw".into(),
             subject: "<script>x</script>".into(),
             from: "<img src=x onerror=alert(1)>".into(),
             to: String::new(),

@@ -1,0 +1,39 @@
+//! The mailbox folders every user has, and how the engine asks LMTP
+//! delivery to file a message into one of them.
+//!
+//! Invariant: `DELIVER_TO` is a control field only the engine may set: the
+//! engine removes it from every message it accepts before deciding whether
+//! to add its own (DMARC quarantine), so a sender can never choose a folder.
+
+pub const INBOX: &str = "INBOX";
+pub const JUNK: &str = "Junk";
+
+/// Header field the engine adds to ask for a folder other than the inbox.
+pub const DELIVER_TO: &str = "X-Campusmail-Deliver-To";
+
+/// The folder a delivered message goes to: Junk when the engine asked for
+/// it, else the inbox.
+pub fn folder_for(message: &[u8]) -> &'static str {
+    match crate::mime::header_section::field_value(message, DELIVER_TO) {
+        Some(v) if v.eq_ignore_ascii_case(JUNK) => JUNK,
+        _ => INBOX,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_mark_files_into_junk() {
+        assert_eq!(
+            folder_for(b"X-Campusmail-Deliver-To: Junk\r\nSubject: x\r\n\r\n"),
+            JUNK
+        );
+        assert_eq!(
+            folder_for(b"Subject: x\r\n\r\nX-Campusmail-Deliver-To: Junk\r\n"),
+            INBOX
+        );
+        assert_eq!(folder_for(b"X-Campusmail-Deliver-To: Trash\r\n\r\n"), INBOX);
+    }
+}
