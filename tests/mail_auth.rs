@@ -328,3 +328,38 @@ sys.exit(0 if len(results) == 2 and all(results) else 1)
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn mail_from_a_trusted_relay_is_not_judged_again() {
+    let dns = Dns::start(&outside_zone());
+    let mut node = Node::new();
+    node.set_key("nameservers", &format!("[\"{}\"]", dns.addr()));
+    // The campus spam appliance: it already checked this mail.
+    node.set_key("trusted_relays", "[\"127.0.0.0/8\"]");
+    node.cli_ok(&["domain", "add", DOMAIN], None);
+    node.add_user("alice");
+    node.start("all");
+    let (ok, t) = send_from_outside(
+        &node,
+        "boss@forged.test",
+        "Relayed by the appliance",
+        Some("Authentication-Results: spam-appliance.campus.test; dmarc=pass"),
+    );
+    assert!(ok, "a trusted relay's mail is not refused: {t}");
+    let web = node.web_login("alice");
+    wait_until(30, || {
+        web.inbox()
+            .contains("Relayed by the appliance")
+            .then_some(())
+    })
+    .expect("delivered to the inbox");
+    let raw = raw_of(&web, "Relayed by the appliance", "INBOX");
+    assert!(
+        raw.contains("Authentication-Results: spam-appliance.campus.test"),
+        "{raw}"
+    );
+    assert!(
+        !raw.contains("Authentication-Results: mail.campus.test"),
+        "{raw}"
+    );
+}
