@@ -29,6 +29,7 @@ cargo build --release -q
 BIN=$PWD/target/release/campusmail
 
 WORK=$(mktemp -d /tmp/campusmail-isolation.XXXXXX)
+chmod 0755 "$WORK"   # smtp-sink drops to nobody, who must reach the dump folder
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT

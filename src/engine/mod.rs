@@ -18,6 +18,7 @@ pub mod delivery;
 pub mod queue;
 pub mod signing;
 pub mod smtp;
+pub(crate) mod stream;
 
 #[cfg(test)]
 pub(crate) mod test_support;

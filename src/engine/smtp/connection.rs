@@ -19,13 +19,11 @@
 //! Reads untrusted input: yes (it only frames bytes; parsing is elsewhere).
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
-use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use smol::Timer;
 
@@ -60,61 +58,8 @@ pub(crate) enum Line {
     TooLong,
 }
 
-/// A TCP stream, with or without TLS.
-pub(crate) enum PeerStream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// Only while switching to TLS, or after a failed switch.
-    Detached,
-}
-
-fn detached() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "stream detached")
-}
-
-impl AsyncRead for PeerStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            PeerStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            PeerStream::Detached => Poll::Ready(Err(detached())),
-        }
-    }
-}
-
-impl AsyncWrite for PeerStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            PeerStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            PeerStream::Detached => Poll::Ready(Err(detached())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            PeerStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            PeerStream::Detached => Poll::Ready(Err(detached())),
-        }
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            PeerStream::Plain(s) => Pin::new(s).poll_close(cx),
-            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
-            PeerStream::Detached => Poll::Ready(Ok(())),
-        }
-    }
-}
+/// A TCP stream, with or without TLS (server side).
+pub(crate) type PeerStream = crate::engine::stream::MaybeTls<TlsStream<TcpStream>>;
 
 /// Runs `work`, giving up with `ConnError::Timeout` after `limit`.
 pub(crate) async fn with_timeout<T>(
