@@ -205,6 +205,35 @@ impl Directory {
             .collect()
     }
 
+    /// Number of users (enabled or not).
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Users whose address contains `query` (case-insensitive; every user
+    /// when empty), in address order: at most `limit` records, and how many
+    /// matched in all.
+    pub fn search_users(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<(Vec<UserRecord>, usize), DirectoryError> {
+        let needle = query.trim().to_lowercase();
+        let mut found = Vec::new();
+        let mut matched = 0;
+        for item in self.users.iter() {
+            let (key, value) = item?;
+            if !needle.is_empty() && !String::from_utf8_lossy(&key).contains(&needle) {
+                continue;
+            }
+            matched += 1;
+            if found.len() < limit {
+                found.push(serde_json::from_slice(&value)?);
+            }
+        }
+        Ok((found, matched))
+    }
+
     fn update_user(
         &self,
         address: &str,
@@ -334,7 +363,12 @@ impl Directory {
     pub fn authenticate_admin(&self, name: &str, password: &str) -> Result<bool, DirectoryError> {
         Ok(match self.admins.get(name)? {
             Some(hash) => password::verify_password(password, &String::from_utf8_lossy(&hash)),
-            None => false,
+            None => {
+                // Same work as a real check: timing does not tell which
+                // admin names exist (the console audits every attempt).
+                password::verify_nothing(password);
+                false
+            }
         })
     }
 }
@@ -413,6 +447,23 @@ mod tests {
             d.authenticate("ghost@campus.test", "whatever").unwrap(),
             AuthOutcome::BadCredentials
         );
+    }
+
+    #[test]
+    fn user_search_counts_all_matches_but_returns_at_most_the_limit() {
+        let (_dir, d) = open();
+        d.add_domain("campus.test").unwrap();
+        for name in ["kim1", "kim2", "kim3", "lee"] {
+            d.add_user(&format!("{name}@campus.test"), "long-password")
+                .unwrap();
+        }
+        assert_eq!(d.user_count(), 4);
+        let (users, matched) = d.search_users("KIM", 2).unwrap();
+        assert_eq!(matched, 3);
+        let names: Vec<_> = users.iter().map(|u| u.address.as_str()).collect();
+        assert_eq!(names, ["kim1@campus.test", "kim2@campus.test"]);
+        assert_eq!(d.search_users("", 10).unwrap().1, 4);
+        assert_eq!(d.search_users("nobody", 10).unwrap(), (Vec::new(), 0));
     }
 
     #[test]

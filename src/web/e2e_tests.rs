@@ -11,28 +11,28 @@ use rustls::pki_types::{CertificateDer, ServerName};
 
 use super::{start, WebContext, WebHandle};
 
-struct Stack {
-    web: WebHandle,
+pub(super) struct Stack {
+    pub(super) web: WebHandle,
     client_tls: Arc<rustls::ClientConfig>,
     store: Arc<crate::store::Store>,
     _dir: tempfile::TempDir,
 }
 
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
+pub(super) struct Response {
+    pub(super) status: u16,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: String,
 }
 
 impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    fn cookie(&self, name: &str) -> Option<String> {
+    pub(super) fn cookie(&self, name: &str) -> Option<String> {
         self.headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
@@ -44,7 +44,7 @@ impl Response {
     }
 }
 
-fn setup() -> Stack {
+pub(super) fn setup() -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "[node]\nname = \"node-a\"\nhostname = \"localhost\"\ndata_dir = \"{d}\"\n\
@@ -131,7 +131,13 @@ fn request_bytes(method: &str, path: &str, cookies: &str, body: Option<&str>) ->
 }
 
 impl Stack {
-    fn https(&self, method: &str, path: &str, cookies: &str, body: Option<&str>) -> Response {
+    pub(super) fn https(
+        &self,
+        method: &str,
+        path: &str,
+        cookies: &str,
+        body: Option<&str>,
+    ) -> Response {
         let name = ServerName::try_from("localhost").unwrap();
         let conn = rustls::ClientConnection::new(Arc::clone(&self.client_tls), name).unwrap();
         let sock = TcpStream::connect(self.web.https_addr()).unwrap();
@@ -144,7 +150,7 @@ impl Stack {
         parse(&raw)
     }
 
-    fn login(&self, address: &str, password: &str) -> Response {
+    pub(super) fn login(&self, address: &str, password: &str) -> Response {
         let form = self.https("GET", "/login", "", None);
         let cookie = form.cookie("cm_login_csrf").unwrap();
         let token = hidden_token(&form.body);
@@ -171,7 +177,7 @@ fn plain(addr: SocketAddr, path: &str) -> Response {
     parse(&raw)
 }
 
-fn hidden_token(html: &str) -> String {
+pub(super) fn hidden_token(html: &str) -> String {
     let at = html.find("name=\"csrf_token\" value=\"").unwrap();
     let rest = &html[at + "name=\"csrf_token\" value=\"".len()..];
     rest[..rest.find('"').unwrap()].to_string()

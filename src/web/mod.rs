@@ -5,6 +5,7 @@
 //! How a request travels:
 //! `tls_front` (public port, rustls) -> internal tiny-http on 127.0.0.1:0 ->
 //! `server` workers -> `webmail::Webmail::handle` -> askama page -> back.
+//! Paths `/admin` and below are handed on to `console::Console::handle`.
 //!
 //! Owns: the listening sockets named in `[mailbox] https_listen` and
 //! `http_listen`, the threads serving them, and the in-memory session table.
@@ -19,6 +20,7 @@
 //! Reads untrusted input: yes, everything from browsers (see each file).
 
 pub mod assets;
+pub mod console;
 pub mod csrf;
 pub mod form;
 pub mod format;

@@ -210,6 +210,16 @@ impl SessionStore {
         }
     }
 
+    /// Ends the live session of `user` without leaving a notice (an admin
+    /// disabled the account or forced a logout); true when one was live.
+    pub fn end_all_sessions_of(&self, user: &str) -> bool {
+        let mut table = self.table();
+        match table.by_user.remove(user) {
+            Some(hash) => table.live.remove(&hash).is_some(),
+            None => false,
+        }
+    }
+
     /// Number of live sessions (for metrics and tests).
     pub fn live_count(&self) -> usize {
         self.table().live.len()
@@ -357,6 +367,20 @@ mod tests {
             store.lookup(&old, 2000 + NOTICE_KEEP_SECS + 501),
             SessionLookup::Unknown
         );
+    }
+
+    #[test]
+    fn an_admin_can_end_a_users_session() {
+        let store = SessionStore::new(60);
+        let (token, _) = store.login("hong@example.ac.kr", ip(1), 1000);
+        let (other, _) = store.login("kim@example.ac.kr", ip(2), 1000);
+        assert!(store.end_all_sessions_of("hong@example.ac.kr"));
+        assert!(!store.end_all_sessions_of("hong@example.ac.kr"));
+        assert_eq!(store.lookup(&token, 1001), SessionLookup::Unknown);
+        assert!(matches!(
+            store.lookup(&other, 1001),
+            SessionLookup::Active(_)
+        ));
     }
 
     #[test]

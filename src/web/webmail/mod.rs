@@ -1,9 +1,12 @@
 //! The webmail: routes, and the session gate in front of the mail pages.
 //!
 //! Owns: the route table (`Route::parse`) and the `Webmail` state the
-//! handlers share (config, store, directory, session table).
+//! handlers share (config, store, directory, session table; the session
+//! table is shared with the console, which owns its own admin sessions).
 //!
 //! Invariants:
+//! - `/admin` and below go to the console (`web::console`) before any
+//!   webmail routing; webmail routes never see them.
 //! - `handle` is the one door: it parses the route, picks the language,
 //!   checks the session for mail pages, and every reply leaves through
 //!   `Reply::finish` (security headers).
@@ -26,6 +29,7 @@ use crate::config::Config;
 use crate::directory::Directory;
 use crate::store::{MessageId, Store};
 use crate::web::assets;
+use crate::web::console::{self, Console};
 use crate::web::form::{Form, FormError};
 use crate::web::http::{session_cookie, Method, Reply, WebRequest};
 use crate::web::i18n::Lang;
@@ -41,7 +45,10 @@ pub struct Webmail {
     pub config: Arc<Config>,
     pub store: Arc<Store>,
     pub directory: Arc<Directory>,
-    pub sessions: SessionStore,
+    /// Shared with the console, which ends a disabled user's session.
+    pub sessions: Arc<SessionStore>,
+    /// The admin console, answering `/admin` and below.
+    console: Console,
     default_lang: Lang,
 }
 
@@ -103,18 +110,23 @@ pub struct Ctx<'r> {
 impl Webmail {
     pub fn new(config: Arc<Config>, store: Arc<Store>, directory: Arc<Directory>) -> Webmail {
         let default_lang = Lang::parse(&config.mailbox.default_language).unwrap_or(Lang::Ko);
-        let sessions = SessionStore::new(config.mailbox.session_idle_minutes);
+        let sessions = Arc::new(SessionStore::new(config.mailbox.session_idle_minutes));
+        let console = Console::new(&config, Arc::clone(&directory), Arc::clone(&sessions));
         Webmail {
             config,
             store,
             directory,
             sessions,
+            console,
             default_lang,
         }
     }
 
-    /// Answers one request.
+    /// Answers one request (console paths go to the console).
     pub fn handle(&self, req: &WebRequest) -> Reply {
+        if console::owns_path(&req.path) {
+            return self.console.handle(req);
+        }
         let route = Route::parse(&req.path);
         let query = req.query_form();
         let chosen = query

@@ -1,0 +1,346 @@
+//! The admin console (R17, issue 7): routes under `/admin`, the admin
+//! session gate, and the state the console pages share.
+//!
+//! Owns: the console's own session table (admins are not mail users; their
+//! cookie `cm_admin` is scoped to `Path=/admin`), the audit log
+//! (`audit.rs`), and a handle on the webmail's session table so disabling a
+//! user also ends their webmail session.
+//!
+//! How a request arrives: `Webmail::handle` hands every `/admin` and
+//! `/admin/...` path to `Console::handle` before its own routing; the rest
+//! of the web stack (TLS front, workers, security headers) is shared.
+//!
+//! Invariants:
+//! - `handle` is the console's one door and every reply leaves through
+//!   `Reply::finish` (CSP and the other security headers).
+//! - Without a live admin session every console path except the login form
+//!   answers 303 to `/admin/login` (GET) or 403 (anything else), before the
+//!   path is even looked up; a webmail `cm_session` cookie counts for nothing.
+//! - Every POST behind the gate checks the session's CSRF token before it
+//!   looks at any other field (`checked_form`); the login form uses its own
+//!   double-submit cookie.
+//! - Every admin action (login success and failure, logout, user create,
+//!   user disable) is written to the audit log before the reply is sent.
+//! - Directory changes go through `directory::commands::execute`, the same
+//!   code path as the command line.
+//!
+//! Reads untrusted input: yes, every console request (path, query, cookies,
+//! forms), always after the admin gate except the login form.
+
+pub mod audit;
+mod login;
+mod pages;
+mod users;
+
+#[cfg(test)]
+mod e2e_tests;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::web::csrf;
+use crate::web::form::{Form, FormError};
+use crate::web::http::{session_cookie, Method, Reply, WebRequest};
+use crate::web::i18n::Lang;
+use crate::web::session::{Session, SessionLookup, SessionStore};
+use crate::web::webmail::LANG_COOKIE;
+
+use audit::{AuditEntry, AuditLog};
+use pages::Problem;
+
+/// The path every console URL lives under.
+pub const PATH: &str = "/admin";
+/// Name of the admin session cookie (sent by browsers only under `/admin`).
+pub const COOKIE: &str = "cm_admin";
+/// The pre-session CSRF cookie of the admin login form.
+pub const LOGIN_CSRF_COOKIE: &str = "cm_admin_login_csrf";
+
+/// True for `/admin` and `/admin/...`: the paths the console answers.
+pub fn owns_path(path: &str) -> bool {
+    path == PATH || path.strip_prefix(PATH).is_some_and(|r| r.starts_with('/'))
+}
+
+/// A console cookie: the web stack's fixed attributes (`Secure; HttpOnly;
+/// SameSite=Strict`) with the path narrowed to `/admin`.
+fn admin_cookie(name: &str, value: &str, max_age: Option<u64>) -> String {
+    session_cookie(name, value, max_age).replacen("; Path=/;", "; Path=/admin;", 1)
+}
+
+/// Where a console request goes, from its path alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Dashboard,
+    Login,
+    Logout,
+    Users,
+    UserDisable,
+    Audit,
+    NotFound,
+}
+
+impl Route {
+    /// Exact matches only: no trailing slashes, no decoding.
+    pub fn parse(path: &str) -> Route {
+        match path {
+            "/admin" => Route::Dashboard,
+            "/admin/login" => Route::Login,
+            "/admin/logout" => Route::Logout,
+            "/admin/users" => Route::Users,
+            "/admin/users/disable" => Route::UserDisable,
+            "/admin/audit" => Route::Audit,
+            _ => Route::NotFound,
+        }
+    }
+}
+
+/// One console request with what `handle` worked out about it.
+pub struct Ctx<'r> {
+    pub req: &'r WebRequest,
+    pub lang: Lang,
+    pub query: Form,
+    pub now: i64,
+}
+
+impl Ctx<'_> {
+    fn ip(&self) -> IpAddr {
+        self.req.client.ip()
+    }
+}
+
+/// What the console handlers share.
+pub struct Console {
+    directory: Arc<Directory>,
+    /// Admin sessions: a table of its own, never the users' one.
+    admins: SessionStore,
+    /// The webmail's session table, to end a disabled user's session.
+    mail_sessions: Arc<SessionStore>,
+    audit: AuditLog,
+    default_lang: Lang,
+}
+
+impl Console {
+    pub fn new(
+        config: &Config,
+        directory: Arc<Directory>,
+        mail_sessions: Arc<SessionStore>,
+    ) -> Console {
+        let default_lang = Lang::parse(&config.mailbox.default_language).unwrap_or(Lang::Ko);
+        Console {
+            admins: SessionStore::new(config.mailbox.session_idle_minutes),
+            audit: AuditLog::in_data_dir(&config.node.data_dir),
+            directory,
+            mail_sessions,
+            default_lang,
+        }
+    }
+
+    /// Answers one request for a path where `owns_path` is true.
+    pub fn handle(&self, req: &WebRequest) -> Reply {
+        let query = req.query_form();
+        let chosen = query
+            .as_ref()
+            .ok()
+            .and_then(|q| q.get("lang"))
+            .and_then(Lang::parse);
+        let lang = Lang::negotiate(
+            chosen.map(Lang::code),
+            req.cookie(LANG_COOKIE),
+            req.accept_language.as_deref(),
+            self.default_lang,
+        );
+        let reply = match query {
+            Err(err) => form_problem(lang, &err),
+            Ok(query) => {
+                let ctx = Ctx {
+                    req,
+                    lang,
+                    query,
+                    now: unix_now(),
+                };
+                self.dispatch(&ctx, Route::parse(&req.path))
+            }
+        };
+        let reply = match chosen {
+            Some(lang) if req.method == Method::Get => reply.with_header(
+                "Set-Cookie",
+                session_cookie(LANG_COOKIE, lang.code(), Some(365 * 24 * 3600)),
+            ),
+            _ => reply,
+        };
+        reply.finish()
+    }
+
+    fn dispatch(&self, ctx: &Ctx<'_>, route: Route) -> Reply {
+        let method = match ctx.req.method {
+            Method::Head => Method::Get,
+            other => other,
+        };
+        match (method, route) {
+            (Method::Get, Route::Login) => return login::show(self, ctx),
+            (Method::Post, Route::Login) => return login::submit(self, ctx),
+            _ => {}
+        }
+        let Some(session) = self.admin_session(ctx) else {
+            return match method {
+                Method::Get => {
+                    clear_admin_session(Reply::see_other("/admin/login"), ctx.req.cookie(COOKIE))
+                }
+                _ => pages::problem(ctx.lang, Problem::Forbidden, None),
+            };
+        };
+        match (method, route) {
+            (Method::Get, Route::Dashboard) => pages::dashboard(self, ctx, &session),
+            (Method::Get, Route::Users) => users::list(self, ctx, &session),
+            (Method::Post, Route::Users) => users::create(self, ctx, &session),
+            (Method::Post, Route::UserDisable) => users::disable(self, ctx, &session),
+            (Method::Get, Route::Audit) => pages::audit(self, ctx, &session),
+            (Method::Post, Route::Logout) => login::logout(self, ctx, &session),
+            (_, Route::NotFound) => pages::problem(ctx.lang, Problem::NotFound, Some(&session)),
+            (_, _) => pages::problem(ctx.lang, Problem::Method, Some(&session)),
+        }
+    }
+
+    /// The live admin session of this request, if any.
+    fn admin_session(&self, ctx: &Ctx<'_>) -> Option<Session> {
+        let token = ctx.req.cookie(COOKIE)?;
+        match self.admins.lookup(token, ctx.now) {
+            SessionLookup::Active(session) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// Writes one audit line; a failure is logged loudly (the action itself
+    /// has already happened and is not undone).
+    fn audit(&self, ctx: &Ctx<'_>, admin: &str, action: &str, target: &str, outcome: &str) {
+        let entry = AuditEntry::new(ctx.now, admin, ctx.ip(), action, target, outcome);
+        if let Err(err) = self.audit.record(&entry) {
+            tracing::error!(%err, action, target, outcome, "audit log write failed");
+        }
+    }
+}
+
+/// The form body of a POST behind the gate, once its CSRF token matched
+/// the session's; otherwise the reply (400/413 or 403) to send instead.
+fn checked_form(ctx: &Ctx<'_>, session: &Session) -> Result<Form, Reply> {
+    let form = ctx
+        .req
+        .body_form()
+        .map_err(|err| form_problem(ctx.lang, &err))?;
+    if !csrf::matches(&session.csrf_token, form.get(csrf::FIELD)) {
+        tracing::warn!(path = %ctx.req.path, ip = %ctx.ip(), "console form refused: CSRF token mismatch");
+        return Err(pages::problem(
+            ctx.lang,
+            Problem::FormExpired,
+            Some(session),
+        ));
+    }
+    Ok(form)
+}
+
+/// Tells the browser to forget a console session cookie it sent.
+fn clear_admin_session(reply: Reply, sent: Option<&str>) -> Reply {
+    match sent {
+        Some(_) => reply.with_header("Set-Cookie", admin_cookie(COOKIE, "", Some(0))),
+        None => reply,
+    }
+}
+
+/// The page for a malformed query or form.
+fn form_problem(lang: Lang, err: &FormError) -> Reply {
+    tracing::debug!(%err, "malformed console form or query");
+    match err {
+        FormError::TooLarge { .. } => pages::problem(lang, Problem::TooLarge, None),
+        _ => pages::problem(lang, Problem::BadRequest, None),
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_owns_admin_and_below_only() {
+        assert!(owns_path("/admin"));
+        assert!(owns_path("/admin/"));
+        assert!(owns_path("/admin/users"));
+        assert!(!owns_path("/administrator"));
+        assert!(!owns_path("/adminx/users"));
+        assert!(!owns_path("/mail"));
+        assert!(!owns_path("/"));
+    }
+
+    #[test]
+    fn routes_are_exact() {
+        assert_eq!(Route::parse("/admin"), Route::Dashboard);
+        assert_eq!(Route::parse("/admin/login"), Route::Login);
+        assert_eq!(Route::parse("/admin/logout"), Route::Logout);
+        assert_eq!(Route::parse("/admin/users"), Route::Users);
+        assert_eq!(Route::parse("/admin/users/disable"), Route::UserDisable);
+        assert_eq!(Route::parse("/admin/audit"), Route::Audit);
+        for path in [
+            "/admin/",
+            "/admin/users/",
+            "/admin//users",
+            "/admin/users/../audit",
+            "/admin/%75sers",
+            "/admin/users/disable/x",
+            "/ADMIN",
+        ] {
+            assert_eq!(Route::parse(path), Route::NotFound, "{path}");
+        }
+    }
+
+    #[test]
+    fn admin_cookies_are_scoped_to_the_console() {
+        assert_eq!(
+            admin_cookie(COOKIE, "tok", None),
+            "cm_admin=tok; Path=/admin; Secure; HttpOnly; SameSite=Strict"
+        );
+        assert!(admin_cookie(COOKIE, "", Some(0)).ends_with("; Max-Age=0"));
+    }
+
+    fn request(method: Method, path: &str, body: &str) -> WebRequest {
+        let mut req = WebRequest::get(path, "192.0.2.9:40000".parse().unwrap());
+        req.method = method;
+        req.body = body.as_bytes().to_vec();
+        req.content_type = Some("application/x-www-form-urlencoded".into());
+        req
+    }
+
+    fn ctx(req: &WebRequest) -> Ctx<'_> {
+        Ctx {
+            req,
+            lang: Lang::Ko,
+            query: Form::default(),
+            now: 1000,
+        }
+    }
+
+    #[test]
+    fn checked_form_refuses_a_missing_or_wrong_token() {
+        let store = SessionStore::new(60);
+        let (_, session) = store.login("admin", IpAddr::from([192, 0, 2, 9]), 1000);
+        for body in [
+            "address=a%40b.c",
+            "address=a%40b.c&csrf_token=",
+            "csrf_token=nope",
+        ] {
+            let req = request(Method::Post, "/admin/users/disable", body);
+            let refused = checked_form(&ctx(&req), &session).unwrap_err();
+            assert_eq!(refused.status, 403, "{body}");
+        }
+        let body = format!("address=a%40b.c&csrf_token={}", session.csrf_token);
+        let req = request(Method::Post, "/admin/users/disable", &body);
+        let form = checked_form(&ctx(&req), &session).unwrap();
+        assert_eq!(form.get("address"), Some("a@b.c"));
+    }
+}
