@@ -6,10 +6,11 @@
 //! (`delivery::remote`), in chunks.
 //!
 //! Invariants:
-//! - The envelope is saved to the spool after every chunk's replies, before
-//!   the next chunk is sent: a SIGKILL mid-delivery re-sends only chunks
-//!   whose replies were never recorded, so each recipient gets one copy
-//!   (except in the instant between a server's reply and that fsync).
+//! - Each chunk's outcomes are appended to the spool's outcome log (and
+//!   fsynced) before the next chunk is sent: a SIGKILL mid-delivery re-sends
+//!   only chunks whose replies were never recorded, so each recipient gets
+//!   one copy (except in the instant between a server's reply and that
+//!   fsync). The whole envelope is rewritten once, when the attempt ends.
 //! - A DSN goes to the sender for every recipient that failed, once, and
 //!   never to the null sender (no bounce of a bounce, RFC 5321 §6.1).
 //! - Routes are looked up at delivery time: a user removed since acceptance
@@ -253,6 +254,7 @@ impl Attempter {
             return;
         }
         let retry = self.config.queue.retry_initial.as_secs();
+        let mut changed = Vec::with_capacity(results.len());
         for Result1 {
             index,
             outcome,
@@ -285,10 +287,12 @@ impl Attempter {
                     r.failed(reason);
                 }
             }
+            changed.push((index, r.clone()));
         }
-        // Durable before the next chunk goes out (module invariant).
-        let (spool, copy, qid) = (self.spool.clone(), envelope.clone(), id.clone());
-        if let Err(e) = smol::unblock(move || spool.save_envelope(&qid, &copy)).await {
+        // Durable before the next chunk goes out (module invariant): a few
+        // appended lines, not a rewrite of the whole envelope.
+        let (spool, qid) = (self.spool.clone(), id.clone());
+        if let Err(e) = smol::unblock(move || spool.append_outcomes(&qid, &changed)).await {
             tracing::warn!(queue_id = %id, error = %e, "cannot record delivery state");
         }
     }

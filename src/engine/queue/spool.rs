@@ -3,8 +3,10 @@
 //! Owns, under `Config::spool_dir()`, folders whose names are the states a
 //! message can be in (like Postfix's queue folders):
 //! - `incoming/`  files being written; never acknowledged. Emptied on start.
-//! - `queue/`     `<id>.eml` (the message, Received: header included) and
-//!   `<id>.json` (its `Envelope`). A message is queued exactly when its
+//! - `queue/`     `<id>.eml` (the message, Received: header included),
+//!   `<id>.json` (its `Envelope`) and, between envelope rewrites,
+//!   `<id>.log` (recipient outcomes appended one JSON line each, replayed
+//!   over the envelope on load). A message is queued exactly when its
 //!   `.json` file is in `queue/`.
 //! - `corrupt/`   envelopes that could not be read, set aside for the admin,
 //!   never deleted by the engine.
@@ -16,7 +18,13 @@
 //!   fsync is the step that makes the message durable; only after it may the
 //!   SMTP session send 250.
 //! - Envelope updates are atomic: write to `incoming/`, fsync, rename over the
-//!   old envelope, fsync `queue/`. A crash leaves the old or the new state.
+//!   old envelope, fsync `queue/`, then drop the `.log` it now includes. A
+//!   crash leaves the old or the new state; replaying a log line twice sets
+//!   the same values again (idempotent).
+//! - Outcomes appended to the `.log` are durable once its fsync returns; a
+//!   torn last line (crash mid-write) is ignored, so that outcome is
+//!   attempted again. Appending a few lines instead of rewriting a
+//!   30,000-recipient envelope keeps bulk delivery cheap.
 //! - Removal deletes the envelope first: a crash in between leaves an orphan
 //!   `.eml` that recovery deletes, never an envelope without its message.
 //! - Files are owner-only (0600), folders 0700. All calls block: call them
@@ -30,7 +38,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::envelope::Envelope;
+use super::envelope::{Envelope, Recipient};
 use super::id::QueueId;
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +91,46 @@ impl Spool {
         self.queue.join(format!("{id}.json"))
     }
 
+    fn log_path(&self, id: &QueueId) -> PathBuf {
+        self.queue.join(format!("{id}.log"))
+    }
+
+    /// Appends recipients' new states (by index) to the message's outcome
+    /// log and fsyncs it: durable when it returns.
+    pub fn append_outcomes(
+        &self,
+        id: &QueueId,
+        updates: &[(usize, Recipient)],
+    ) -> Result<(), SpoolError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let path = self.log_path(id);
+        let mut lines = Vec::new();
+        for update in updates {
+            let line =
+                serde_json::to_vec(&LogLine::from(update)).map_err(|e| SpoolError::Corrupt {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            lines.extend_from_slice(&line);
+            lines.push(b'\n');
+        }
+        let created = !path.exists();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        file.write_all(&lines).map_err(io_err(&path))?;
+        file.sync_data().map_err(io_err(&path))?;
+        if created {
+            sync_dir(&self.queue)?;
+        }
+        Ok(())
+    }
+
     /// Writes a new message and its envelope durably (see the invariants).
     pub fn accept(
         &self,
@@ -112,6 +160,13 @@ impl Spool {
         write_synced(&tmp, &envelope_bytes(envelope)?)?;
         let path = self.envelope_path(id);
         fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        // The new envelope includes every logged outcome: the log can go.
+        let log = self.log_path(id);
+        if let Err(e) = fs::remove_file(&log) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(io_err(&log)(e));
+            }
+        }
         sync_dir(&self.queue)
     }
 
@@ -124,6 +179,7 @@ impl Spool {
     pub fn remove(&self, id: &QueueId) -> Result<(), SpoolError> {
         let envelope = self.envelope_path(id);
         fs::remove_file(&envelope).map_err(io_err(&envelope))?;
+        let _ = fs::remove_file(self.log_path(id));
         let message = self.message_path(id);
         if let Err(e) = fs::remove_file(&message) {
             if e.kind() != std::io::ErrorKind::NotFound {
@@ -159,6 +215,11 @@ impl Spool {
                     }
                 },
                 Some((id, "eml")) => orphans.push(id),
+                Some((id, "log")) => {
+                    if !self.envelope_path(&id).exists() {
+                        let _ = fs::remove_file(&path);
+                    }
+                }
                 _ => {
                     tracing::warn!(path = %path.display(), "ignoring an unknown file in the queue folder")
                 }
@@ -206,12 +267,16 @@ impl Spool {
         if !self.message_path(id).exists() {
             return Err(corrupt("its message file is missing".into()));
         }
+        let mut envelope = envelope;
+        if let Ok(log) = fs::read(self.log_path(id)) {
+            replay(&mut envelope, &log);
+        }
         Ok(envelope)
     }
 
     /// Moves both files of `id` (whichever exist) into `corrupt/`.
     fn set_aside(&self, id: &QueueId) -> Result<(), SpoolError> {
-        for ext in ["json", "eml"] {
+        for ext in ["json", "eml", "log"] {
             let from = self.queue.join(format!("{id}.{ext}"));
             if from.exists() {
                 let to = self.corrupt.join(format!("{id}.{ext}"));
@@ -220,6 +285,35 @@ impl Spool {
         }
         sync_dir(&self.corrupt)?;
         sync_dir(&self.queue)
+    }
+}
+
+/// One line of a message's outcome log: a recipient's whole new state.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LogLine {
+    i: usize,
+    r: Recipient,
+}
+
+impl From<&(usize, Recipient)> for LogLine {
+    fn from((i, r): &(usize, Recipient)) -> LogLine {
+        LogLine {
+            i: *i,
+            r: r.clone(),
+        }
+    }
+}
+
+/// Applies logged outcomes over `envelope`; stops at a damaged (torn) line.
+fn replay(envelope: &mut Envelope, log: &[u8]) {
+    for line in log.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(LogLine { i, r }) = serde_json::from_slice::<LogLine>(line) else {
+            break;
+        };
+        match envelope.recipients.get_mut(i) {
+            Some(slot) if slot.address == r.address => *slot = r,
+            _ => break,
+        }
     }
 }
 
@@ -254,8 +348,46 @@ fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::envelope::{Recipient, RecipientState};
+    use super::super::envelope::RecipientState;
     use super::*;
+
+    #[test]
+    fn outcome_log_is_replayed_until_a_torn_line_and_folded_into_the_envelope() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let id = QueueId::generate();
+        let mut env = envelope(&id);
+        env.recipients
+            .push(Recipient::new("c@campus.test".into(), 5));
+        spool.accept(&id, &env, b"hi\r\n").unwrap();
+
+        let mut first = env.recipients[0].clone();
+        first.delivered();
+        spool.append_outcomes(&id, &[(0, first.clone())]).unwrap();
+        // A crash in the middle of the next line leaves half of it.
+        let mut second = env.recipients[1].clone();
+        second.failed("550 5.1.1 gone".into());
+        let line = serde_json::to_string(&LogLine::from(&(1, second))).unwrap();
+        let mut log = OpenOptions::new()
+            .append(true)
+            .open(spool.log_path(&id))
+            .unwrap();
+        log.write_all(&line.as_bytes()[..line.len() / 2]).unwrap();
+
+        let recovered = Spool::open(dir.path()).unwrap().recover().unwrap();
+        assert_eq!(recovered[0].recipients[0], first, "logged outcome replayed");
+        assert_eq!(
+            recovered[0].recipients[1].state,
+            RecipientState::Pending,
+            "torn line ignored"
+        );
+
+        // Rewriting the envelope folds the log in and drops it.
+        env.recipients[0] = first;
+        spool.save_envelope(&id, &env).unwrap();
+        assert!(!spool.log_path(&id).exists());
+        assert_eq!(spool.list().unwrap(), vec![env]);
+    }
 
     fn envelope(id: &QueueId) -> Envelope {
         Envelope {

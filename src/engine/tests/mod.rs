@@ -84,8 +84,18 @@ impl TestEngine {
         self.config.spool_dir().join("queue")
     }
 
+    /// Message and envelope files in `queue/` (outcome logs come and go
+    /// during delivery attempts and are not counted).
     pub(super) fn queued_files(&self) -> usize {
-        std::fs::read_dir(self.queue_dir()).unwrap().count()
+        std::fs::read_dir(self.queue_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.ends_with(".eml") || name.ends_with(".json")
+            })
+            .count()
     }
 
     pub(super) fn client(&self, addr: SocketAddr) -> RawClient {
