@@ -180,7 +180,12 @@ impl Reply {
 /// A `Set-Cookie` value with our fixed attributes. `max_age` of `Some(0)`
 /// deletes the cookie; `None` makes a browser-session cookie.
 pub fn session_cookie(name: &str, value: &str, max_age: Option<u64>) -> String {
-    let mut cookie = format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict");
+    scoped_cookie(name, value, "/", max_age)
+}
+
+/// Like `session_cookie`, sent back only for paths under `path`.
+pub fn scoped_cookie(name: &str, value: &str, path: &str, max_age: Option<u64>) -> String {
+    let mut cookie = format!("{name}={value}; Path={path}; Secure; HttpOnly; SameSite=Strict");
     if let Some(age) = max_age {
         cookie.push_str(&format!("; Max-Age={age}"));
     }

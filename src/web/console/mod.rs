@@ -42,7 +42,7 @@ use crate::config::Config;
 use crate::directory::Directory;
 use crate::web::csrf;
 use crate::web::form::{Form, FormError};
-use crate::web::http::{session_cookie, Method, Reply, WebRequest};
+use crate::web::http::{scoped_cookie, session_cookie, Method, Reply, WebRequest};
 use crate::web::i18n::Lang;
 use crate::web::session::{Session, SessionLookup, SessionStore};
 use crate::web::webmail::LANG_COOKIE;
@@ -65,7 +65,7 @@ pub fn owns_path(path: &str) -> bool {
 /// A console cookie: the web stack's fixed attributes (`Secure; HttpOnly;
 /// SameSite=Strict`) with the path narrowed to `/admin`.
 fn admin_cookie(name: &str, value: &str, max_age: Option<u64>) -> String {
-    session_cookie(name, value, max_age).replacen("; Path=/;", "; Path=/admin;", 1)
+    scoped_cookie(name, value, "/admin", max_age)
 }
 
 /// Where a console request goes, from its path alone.
