@@ -35,17 +35,16 @@ mod users;
 #[cfg(test)]
 mod e2e_tests;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::web::csrf;
 use crate::web::form::{Form, FormError};
-use crate::web::http::{scoped_cookie, session_cookie, Method, Reply, WebRequest};
+use crate::web::http::{scoped_cookie, Method, Reply, WebRequest};
 use crate::web::i18n::Lang;
 use crate::web::session::{Session, SessionLookup, SessionStore};
-use crate::web::webmail::LANG_COOKIE;
+use crate::web::webmail::answer;
 
 use audit::{AuditEntry, AuditLog};
 use pages::Problem;
@@ -95,19 +94,7 @@ impl Route {
     }
 }
 
-/// One console request with what `handle` worked out about it.
-pub struct Ctx<'r> {
-    pub req: &'r WebRequest,
-    pub lang: Lang,
-    pub query: Form,
-    pub now: i64,
-}
-
-impl Ctx<'_> {
-    fn ip(&self) -> IpAddr {
-        self.req.client.ip()
-    }
-}
+pub use crate::web::webmail::Ctx;
 
 /// What the console handlers share.
 pub struct Console {
@@ -138,38 +125,9 @@ impl Console {
 
     /// Answers one request for a path where `owns_path` is true.
     pub fn handle(&self, req: &WebRequest) -> Reply {
-        let query = req.query_form();
-        let chosen = query
-            .as_ref()
-            .ok()
-            .and_then(|q| q.get("lang"))
-            .and_then(Lang::parse);
-        let lang = Lang::negotiate(
-            chosen.map(Lang::code),
-            req.cookie(LANG_COOKIE),
-            req.accept_language.as_deref(),
-            self.default_lang,
-        );
-        let reply = match query {
-            Err(err) => form_problem(lang, &err),
-            Ok(query) => {
-                let ctx = Ctx {
-                    req,
-                    lang,
-                    query,
-                    now: unix_now(),
-                };
-                self.dispatch(&ctx, Route::parse(&req.path))
-            }
-        };
-        let reply = match chosen {
-            Some(lang) if req.method == Method::Get => reply.with_header(
-                "Set-Cookie",
-                session_cookie(LANG_COOKIE, lang.code(), Some(365 * 24 * 3600)),
-            ),
-            _ => reply,
-        };
-        reply.finish()
+        answer(req, self.default_lang, form_problem, |ctx| {
+            self.dispatch(ctx, Route::parse(&req.path))
+        })
     }
 
     fn dispatch(&self, ctx: &Ctx<'_>, route: Route) -> Reply {
@@ -256,13 +214,6 @@ fn form_problem(lang: Lang, err: &FormError) -> Reply {
     }
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,7 +279,7 @@ mod tests {
     #[test]
     fn checked_form_refuses_a_missing_or_wrong_token() {
         let store = SessionStore::new(60);
-        let (_, session) = store.login("admin", IpAddr::from([192, 0, 2, 9]), 1000);
+        let (_, session) = store.login("admin", std::net::IpAddr::from([192, 0, 2, 9]), 1000);
         for body in [
             "address=a%40b.c",
             "address=a%40b.c&csrf_token=",

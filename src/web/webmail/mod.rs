@@ -99,12 +99,59 @@ impl Route {
     }
 }
 
-/// One request with what `handle` worked out about it.
+/// One request with what `answer` worked out about it.
 pub struct Ctx<'r> {
     pub req: &'r WebRequest,
     pub lang: Lang,
     pub query: Form,
     pub now: i64,
+}
+
+impl Ctx<'_> {
+    pub fn ip(&self) -> std::net::IpAddr {
+        self.req.client.ip()
+    }
+}
+
+/// The steps every page request shares (webmail and console): the query is
+/// parsed strictly (`problem` answers a bad one), the language is chosen
+/// (`?lang=`, cookie, Accept-Language, default) and remembered when asked
+/// for, `page` answers, and the security headers are added.
+pub(crate) fn answer(
+    req: &WebRequest,
+    default_lang: Lang,
+    problem: fn(Lang, &FormError) -> Reply,
+    page: impl FnOnce(&Ctx<'_>) -> Reply,
+) -> Reply {
+    let query = req.query_form();
+    let chosen = query
+        .as_ref()
+        .ok()
+        .and_then(|q| q.get("lang"))
+        .and_then(Lang::parse);
+    let lang = Lang::negotiate(
+        chosen.map(Lang::code),
+        req.cookie(LANG_COOKIE),
+        req.accept_language.as_deref(),
+        default_lang,
+    );
+    let reply = match query {
+        Err(err) => problem(lang, &err),
+        Ok(query) => page(&Ctx {
+            req,
+            lang,
+            query,
+            now: unix_now(),
+        }),
+    };
+    let reply = match chosen {
+        Some(lang) if req.method == Method::Get => reply.with_header(
+            "Set-Cookie",
+            session_cookie(LANG_COOKIE, lang.code(), Some(365 * 24 * 3600)),
+        ),
+        _ => reply,
+    };
+    reply.finish()
 }
 
 impl Webmail {
@@ -128,38 +175,9 @@ impl Webmail {
             return self.console.handle(req);
         }
         let route = Route::parse(&req.path);
-        let query = req.query_form();
-        let chosen = query
-            .as_ref()
-            .ok()
-            .and_then(|q| q.get("lang"))
-            .and_then(Lang::parse);
-        let lang = Lang::negotiate(
-            chosen.map(Lang::code),
-            req.cookie(LANG_COOKIE),
-            req.accept_language.as_deref(),
-            self.default_lang,
-        );
-        let reply = match query {
-            Err(err) => form_problem(lang, &err),
-            Ok(query) => {
-                let ctx = Ctx {
-                    req,
-                    lang,
-                    query,
-                    now: unix_now(),
-                };
-                self.dispatch(&ctx, route)
-            }
-        };
-        let reply = match chosen {
-            Some(lang) if req.method == Method::Get => reply.with_header(
-                "Set-Cookie",
-                session_cookie(LANG_COOKIE, lang.code(), Some(365 * 24 * 3600)),
-            ),
-            _ => reply,
-        };
-        reply.finish()
+        answer(req, self.default_lang, form_problem, |ctx| {
+            self.dispatch(ctx, route)
+        })
     }
 
     fn dispatch(&self, ctx: &Ctx<'_>, route: Route) -> Reply {
