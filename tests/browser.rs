@@ -9,21 +9,6 @@ mod common;
 use common::browser::Browser;
 use common::*;
 
-fn send_fixture(node: &Node, name: &str) {
-    let data = format!("@{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let (ok, t) = swaks(&[
-        "--server",
-        &node.smtp_addr(),
-        "--from",
-        "sender@campus.ac.kr",
-        "--to",
-        &address_of("alice"),
-        "--data",
-        &data,
-    ]);
-    assert!(ok, "{t}");
-}
-
 #[test]
 fn a_student_on_a_phone_logs_in_reads_mail_and_logs_out() {
     let node = Node::with_users();

@@ -6,25 +6,6 @@ mod common;
 
 use common::*;
 
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn send_fixture(node: &Node, name: &str) {
-    let data = format!("@{}", fixture(name));
-    let (ok, t) = swaks(&[
-        "--server",
-        &node.smtp_addr(),
-        "--from",
-        "sender@campus.ac.kr",
-        "--to",
-        &address_of("alice"),
-        "--data",
-        &data,
-    ]);
-    assert!(ok, "{name}: {t}");
-}
-
 /// (fixture, subject in the inbox, a sentence of its body)
 const CASES: &[(&str, &str, &str)] = &[
     (

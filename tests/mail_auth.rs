@@ -251,23 +251,13 @@ fn our_mail_is_dkim_signed_and_verifies_independently() {
     node.set_key("mx_port", &remote.ports.smtp.to_string());
     node.start("all");
 
-    let (ok, t) = swaks(&[
-        "--server",
-        &format!("127.0.0.1:{}", node.ports.submission),
-        "-tls",
-        "--auth",
-        "PLAIN",
-        "--auth-user",
+    let (ok, t) = submit_as(
+        &node,
+        "alice",
         &address_of("alice"),
-        "--auth-password",
-        &password_of("alice"),
-        "--from",
-        &address_of("alice"),
-        "--to",
         "carol@remote.test",
-        "--header",
-        "Subject: Signed hello",
-    ]);
+        &["--header", "Subject: Signed hello"],
+    );
     assert!(ok, "{t}");
     let carol = Web::new(&remote);
     assert_eq!(

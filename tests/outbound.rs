@@ -44,23 +44,14 @@ fn zone() -> Vec<String> {
 }
 
 fn submit(node: &Node, to: &str, subject: &str) -> String {
-    let (ok, t) = swaks(&[
-        "--server",
-        &format!("127.0.0.1:{}", node.ports.submission),
-        "-tls",
-        "--auth",
-        "PLAIN",
-        "--auth-user",
+    let header = format!("Subject: {subject}");
+    let (ok, t) = submit_as(
+        node,
+        "alice",
         &address_of("alice"),
-        "--auth-password",
-        &password_of("alice"),
-        "--from",
-        &address_of("alice"),
-        "--to",
         to,
-        "--header",
-        &format!("Subject: {subject}"),
-    ]);
+        &["--header", &header],
+    );
     assert!(ok, "{t}");
     t
 }

@@ -14,25 +14,18 @@ fn submission(node: &Node) -> String {
 #[test]
 fn alice_sends_to_bob_with_starttls_and_auth() {
     let node = Node::with_users();
-    let (ok, t) = swaks(&[
-        "--server",
-        &submission(&node),
-        "-tls",
-        "--auth",
-        "PLAIN",
-        "--auth-user",
+    let (ok, t) = submit_as(
+        &node,
+        "alice",
         &address_of("alice"),
-        "--auth-password",
-        &password_of("alice"),
-        "--from",
-        &address_of("alice"),
-        "--to",
         &address_of("bob"),
-        "--header",
-        "Subject: Meeting at three",
-        "--body",
-        "See you in room 301.",
-    ]);
+        &[
+            "--header",
+            "Subject: Meeting at three",
+            "--body",
+            "See you in room 301.",
+        ],
+    );
     assert!(ok, "{t}");
     assert!(t.contains("235 2.7.0"), "{t}");
     assert!(t.contains("250 2.0.0"), "{t}");
@@ -119,21 +112,13 @@ fn auth_before_starttls_and_mail_without_auth_are_refused() {
 #[test]
 fn authenticated_users_may_relay_and_the_mx_port_never_offers_auth() {
     let node = Node::with_users();
-    let (ok, t) = swaks(&[
-        "--server",
-        &submission(&node),
-        "-tls",
-        "--auth",
-        "PLAIN",
-        "--auth-user",
+    let (ok, t) = submit_as(
+        &node,
+        "alice",
         &address_of("alice"),
-        "--auth-password",
-        &password_of("alice"),
-        "--from",
-        &address_of("alice"),
-        "--to",
         "friend@elsewhere.example",
-    ]);
+        &[],
+    );
     assert!(ok, "{t}");
 
     let mut raw = RawSmtp::connect(&node.smtp_addr());
@@ -154,23 +139,7 @@ fn users_may_send_only_as_themselves_or_their_aliases() {
         &["alias", "add", "office@campus.test", "alice@campus.test"],
         None,
     );
-    let send_as = |from: &str| {
-        swaks(&[
-            "--server",
-            &submission(&node),
-            "-tls",
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            &address_of("alice"),
-            "--auth-password",
-            &password_of("alice"),
-            "--from",
-            from,
-            "--to",
-            &address_of("bob"),
-        ])
-    };
+    let send_as = |from: &str| submit_as(&node, "alice", from, &address_of("bob"), &[]);
     let (ok, t) = send_as(&address_of("bob"));
     assert!(!ok);
     assert!(t.contains("553 5.7.1"), "{t}");

@@ -325,6 +325,48 @@ pub fn swaks(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Sends the fixture `tests/fixtures/<name>` verbatim (headers and body) to
+/// alice on the MX port, as another server would.
+pub fn send_fixture(node: &Node, name: &str) {
+    let data = format!("@{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let (ok, t) = swaks(&[
+        "--server",
+        &node.smtp_addr(),
+        "--from",
+        "sender@campus.ac.kr",
+        "--to",
+        &address_of("alice"),
+        "--data",
+        &data,
+    ]);
+    assert!(ok, "{name}: {t}");
+}
+
+/// Submits as `user` (password `password_of(user)`) on the STARTTLS
+/// submission port with AUTH PLAIN, from `from` to `to`; `extra` are more
+/// swaks arguments (headers, body). Returns (success, transcript).
+pub fn submit_as(node: &Node, user: &str, from: &str, to: &str, extra: &[&str]) -> (bool, String) {
+    let server = format!("127.0.0.1:{}", node.ports.submission);
+    let (login, password) = (address_of(user), password_of(user));
+    let mut args = vec![
+        "--server",
+        &server,
+        "-tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        &login,
+        "--auth-password",
+        &password,
+        "--from",
+        from,
+        "--to",
+        to,
+    ];
+    args.extend_from_slice(extra);
+    swaks(&args)
+}
+
 /// A raw SMTP conversation for bytes no well-behaved client sends.
 pub struct RawSmtp {
     stream: TcpStream,
