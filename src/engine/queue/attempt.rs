@@ -72,7 +72,10 @@ impl Attempter {
     /// already saved, or removed from the spool when final).
     pub async fn run(&self, mut envelope: Envelope) -> Envelope {
         let Some(id) = QueueId::parse(&envelope.id) else {
-            tracing::warn!(queue_id = %envelope.id, "skipping an envelope with a malformed id");
+            // Cannot happen for envelopes from the door or the spool (both
+            // check ids); held rather than retried in a loop if it ever does.
+            tracing::error!(queue_id = %envelope.id, "holding an envelope with a malformed id");
+            envelope.held = true;
             return envelope;
         };
         let now = unix_now();
