@@ -12,57 +12,19 @@
 
 use std::borrow::Cow;
 
+use crate::mime::header_section::remove_fields;
+
 /// Removes every `Authentication-Results:` header field whose authserv-id
 /// equals `authserv_id` (ASCII case-insensitive), so nobody outside can
 /// forge our verdicts (RFC 8601 §5). Other fields (including
 /// `ARC-Authentication-Results:`) and the body are kept byte for byte.
 pub fn strip_forged_results<'m>(message: &'m [u8], authserv_id: &str) -> Cow<'m, [u8]> {
-    let fields = header_fields(message);
-    let forged: Vec<(usize, usize)> = fields
-        .iter()
-        .filter(|&&(start, end)| claims_authserv_id(&message[start..end], authserv_id))
-        .copied()
-        .collect();
-    if forged.is_empty() {
-        return Cow::Borrowed(message);
-    }
-    let mut kept = Vec::with_capacity(message.len());
-    let mut at = 0;
-    for (start, end) in forged {
-        kept.extend_from_slice(&message[at..start]);
-        at = end;
-    }
-    kept.extend_from_slice(&message[at..]);
-    Cow::Owned(kept)
-}
-
-/// The byte ranges of the header fields, each with its continuation lines
-/// and its line end; the blank line and the body are in no range.
-fn header_fields(message: &[u8]) -> Vec<(usize, usize)> {
-    let mut fields: Vec<(usize, usize)> = Vec::new();
-    let mut at = 0;
-    while at < message.len() {
-        let line_end = match message[at..].iter().position(|&b| b == b'\n') {
-            Some(n) => at + n + 1,
-            None => message.len(),
-        };
-        let line = &message[at..line_end];
-        if line == b"\r\n" || line == b"\n" {
-            break; // the blank line: the body follows
-        }
-        let continues = matches!(line.first(), Some(b' ' | b'\t'));
-        match fields.last_mut() {
-            Some(field) if continues => field.1 = line_end,
-            _ => fields.push((at, line_end)),
-        }
-        at = line_end;
-    }
-    fields
+    remove_fields(message, |_, field| claims_authserv_id(field, authserv_id))
 }
 
 /// Whether `field` (a whole header field) is an `Authentication-Results:`
 /// field whose authserv-id is `ours`.
-fn claims_authserv_id(field: &[u8], ours: &str) -> bool {
+pub fn claims_authserv_id(field: &[u8], ours: &str) -> bool {
     let Some(colon) = field.iter().position(|&b| b == b':') else {
         return false;
     };

@@ -40,7 +40,7 @@ use mail_auth::{
 use super::AuthError;
 use crate::engine::delivery::dns::DnsResolver;
 
-pub use super::header_fields::strip_forged_results;
+pub use super::header_fields::{claims_authserv_id, strip_forged_results};
 
 /// RFC 7208 §4.6.4: at least 20 seconds for one SPF evaluation.
 const SPF_TIME_LIMIT: Duration = Duration::from_secs(20);

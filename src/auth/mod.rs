@@ -38,7 +38,8 @@ mod test_support;
 
 pub use dns_records::{check, records, DnsRecord, Finding};
 pub use inbound::{
-    strip_forged_results, Authenticator, InboundRequest, InboundVerdict, PolicyAction,
+    claims_authserv_id, strip_forged_results, Authenticator, InboundRequest, InboundVerdict,
+    PolicyAction,
 };
 pub use keys::{DkimKey, DomainKeys, KeyAlgorithm};
 pub use signing::DkimSigner;

@@ -30,7 +30,8 @@ fn header_len(message: &[u8]) -> usize {
 
 fn field_name(line: &[u8]) -> Option<&[u8]> {
     let colon = line.iter().position(|&b| b == b':')?;
-    let name = &line[..colon];
+    // RFC 5322 §4.5.3 (obsolete syntax): whitespace may precede the colon.
+    let name = line[..colon].trim_ascii_end();
     (!name.is_empty() && name.iter().all(|b| b.is_ascii_graphic())).then_some(name)
 }
 

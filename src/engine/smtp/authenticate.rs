@@ -19,7 +19,9 @@
 //! Reads untrusted input: yes, whole messages (the checks themselves live in
 //! `crate::auth`, which never panics).
 
-use crate::auth::{strip_forged_results, InboundRequest, PolicyAction};
+use std::borrow::Cow;
+
+use crate::auth::{claims_authserv_id, InboundRequest, PolicyAction};
 use crate::mailbox::folders::{DELIVER_TO, JUNK};
 use crate::mime::header_section::remove_fields;
 
@@ -35,14 +37,16 @@ impl Session {
         body: &mut Vec<u8>,
     ) -> Result<String, Reply> {
         let hostname = self.hostname().to_string();
-        let cleaned = {
-            let without_ours = strip_forged_results(body, &hostname);
-            remove_fields(&without_ours, |name, _| {
-                name.eq_ignore_ascii_case(DELIVER_TO)
-            })
-            .into_owned()
+        // One pass; the message is copied only when something is removed.
+        let cleaned = match remove_fields(body, |name, field| {
+            name.eq_ignore_ascii_case(DELIVER_TO) || claims_authserv_id(field, &hostname)
+        }) {
+            Cow::Owned(kept) => Some(kept),
+            Cow::Borrowed(_) => None,
         };
-        *body = cleaned;
+        if let Some(kept) = cleaned {
+            *body = kept;
+        }
         let auth = &self.ctx.config.auth;
         let mut fields = String::new();
 
