@@ -44,7 +44,8 @@ fn a_student_on_a_phone_logs_in_reads_mail_and_logs_out() {
     browser.type_into("#address", "alice@campus.test");
     browser.type_into("#password", "wrong-password");
     browser.click("button[type=submit]");
-    assert!(browser.url().ends_with("/login"), "{}", browser.url());
+    let url = browser.url_after_navigation("/login");
+    assert!(url.ends_with("/login"), "{url}");
     assert!(
         browser.source().contains("class=\"alert error\""),
         "{}",
@@ -55,7 +56,8 @@ fn a_student_on_a_phone_logs_in_reads_mail_and_logs_out() {
     browser.type_into("#address", "alice@campus.test");
     browser.type_into("#password", &password_of("alice"));
     browser.click("button[type=submit]");
-    assert!(browser.url().ends_with("/mail"), "{}", browser.url());
+    let url = browser.url_after_navigation("/mail");
+    assert!(url.ends_with("/mail"), "{url}");
     let inbox = browser.source();
     assert!(inbox.contains("수강 신청 안내"), "{inbox}");
     assert!(inbox.contains("장학금 신청 안내"), "{inbox}");
@@ -87,9 +89,11 @@ fn a_student_on_a_phone_logs_in_reads_mail_and_logs_out() {
 
     // Logging out ends the session: the inbox now leads to the login page.
     browser.click("form[action='/logout'] button");
-    assert!(browser.url().ends_with("/login"), "{}", browser.url());
+    let url = browser.url_after_navigation("/login");
+    assert!(url.ends_with("/login"), "{url}");
     browser.goto(&format!("https://127.0.0.1:{}/mail", node.ports.https));
-    assert!(browser.url().ends_with("/login"), "{}", browser.url());
+    let url = browser.url_after_navigation("/login");
+    assert!(url.ends_with("/login"), "{url}");
 }
 
 #[test]

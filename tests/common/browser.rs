@@ -147,6 +147,16 @@ impl Browser {
             .to_string()
     }
 
+    /// Waits (up to 15 s) for a navigation started by a click to land on a
+    /// URL ending in `suffix`; returns the URL it ended on either way.
+    pub fn url_after_navigation(&self, suffix: &str) -> String {
+        super::wait_until(15, || {
+            let url = self.url();
+            url.ends_with(suffix).then_some(url)
+        })
+        .unwrap_or_else(|| self.url())
+    }
+
     pub fn source(&self) -> String {
         self.request("GET", &self.session_path("/source"), None)["value"]
             .as_str()

@@ -50,14 +50,23 @@ pub fn free_udp_port() -> u16 {
 }
 
 impl Ports {
+    /// Six distinct free ports: all are held open until all are chosen, so
+    /// the same port is never handed out twice to one node.
     pub fn pick() -> Ports {
+        let held: Vec<TcpListener> = (0..6)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+            .collect();
+        let p: Vec<u16> = held
+            .iter()
+            .map(|l| l.local_addr().expect("its address").port())
+            .collect();
         Ports {
-            smtp: free_port(),
-            submission: free_port(),
-            submissions: free_port(),
-            lmtp: free_port(),
-            https: free_port(),
-            http: free_port(),
+            smtp: p[0],
+            submission: p[1],
+            submissions: p[2],
+            lmtp: p[3],
+            https: p[4],
+            http: p[5],
         }
     }
 }
@@ -89,6 +98,9 @@ impl Node {
             "init failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Never the internet: DNS goes to a server of the test's own. It
+        // starts first, so the node's ports cannot be the one it took.
+        let dns = peers::Dns::start(&[]);
         let ports = Ports::pick();
         let text = std::fs::read_to_string(&config).unwrap();
         let text = text
@@ -103,8 +115,6 @@ impl Node {
             .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", ports.http))
             .replace("retry_initial = \"1m\"", "retry_initial = \"1s\"")
             .replace("max_message_bytes = 52428800", "max_message_bytes = 200000");
-        // Never the internet: DNS goes to a server of the test's own.
-        let dns = peers::Dns::start(&[]);
         let text = text.replace(
             "nameservers = []",
             &format!("nameservers = [\"{}\"]", dns.addr()),
