@@ -1,9 +1,11 @@
 //! The message store (R5): mailboxes, folders, messages and their flags.
 //!
 //! Built as DESIGN.md "The store" says, from the first line:
-//! - message bytes are blobs (`blob.rs`): content-addressed by BLAKE3,
-//!   appended to segment files under `<dir>/blobs/`, stored once however
-//!   many mailboxes receive them (refcounted);
+//! - message bytes are blobs (`blob/`): content-addressed by BLAKE3,
+//!   appended to segment files spread over several data directories (one
+//!   per disk, `<dir>/blobs/`), stored once however many mailboxes receive
+//!   them (refcounted), reclaimed by compaction when no message refers to
+//!   them any more;
 //! - metadata lives in sled under `<dir>/meta`, and every change to it is a
 //!   [`ReplicationOp`] (`op.rs`) with an op id (origin node, sequence) and a
 //!   hybrid logical clock timestamp (`hlc.rs`). The `oplog` tree keeps every
@@ -12,7 +14,8 @@
 //!   name to the peer, which feeds them to `apply_remote`.
 //!
 //! Delivery order, and which step makes what durable:
-//! 1. append the bytes to the active segment and fsync it (`BlobStore::put`)
+//! 1. append the bytes to their disk's active segment and fsync it
+//!    (`BlobStore::put`)
 //!    — **the message bytes are durable here**;
 //! 2. index the blob, then apply + log the `Deliver` op in one sled
 //!    transaction;
@@ -30,10 +33,13 @@
 //! and, later, ops from the peer (`apply_remote`).
 
 mod blob;
+pub mod commands;
+mod fsck;
 mod hlc;
 mod id;
 mod op;
 mod state;
+mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -42,10 +48,12 @@ use std::sync::Mutex;
 
 use sled::transaction::TransactionError;
 
-pub use blob::{BlobId, BlobLocation};
+pub use blob::{BlobId, BlobLocation, CompactReport, DataDirSpec, RebalanceReport};
+pub use fsck::FsckReport;
 pub use hlc::HlcTimestamp;
 pub use id::{is_valid_node_name, MessageId, OpId};
 pub use op::{Op, ReplicationOp, SummaryFields};
+pub use stats::{DiskStats, StoreStats};
 
 use blob::BlobStore;
 use hlc::HybridClock;
@@ -72,6 +80,13 @@ pub struct MessagePage {
     pub messages: Vec<MessageSummary>,
     /// Messages in the whole folder.
     pub total: usize,
+}
+
+/// What a mailbox holds (quota accounting).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub messages: u64,
 }
 
 /// A message with its bytes.
@@ -134,17 +149,37 @@ fn now_secs() -> i64 {
 }
 
 impl Store {
-    /// Opens or creates the store under `dir` (metadata: sled db in
-    /// `dir/meta`; blobs: `dir/blobs/` segment files). `node` = this node's
-    /// name, origin of every op it logs (lower-case letters, digits, `-`, `.`).
+    /// Opens or creates a store kept entirely under `dir` (metadata and one
+    /// data directory). See `open_with`.
     pub fn open(dir: &Path, node: &str) -> Result<Store, StoreError> {
+        let spec = DataDirSpec {
+            path: dir.to_path_buf(),
+            weight: 1,
+        };
+        Store::open_with(dir, &[spec], node)
+    }
+
+    /// Opens or creates the store: metadata in the sled db `dir/meta`,
+    /// blobs spread over `data_dirs` (each gets `blobs/` segment files).
+    /// `node` = this node's name, origin of every op it logs (lower-case
+    /// letters, digits, `-`, `.`).
+    pub fn open_with(
+        dir: &Path,
+        data_dirs: &[DataDirSpec],
+        node: &str,
+    ) -> Result<Store, StoreError> {
         if !is_valid_node_name(node) {
             return Err(StoreError::InvalidName(format!("node name {node:?}")));
         }
         std::fs::create_dir_all(dir)?;
         let db = sled::open(dir.join("meta"))?;
-        let blobs = BlobStore::open(&dir.join("blobs"), &db)?;
-        let trees = Trees::open(&db, blobs.index_tree().clone())?;
+        let meta = db.open_tree("meta")?;
+        let blobs = BlobStore::open(&db, &meta, data_dirs)?;
+        let trees = Trees::open(
+            &db,
+            blobs.index_tree().clone(),
+            blobs.segments_tree().clone(),
+        )?;
         let next_seq = match trees.oplog.scan_prefix(id::origin_prefix(node)).next_back() {
             Some(entry) => ReplicationOp::decode(&entry?.1)?.id.seq.saturating_add(1),
             None => 1,
@@ -175,23 +210,93 @@ impl Store {
             subject: header.subject,
             date: header.date,
         };
-        let blob = self.blobs.put(raw)?;
         let received_at = now_secs();
-        let mut message = None;
-        self.log_local(|id| {
-            let m = MessageId::from_op(id);
-            message = Some(m.clone());
-            Op::Deliver {
-                mailbox: user.to_string(),
-                folder: folder.to_string(),
-                message: m,
-                blob,
-                size: raw.len() as u64,
-                received_at,
-                summary: summary.clone(),
+        // Twice at most: the bytes may have been found stored, then lost
+        // their last reference to a concurrent delete before our op raised
+        // the count; the second `put` stores them again.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let blob = self.blobs.put(raw)?;
+            let mut message = None;
+            let result = self.log_local(|id| {
+                let m = MessageId::from_op(id);
+                message = Some(m.clone());
+                Op::Deliver {
+                    mailbox: user.to_string(),
+                    folder: folder.to_string(),
+                    message: m,
+                    blob,
+                    size: raw.len() as u64,
+                    received_at,
+                    summary: summary.clone(),
+                }
+            });
+            match result {
+                Ok(()) => {
+                    return message
+                        .ok_or_else(|| StoreError::Corrupt("delivery produced no id".into()))
+                }
+                Err(StoreError::MissingBlob(_)) if attempt < 2 => continue,
+                Err(e) => return Err(e),
             }
-        })?;
-        message.ok_or_else(|| StoreError::Corrupt("delivery produced no id".into()))
+        }
+    }
+
+    /// Moves a message of `user` to another of their folders.
+    pub fn move_message(&self, user: &str, id: &MessageId, folder: &str) -> Result<(), StoreError> {
+        check_name("folder", folder)?;
+        let rec = self.owned(user, id)?;
+        if rec.folder == folder {
+            return Ok(());
+        }
+        self.log_local(|_| Op::Move {
+            message: id.clone(),
+            folder: folder.to_string(),
+        })
+    }
+
+    /// Deletes a message of `user` for good (its bytes are reclaimed by
+    /// compaction once no mailbox refers to them).
+    pub fn expunge(&self, user: &str, id: &MessageId) -> Result<(), StoreError> {
+        self.owned(user, id)?;
+        self.log_local(|_| Op::Expunge {
+            message: id.clone(),
+        })
+    }
+
+    /// Bytes and messages in `user`'s mailbox, all folders.
+    pub fn usage(&self, user: &str) -> Result<Usage, StoreError> {
+        let (bytes, messages) =
+            state::decode_stats(self.trees.usage.get(user.as_bytes())?.as_deref());
+        Ok(Usage { bytes, messages })
+    }
+
+    /// Compacts sealed segments with at least `min_garbage_percent` garbage.
+    pub fn compact(&self, min_garbage_percent: u64) -> Result<CompactReport, StoreError> {
+        self.blobs.compact(min_garbage_percent)
+    }
+
+    /// Moves blobs to the data directory placement picks for them.
+    pub fn rebalance(&self) -> Result<RebalanceReport, StoreError> {
+        self.blobs.rebalance()
+    }
+
+    /// Empties a data directory so it can be removed.
+    pub fn drain(&self, dir: &Path) -> Result<RebalanceReport, StoreError> {
+        self.blobs.drain(dir)
+    }
+
+    /// Takes a drained directory back into use.
+    pub fn undrain(&self, dir: &Path) -> Result<(), StoreError> {
+        self.blobs.undrain(dir)
+    }
+
+    /// The record of `id` if it is `user`'s, else `NoSuchMessage`.
+    fn owned(&self, user: &str, id: &MessageId) -> Result<MessageRecord, StoreError> {
+        self.record(id)?
+            .filter(|r| r.mailbox == user)
+            .ok_or(StoreError::NoSuchMessage)
     }
 
     /// Newest first; `offset`/`limit` for paging; `total` = messages in the folder.
@@ -250,9 +355,7 @@ impl Store {
     /// Sets or clears `\Seen`. `NoSuchMessage` if it isn't `user`'s.
     /// Logs no op when the flag already has that value.
     pub fn set_seen(&self, user: &str, id: &MessageId, seen: bool) -> Result<(), StoreError> {
-        if self.record(id)?.filter(|r| r.mailbox == user).is_none() {
-            return Err(StoreError::NoSuchMessage);
-        }
+        self.owned(user, id)?;
         if self.flags(id)?.is_some_and(|f| f.seen) == seen {
             return Ok(());
         }

@@ -43,6 +43,13 @@ pub enum Op {
     /// The `\Seen` flag of `message` was set or cleared. Last writer (by
     /// HLC timestamp, then op id) wins.
     SetSeen { message: MessageId, seen: bool },
+    /// `message` moved to `folder` of its mailbox. Last writer (by HLC
+    /// timestamp, then op id) wins; a move of a deleted message is a no-op.
+    Move { message: MessageId, folder: String },
+    /// `message` was deleted for good. Leaves a tombstone, so a `Deliver`
+    /// of it that arrives later (replication) stays deleted; deletion wins
+    /// over any concurrent flag change or move.
+    Expunge { message: MessageId },
 }
 
 /// Header summary stored with each message so listing reads no blobs.
@@ -90,7 +97,8 @@ impl ReplicationOp {
                     )));
                 }
             }
-            Op::SetSeen { .. } => {}
+            Op::Move { folder, .. } => check_name("folder", folder)?,
+            Op::SetSeen { .. } | Op::Expunge { .. } => {}
         }
         Ok(())
     }

@@ -8,7 +8,11 @@
 //! - `flags`: message id -> JSON [`FlagsRecord`] (per-field last writer wins).
 //! - `folder_stats`: `mailbox \0 folder` -> total u64 BE, unseen u64 BE.
 //! - `meta`: `hlc_high` -> highest HLC timestamp applied (seeds the clock).
-//! - `blobs` (owned by `blob.rs`): refcounts are raised here.
+//! - `tombstones`: message id -> HLC timestamp of the `Expunge`.
+//! - `usage`: mailbox -> bytes u64 BE, messages u64 BE (quota accounting).
+//! - `blobs`, `segments` (owned by `blob/`): refcounts are raised and
+//!   lowered here; a blob whose count reaches 0 leaves the index and its
+//!   record is counted as garbage in its segment.
 //!
 //! **Invariant:** an op and the state change it causes are written in one
 //! sled multi-tree transaction, so after a crash either both are there or
@@ -17,6 +21,15 @@
 //! written with a strictly older (timestamp, op id), so ops commute and
 //! replays are harmless. A `SetSeen` for a message not (yet) delivered here
 //! is kept in `flags` and takes effect when the `Deliver` arrives.
+//! Merge rules (why each is deterministic whatever the order of arrival):
+//! - flags and folder membership: last writer wins per field, by (HLC
+//!   timestamp, op id), a total order every node computes alike;
+//! - deletion: a tombstone; `Expunge` beats every other op on the message,
+//!   including a `Deliver` replayed after it, so a deleted message never
+//!   comes back;
+//! - a `Move` of a message not here yet is dropped: ops of one origin
+//!   arrive in order, and a node can only move a message it has seen
+//!   delivered, so the `Deliver` always precedes it in practice.
 //!
 //! Untrusted input: ops from the peer, checked by `ReplicationOp::validate`
 //! before they reach `apply`.
@@ -25,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
-use super::blob::{BlobId, BlobLocation};
+use super::blob::{add_garbage, BlobId, BlobLocation};
 use super::hlc::HlcTimestamp;
 use super::id::{MessageId, OpId};
 use super::op::{Op, ReplicationOp, SummaryFields};
@@ -44,6 +57,9 @@ pub struct MessageRecord {
     /// HLC timestamp of the delivering op (the folder sort key).
     pub ts: HlcTimestamp,
     pub summary: SummaryFields,
+    /// (timestamp, op) of the last `Move`; None = where it was delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<(HlcTimestamp, OpId)>,
 }
 
 /// Flags of one message; each field carries the (timestamp, op) that last
@@ -64,11 +80,18 @@ pub struct Trees {
     pub flags: sled::Tree,
     pub folder_stats: sled::Tree,
     pub meta: sled::Tree,
+    pub tombstones: sled::Tree,
+    pub usage: sled::Tree,
     pub blobs: sled::Tree,
+    pub segments: sled::Tree,
 }
 
 impl Trees {
-    pub fn open(db: &sled::Db, blobs: sled::Tree) -> Result<Trees, StoreError> {
+    pub fn open(
+        db: &sled::Db,
+        blobs: sled::Tree,
+        segments: sled::Tree,
+    ) -> Result<Trees, StoreError> {
         Ok(Trees {
             oplog: db.open_tree("oplog")?,
             messages: db.open_tree("messages")?,
@@ -76,7 +99,10 @@ impl Trees {
             flags: db.open_tree("flags")?,
             folder_stats: db.open_tree("folder_stats")?,
             meta: db.open_tree("meta")?,
+            tombstones: db.open_tree("tombstones")?,
+            usage: db.open_tree("usage")?,
             blobs,
+            segments,
         })
     }
 
@@ -104,7 +130,7 @@ pub fn stats_key(mailbox: &str, folder: &str) -> Vec<u8> {
     k
 }
 
-fn folder_entry_key(rec: &MessageRecord, id: &MessageId) -> Vec<u8> {
+pub fn folder_entry_key(rec: &MessageRecord, id: &MessageId) -> Vec<u8> {
     let mut k = folder_prefix(&rec.mailbox, &rec.folder);
     k.extend(rec.ts.to_be_bytes().iter().map(|b| !b));
     k.extend_from_slice(id.as_bytes());
@@ -119,7 +145,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("encoding record: {e}")))
 }
 
-/// (total, unseen) of a folder.
+/// (total, unseen) of a folder; (bytes, messages) of a mailbox's usage.
 pub fn decode_stats(v: Option<&[u8]>) -> (u64, u64) {
     match v {
         Some(v) if v.len() == 16 => {
@@ -133,7 +159,7 @@ pub fn decode_stats(v: Option<&[u8]>) -> (u64, u64) {
     }
 }
 
-fn encode_stats(total: u64, unseen: u64) -> [u8; 16] {
+pub fn encode_stats(total: u64, unseen: u64) -> [u8; 16] {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&total.to_be_bytes());
     b[8..].copy_from_slice(&unseen.to_be_bytes());
@@ -150,6 +176,18 @@ fn tx_decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> TxResult<T> {
     decode(bytes).or_else(abort)
 }
 
+/// The trees one op may touch, inside its transaction.
+struct Tx<'a> {
+    messages: &'a TransactionalTree,
+    folders: &'a TransactionalTree,
+    flags: &'a TransactionalTree,
+    stats: &'a TransactionalTree,
+    tombstones: &'a TransactionalTree,
+    usage: &'a TransactionalTree,
+    blobs: &'a TransactionalTree,
+    segments: &'a TransactionalTree,
+}
+
 /// Applies `op` and logs it, atomically. Returns false if it was already
 /// applied (nothing changed).
 pub fn apply(trees: &Trees, op: &ReplicationOp) -> Result<bool, StoreError> {
@@ -163,62 +201,184 @@ pub fn apply(trees: &Trees, op: &ReplicationOp) -> Result<bool, StoreError> {
         &trees.flags,
         &trees.folder_stats,
         &trees.meta,
+        &trees.tombstones,
+        &trees.usage,
         &trees.blobs,
+        &trees.segments,
     )
-        .transaction(|(oplog, messages, folders, flags, stats, meta, blobs)| {
-            if oplog.get(&log_key)?.is_some() {
-                return Ok(false);
-            }
-            match &op.op {
-                Op::Deliver {
-                    mailbox,
-                    folder,
-                    message,
-                    blob,
-                    size,
-                    received_at,
-                    summary,
-                } => {
-                    if messages.get(message.as_bytes())?.is_none() {
-                        let rec = MessageRecord {
-                            mailbox: mailbox.clone(),
-                            folder: folder.clone(),
-                            blob: *blob,
-                            size: *size,
-                            received_at: *received_at,
-                            ts: op.ts,
-                            summary: summary.clone(),
-                        };
-                        apply_deliver(messages, folders, flags, stats, blobs, message, &rec)?;
-                    }
+        .transaction(
+            |(oplog, messages, folders, flags, stats, meta, tombstones, usage, blobs, segments)| {
+                if oplog.get(&log_key)?.is_some() {
+                    return Ok(false);
                 }
-                Op::SetSeen { message, seen } => {
-                    apply_set_seen(messages, flags, stats, op, message, *seen)?;
+                let tx = Tx {
+                    messages,
+                    folders,
+                    flags,
+                    stats,
+                    tombstones,
+                    usage,
+                    blobs,
+                    segments,
+                };
+                apply_op(&tx, op)?;
+                let high: HlcTimestamp = match meta.get(HLC_HIGH)? {
+                    Some(v) => tx_decode(&v)?,
+                    None => HlcTimestamp::default(),
+                };
+                if op.ts > high {
+                    meta.insert(HLC_HIGH, ts_value.as_slice())?;
                 }
-            }
-            let high: HlcTimestamp = match meta.get(HLC_HIGH)? {
-                Some(v) => tx_decode(&v)?,
-                None => HlcTimestamp::default(),
-            };
-            if op.ts > high {
-                meta.insert(HLC_HIGH, ts_value.as_slice())?;
-            }
-            oplog.insert(log_key.as_slice(), log_value.as_slice())?;
-            Ok(true)
-        })
+                oplog.insert(log_key.as_slice(), log_value.as_slice())?;
+                Ok(true)
+            },
+        )
         .map_err(StoreError::from_tx)
 }
 
-fn apply_deliver(
-    messages: &TransactionalTree,
-    folders: &TransactionalTree,
-    flags: &TransactionalTree,
+fn apply_op(tx: &Tx, op: &ReplicationOp) -> TxResult<()> {
+    match &op.op {
+        Op::Deliver {
+            mailbox,
+            folder,
+            message,
+            blob,
+            size,
+            received_at,
+            summary,
+        } => {
+            let gone = tx.tombstones.get(message.as_bytes())?.is_some();
+            if gone || tx.messages.get(message.as_bytes())?.is_some() {
+                return Ok(());
+            }
+            let rec = MessageRecord {
+                mailbox: mailbox.clone(),
+                folder: folder.clone(),
+                blob: *blob,
+                size: *size,
+                received_at: *received_at,
+                ts: op.ts,
+                summary: summary.clone(),
+                moved: None,
+            };
+            apply_deliver(tx, message, &rec)
+        }
+        Op::SetSeen { message, seen } => {
+            if tx.tombstones.get(message.as_bytes())?.is_some() {
+                return Ok(());
+            }
+            apply_set_seen(tx.messages, tx.flags, tx.stats, op, message, *seen)
+        }
+        Op::Move { message, folder } => apply_move(tx, op, message, folder),
+        Op::Expunge { message } => apply_expunge(tx, op, message),
+    }
+}
+
+fn is_seen(flags: &TransactionalTree, id: &MessageId) -> TxResult<bool> {
+    Ok(match flags.get(id.as_bytes())? {
+        Some(v) => tx_decode::<FlagsRecord>(&v)?.seen,
+        None => false,
+    })
+}
+
+/// Adds `total` and `unseen` (may be negative) to a folder's counts.
+fn bump_folder(
     stats: &TransactionalTree,
-    blobs: &TransactionalTree,
-    id: &MessageId,
-    rec: &MessageRecord,
+    mailbox: &str,
+    folder: &str,
+    total: i64,
+    unseen: i64,
 ) -> TxResult<()> {
-    let Some(loc) = blobs.get(rec.blob.0)? else {
+    let key = stats_key(mailbox, folder);
+    let (t, u) = decode_stats(stats.get(&key)?.as_deref());
+    stats.insert(
+        key,
+        &encode_stats(
+            t.saturating_add_signed(total),
+            u.saturating_add_signed(unseen),
+        ),
+    )?;
+    Ok(())
+}
+
+fn bump_usage(usage: &TransactionalTree, mailbox: &str, bytes: i64, messages: i64) -> TxResult<()> {
+    let (b, m) = decode_stats(usage.get(mailbox.as_bytes())?.as_deref());
+    usage.insert(
+        mailbox.as_bytes(),
+        &encode_stats(
+            b.saturating_add_signed(bytes),
+            m.saturating_add_signed(messages),
+        ),
+    )?;
+    Ok(())
+}
+
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn apply_move(tx: &Tx, op: &ReplicationOp, id: &MessageId, folder: &str) -> TxResult<()> {
+    let Some(v) = tx.messages.get(id.as_bytes())? else {
+        return Ok(()); // deleted, or (in theory) not delivered here yet
+    };
+    let mut rec: MessageRecord = tx_decode(&v)?;
+    let newer = match &rec.moved {
+        Some((ts, by)) => (ts, by) < (&op.ts, &op.id),
+        None => rec.ts < op.ts,
+    };
+    if !newer || rec.folder == folder {
+        if newer {
+            rec.moved = Some((op.ts, op.id.clone()));
+            tx.messages
+                .insert(id.as_bytes(), encode(&rec).or_else(abort)?)?;
+        }
+        return Ok(());
+    }
+    let unseen = if is_seen(tx.flags, id)? { 0 } else { 1 };
+    tx.folders.remove(folder_entry_key(&rec, id))?;
+    bump_folder(tx.stats, &rec.mailbox, &rec.folder, -1, -unseen)?;
+    rec.folder = folder.to_string();
+    rec.moved = Some((op.ts, op.id.clone()));
+    tx.folders
+        .insert(folder_entry_key(&rec, id), id.as_bytes())?;
+    bump_folder(tx.stats, &rec.mailbox, &rec.folder, 1, unseen)?;
+    tx.messages
+        .insert(id.as_bytes(), encode(&rec).or_else(abort)?)?;
+    Ok(())
+}
+
+fn apply_expunge(tx: &Tx, op: &ReplicationOp, id: &MessageId) -> TxResult<()> {
+    tx.tombstones
+        .insert(id.as_bytes(), encode(&op.ts).or_else(abort)?)?;
+    let Some(v) = tx.messages.remove(id.as_bytes())? else {
+        return Ok(());
+    };
+    let rec: MessageRecord = tx_decode(&v)?;
+    let unseen = if is_seen(tx.flags, id)? { 0 } else { 1 };
+    tx.flags.remove(id.as_bytes())?;
+    tx.folders.remove(folder_entry_key(&rec, id))?;
+    bump_folder(tx.stats, &rec.mailbox, &rec.folder, -1, -unseen)?;
+    bump_usage(tx.usage, &rec.mailbox, -signed(rec.size), -1)?;
+    release_blob(tx, &rec.blob)
+}
+
+/// One reference fewer; at none, the record becomes garbage.
+fn release_blob(tx: &Tx, blob: &BlobId) -> TxResult<()> {
+    let Some(v) = tx.blobs.get(blob.0)? else {
+        return Ok(()); // fsck reports a message whose blob is missing
+    };
+    let mut loc = BlobLocation::decode(&v).or_else(abort)?;
+    loc.refcount = loc.refcount.saturating_sub(1);
+    if loc.refcount > 0 {
+        tx.blobs.insert(&blob.0, &loc.encode())?;
+        return Ok(());
+    }
+    tx.blobs.remove(&blob.0)?;
+    add_garbage(tx.segments, loc.segment, loc.record_len())
+}
+
+fn apply_deliver(tx: &Tx, id: &MessageId, rec: &MessageRecord) -> TxResult<()> {
+    let Some(loc) = tx.blobs.get(rec.blob.0)? else {
         return abort(StoreError::MissingBlob(String::from(rec.blob)));
     };
     let mut loc = BlobLocation::decode(&loc).or_else(abort)?;
@@ -229,22 +389,14 @@ fn apply_deliver(
         )));
     }
     loc.refcount = loc.refcount.saturating_add(1);
-    blobs.insert(&rec.blob.0, &loc.encode())?;
-    messages.insert(id.as_bytes(), encode(rec).or_else(abort)?)?;
-    folders.insert(folder_entry_key(rec, id), id.as_bytes())?;
-    let seen = match flags.get(id.as_bytes())? {
-        Some(v) => tx_decode::<FlagsRecord>(&v)?.seen,
-        None => false,
-    };
-    let key = stats_key(&rec.mailbox, &rec.folder);
-    let (total, unseen) = decode_stats(stats.get(&key)?.as_deref());
-    let unseen = if seen {
-        unseen
-    } else {
-        unseen.saturating_add(1)
-    };
-    stats.insert(key, &encode_stats(total.saturating_add(1), unseen))?;
-    Ok(())
+    tx.blobs.insert(&rec.blob.0, &loc.encode())?;
+    tx.messages
+        .insert(id.as_bytes(), encode(rec).or_else(abort)?)?;
+    tx.folders
+        .insert(folder_entry_key(rec, id), id.as_bytes())?;
+    let unseen = if is_seen(tx.flags, id)? { 0 } else { 1 };
+    bump_folder(tx.stats, &rec.mailbox, &rec.folder, 1, unseen)?;
+    bump_usage(tx.usage, &rec.mailbox, signed(rec.size), 1)
 }
 
 fn apply_set_seen(
