@@ -37,6 +37,8 @@ pub mod commands;
 mod fsck;
 mod hlc;
 mod id;
+#[cfg(test)]
+mod maintenance_tests;
 mod op;
 mod state;
 mod stats;
