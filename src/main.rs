@@ -13,6 +13,8 @@ use campusmail::config::Config;
 use campusmail::directory::commands::{execute, DirectoryCommand};
 use campusmail::directory::Directory;
 use campusmail::engine::queue::commands::{self as queue_commands, OfflineQueue, QueueCommand};
+use campusmail::mailbox::store_admin;
+use campusmail::store::commands::StoreCommand;
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +58,9 @@ enum Command {
     /// Look at and act on the mail queue (normal and bulk lanes).
     #[command(subcommand)]
     Queue(QueueCli),
+    /// The mail store: statistics, checks, compaction, data directories.
+    #[command(subcommand)]
+    Store(StoreCli),
     /// DKIM signing keys of our domains.
     #[command(subcommand)]
     Dkim(DkimCli),
@@ -87,6 +92,39 @@ enum UserCommand {
     Disable { address: String },
     /// Allow a disabled user again.
     Enable { address: String },
+    /// Set a user's mailbox limits: a size ("2GB", "500MiB") or message
+    /// count, "default" (the [mailbox] defaults) or "unlimited".
+    Quota {
+        address: String,
+        #[arg(long, value_name = "SIZE")]
+        bytes: Option<String>,
+        #[arg(long, value_name = "COUNT")]
+        messages: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCli {
+    /// Bytes, garbage, blobs, free space and operations per data directory.
+    Stats,
+    /// Check every blob hash, reference count and index entry.
+    Fsck {
+        /// Fix what can be fixed (counts, listings); never touches mail bytes.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Compact sealed segments now (the background compactor also does).
+    Compact {
+        /// Only segments with at least this much garbage (percent).
+        #[arg(long, default_value_t = 0)]
+        min_garbage: u64,
+    },
+    /// Move blobs to the data directory placement picks (after adding one).
+    Rebalance,
+    /// Empty a data directory so it can be removed from appliance.toml.
+    Drain { dir: PathBuf },
+    /// Take a drained data directory back into use.
+    Undrain { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -192,6 +230,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             },
         ),
         Command::Queue(c) => queue(&config_path, queue_command(c)),
+        Command::Store(c) => {
+            let command = match c {
+                StoreCli::Stats => StoreCommand::Stats,
+                StoreCli::Fsck { repair } => StoreCommand::Fsck { repair },
+                StoreCli::Compact { min_garbage } => StoreCommand::Compact {
+                    min_garbage_percent: min_garbage,
+                },
+                StoreCli::Rebalance => StoreCommand::Rebalance,
+                StoreCli::Drain { dir } => StoreCommand::Drain { dir },
+                StoreCli::Undrain { dir } => StoreCommand::Undrain { dir },
+            };
+            let output = store_admin::run(&load_existing(&config_path)?, &command)?;
+            print!("{output}");
+            Ok(())
+        }
         Command::Dkim(c) => mail_auth::dkim(&load_existing(&config_path)?, c),
         Command::Dns(c) => mail_auth::dns(&load_existing(&config_path)?, c),
         Command::Alias(c) => manage(
@@ -225,6 +278,20 @@ fn user_command(c: UserCommand) -> anyhow::Result<DirectoryCommand> {
         },
         UserCommand::Disable { address } => DirectoryCommand::UserDisable { address },
         UserCommand::Enable { address } => DirectoryCommand::UserEnable { address },
+        UserCommand::Quota {
+            address,
+            bytes,
+            messages,
+        } => {
+            if bytes.is_none() && messages.is_none() {
+                bail!("say what to set: --bytes SIZE and/or --messages COUNT (or \"default\" / \"unlimited\")");
+            }
+            DirectoryCommand::UserQuota {
+                address,
+                bytes,
+                messages,
+            }
+        }
     })
 }
 

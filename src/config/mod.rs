@@ -15,6 +15,7 @@
 //! Reads untrusted input: only the admin's own file.
 
 mod duration;
+mod size;
 mod template;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use duration::{parse_duration, ConfigDuration};
+pub use size::{parse_size, ConfigSize};
 pub use template::default_config_text;
 
 /// Environment variable naming the configuration file.
@@ -67,6 +69,8 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub tls: TlsConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
     /// The file this configuration came from (set by `load`).
     #[serde(skip)]
     pub source: PathBuf,
@@ -221,6 +225,47 @@ pub struct MailboxConfig {
     pub page_size: usize,
     /// Language of pages when the browser does not ask: "ko" or "en".
     pub default_language: String,
+    /// Mailbox size for users without a quota of their own; 0 = no limit.
+    pub default_quota: ConfigSize,
+    /// Messages per mailbox for users without a limit of their own; 0 = none.
+    pub default_quota_messages: u64,
+}
+
+/// Where message bytes live (R5) and how their space is reclaimed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// One entry per disk; empty = `<data_dir>/store` alone.
+    pub data_dirs: Vec<DataDirConfig>,
+    /// Sealed segments with at least this percentage of garbage are compacted.
+    pub compact_garbage_percent: u64,
+    /// How often the background compactor looks for such segments.
+    pub compact_every: ConfigDuration,
+}
+
+/// One data directory (one disk).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataDirConfig {
+    /// Absolute, or relative to the data folder.
+    pub path: PathBuf,
+    /// Share of new mail relative to the other directories (e.g. its size in TB).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dirs: Vec::new(),
+            compact_garbage_percent: 30,
+            compact_every: ConfigDuration::secs(600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -296,6 +341,8 @@ impl Default for MailboxConfig {
             session_idle_minutes: 60,
             page_size: 50,
             default_language: "ko".into(),
+            default_quota: ConfigSize(0),
+            default_quota_messages: 0,
         }
     }
 }
@@ -351,6 +398,9 @@ impl Config {
         config.node.data_dir = normalize(&base.join(&config.node.data_dir));
         config.tls.cert = config.node.data_dir.join(&config.tls.cert);
         config.tls.key = config.node.data_dir.join(&config.tls.key);
+        for d in &mut config.store.data_dirs {
+            d.path = normalize(&config.node.data_dir.join(&d.path));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -398,6 +448,7 @@ impl Config {
         }
         self.validate_queue()?;
         self.validate_routing()?;
+        self.validate_store()?;
         for relay in &self.auth.trusted_relays {
             if parse_network(relay).is_none() {
                 return Err(self.invalid(
@@ -488,6 +539,56 @@ impl Config {
         Ok(())
     }
 
+    fn validate_store(&self) -> Result<(), ConfigError> {
+        let s = &self.store;
+        for d in &s.data_dirs {
+            if d.path.as_os_str().is_empty() {
+                return Err(self.invalid("store.data_dirs", "every entry needs a path"));
+            }
+            if d.weight == 0 || d.weight > 10_000 {
+                return Err(self.invalid(
+                    "store.data_dirs",
+                    format!("{}: weight must be between 1 and 10000", d.path.display()),
+                ));
+            }
+        }
+        let mut paths: Vec<&PathBuf> = s.data_dirs.iter().map(|d| &d.path).collect();
+        paths.sort();
+        if paths.windows(2).any(|w| w[0] == w[1]) {
+            return Err(self.invalid("store.data_dirs", "a directory is listed twice"));
+        }
+        if s.compact_garbage_percent > 100 {
+            return Err(self.invalid("store.compact_garbage_percent", "must be between 0 and 100"));
+        }
+        if s.compact_every.as_secs() < 10 {
+            return Err(self.invalid("store.compact_every", "must be at least \"10s\""));
+        }
+        Ok(())
+    }
+
+    /// The store's data directories (the default: `<data_dir>/store`).
+    pub fn store_data_dirs(&self) -> Vec<crate::store::DataDirSpec> {
+        if self.store.data_dirs.is_empty() {
+            return vec![crate::store::DataDirSpec {
+                path: self.store_dir(),
+                weight: 1,
+            }];
+        }
+        self.store
+            .data_dirs
+            .iter()
+            .map(|d| crate::store::DataDirSpec {
+                path: d.path.clone(),
+                weight: d.weight,
+            })
+            .collect()
+    }
+
+    /// Opens the message store as this configuration describes it.
+    pub fn open_store(&self) -> Result<crate::store::Store, crate::store::StoreError> {
+        crate::store::Store::open_with(&self.store_dir(), &self.store_data_dirs(), &self.node.name)
+    }
+
     // Paths of the things each role owns inside the data folder.
 
     /// The engine's spool: accepted messages waiting for delivery.
@@ -509,6 +610,10 @@ impl Config {
     /// The owner-only control socket of the running mailbox role.
     pub fn control_socket(&self) -> PathBuf {
         self.node.data_dir.join("control.sock")
+    }
+    /// The owner-only store control socket of the running mailbox role.
+    pub fn store_socket(&self) -> PathBuf {
+        self.node.data_dir.join("store.sock")
     }
     /// DKIM keys, one folder per domain.
     pub fn dkim_dir(&self) -> PathBuf {
@@ -553,6 +658,30 @@ mod tests {
         assert_eq!(c.node.data_dir, PathBuf::from("/etc/campusmail"));
         assert_eq!(c.tls.cert, PathBuf::from("/etc/campusmail/tls/cert.pem"));
         assert_eq!(c.engine.smtp_listen.port(), 2525);
+    }
+
+    #[test]
+    fn data_directories_resolve_against_the_data_folder() {
+        let c = parse(
+            "[node]\nname=\"a\"\nhostname=\"m.x.test\"\n[store]\ndata_dirs = [ \
+             { path = \"/srv/disk1\", weight = 2 }, { path = \"disk2\" } ]\n\
+             [mailbox]\ndefault_quota = \"2GB\"\n",
+        )
+        .unwrap();
+        let dirs = c.store_data_dirs();
+        assert_eq!(dirs[0].path, PathBuf::from("/srv/disk1"));
+        assert_eq!(dirs[0].weight, 2);
+        assert_eq!(dirs[1].path, PathBuf::from("/etc/campusmail/disk2"));
+        assert_eq!(dirs[1].weight, 1);
+        assert_eq!(c.mailbox.default_quota, ConfigSize(2_000_000_000));
+        let err = parse("[node]\nname=\"a\"\nhostname=\"m.x.test\"\n[store]\ndata_dirs = [ { path = \"d\", weight = 0 } ]\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("store.data_dirs"), "{err}");
+        let default = parse("[node]\nname=\"a\"\nhostname=\"m.x.test\"\n").unwrap();
+        assert_eq!(
+            default.store_data_dirs()[0].path,
+            PathBuf::from("/etc/campusmail/store")
+        );
     }
 
     #[test]

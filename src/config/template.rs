@@ -90,6 +90,25 @@ session_idle_minutes = 60
 page_size = 50
 # Language when the browser does not ask for one: "ko" or "en".
 default_language = "ko"
+# Mailbox size and message count for users without limits of their own
+# (`campusmail user quota`); 0 means no limit. Sizes: "500MB", "2GB", "1GiB".
+default_quota = "0"
+default_quota_messages = 0
+
+[store]
+# Where message bytes live: one entry per disk, each with a weight (its share
+# of new mail, e.g. its size in TB). Empty: the data folder's store/ alone.
+# After adding a directory run `campusmail store rebalance`; before removing
+# one run `campusmail store drain DIR`.
+# data_dirs = [
+#   {{ path = "/srv/mail-disk1", weight = 1 }},
+#   {{ path = "/srv/mail-disk2", weight = 1 }},
+# ]
+data_dirs = []
+# Sealed segments with at least this much garbage (percent) are compacted in
+# the background, checked this often.
+compact_garbage_percent = 30
+compact_every = "10m"
 
 [auth]
 # Check SPF, DKIM and DMARC on mail from other servers and record the

@@ -13,15 +13,51 @@ use super::{Directory, DirectoryError};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum DirectoryCommand {
-    DomainAdd { domain: String },
+    DomainAdd {
+        domain: String,
+    },
     DomainList,
-    UserAdd { address: String, password: String },
+    UserAdd {
+        address: String,
+        password: String,
+    },
     UserList,
-    UserPasswd { address: String, password: String },
-    UserDisable { address: String },
-    UserEnable { address: String },
-    AliasAdd { alias: String, targets: Vec<String> },
+    UserPasswd {
+        address: String,
+        password: String,
+    },
+    UserDisable {
+        address: String,
+    },
+    UserEnable {
+        address: String,
+    },
+    /// Each limit: None = unchanged, "default", "unlimited", or a size
+    /// ("2GB") / a message count.
+    UserQuota {
+        address: String,
+        bytes: Option<String>,
+        messages: Option<String>,
+    },
+    AliasAdd {
+        alias: String,
+        targets: Vec<String>,
+    },
     AliasList,
+}
+
+/// "default" -> None, "unlimited" -> Some(0), else `parse`.
+fn parse_limit(
+    text: &str,
+    parse: impl Fn(&str) -> Result<u64, String>,
+) -> Result<Option<u64>, DirectoryError> {
+    match text.trim() {
+        "default" => Ok(None),
+        "unlimited" | "none" => Ok(Some(0)),
+        t => parse(t).map(Some).map_err(|e| {
+            DirectoryError::BadValue(format!("{e}; or use \"default\" or \"unlimited\""))
+        }),
+    }
 }
 
 /// Runs `command` and returns the text to show the admin.
@@ -60,6 +96,37 @@ pub fn execute(
         UserEnable { address } => {
             directory.set_enabled(address, true)?;
             format!("user {address} enabled")
+        }
+        UserQuota {
+            address,
+            bytes,
+            messages,
+        } => {
+            let bytes = bytes
+                .as_deref()
+                .map(|t| parse_limit(t, crate::config::parse_size))
+                .transpose()?;
+            let messages = messages
+                .as_deref()
+                .map(|t| {
+                    parse_limit(t, |n| {
+                        n.parse::<u64>()
+                            .map_err(|_| format!("{n:?} is not a number of messages"))
+                    })
+                })
+                .transpose()?;
+            let u = directory.set_quota(address, bytes, messages)?;
+            let show = |v: Option<u64>, unit: &str| match v {
+                None => "the default".to_string(),
+                Some(0) => "no limit".to_string(),
+                Some(n) => format!("{n} {unit}"),
+            };
+            format!(
+                "quota of {}: {} / {}",
+                u.address,
+                show(u.quota_bytes, "bytes"),
+                show(u.quota_messages, "messages")
+            )
         }
         AliasAdd { alias, targets } => {
             let alias = directory.add_alias(alias, targets)?;

@@ -54,6 +54,8 @@ pub enum DirectoryError {
     BadAliasTarget(String),
     #[error(transparent)]
     Password(#[from] password::PasswordError),
+    #[error("{0}")]
+    BadValue(String),
 }
 
 /// One mailbox owner.
@@ -65,6 +67,12 @@ pub struct UserRecord {
     /// User class (student, staff, ...): quotas and lifecycle come with R12.
     pub class: String,
     pub created_at: i64,
+    /// The user's own mailbox limits; None = the configured default
+    /// (`[mailbox] default_quota*`), Some(0) = no limit for this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_messages: Option<u64>,
 }
 
 pub struct Directory {
@@ -181,6 +189,8 @@ impl Directory {
             enabled: true,
             class: "default".into(),
             created_at: chrono::Utc::now().timestamp(),
+            quota_bytes: None,
+            quota_messages: None,
         };
         self.users
             .insert(address.as_bytes(), serde_json::to_vec(&record)?)?;
@@ -254,6 +264,27 @@ impl Directory {
             u.password_hash = hash;
             Ok(())
         })
+    }
+
+    /// Sets the user's own limits (`None` leaves that limit unchanged;
+    /// `Some(None)` returns it to the default, `Some(Some(0))` = no limit).
+    pub fn set_quota(
+        &self,
+        address: &str,
+        bytes: Option<Option<u64>>,
+        messages: Option<Option<u64>>,
+    ) -> Result<UserRecord, DirectoryError> {
+        self.update_user(address, |u| {
+            if let Some(b) = bytes {
+                u.quota_bytes = b;
+            }
+            if let Some(m) = messages {
+                u.quota_messages = m;
+            }
+            Ok(())
+        })?;
+        self.user(address)?
+            .ok_or_else(|| DirectoryError::NoSuchUser(address.to_string()))
     }
 
     pub fn set_enabled(&self, address: &str, enabled: bool) -> Result<(), DirectoryError> {

@@ -45,6 +45,8 @@ pub enum RecipientCheck {
     Accept,
     Unknown,
     Disabled,
+    /// The mailbox is at its quota already.
+    Full,
 }
 
 /// Why `deliver` did not store a message; data, not a panic.
@@ -52,14 +54,29 @@ pub enum RecipientCheck {
 pub enum DeliveryFailure {
     /// Try again later (e.g. the store is busy): 4xx.
     Temporary(String),
-    /// Will never work (e.g. over quota for good): 5xx.
+    /// Will never work (e.g. no such user any more): 5xx.
     Permanent(String),
+    /// The mailbox has no room for this message (RFC 3463 X.2.2); `for_good`
+    /// when the message is larger than the whole quota.
+    MailboxFull { for_good: bool, why: String },
 }
 
 pub trait LocalDelivery: Send + Sync + 'static {
     fn check_recipient(&self, address: &str) -> RecipientCheck;
     /// Stores `message` (already prefixed with Return-Path) for one recipient; durable on Ok.
     fn deliver(&self, recipient: &str, message: &[u8]) -> Result<(), DeliveryFailure>;
+    /// Stores `message` for each recipient, one result each, in order. The
+    /// store overrides this to commit all of them together.
+    fn deliver_many(
+        &self,
+        recipients: &[String],
+        message: &[u8],
+    ) -> Vec<Result<(), DeliveryFailure>> {
+        recipients
+            .iter()
+            .map(|r| self.deliver(r, message))
+            .collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +285,9 @@ async fn rcpt_to(server: &Arc<Server>, phase: &mut Phase, recipient: String) -> 
         Ok(RecipientCheck::Disabled) => {
             reply(550, "5.2.1", format!("<{recipient}>: mailbox disabled"))
         }
+        // RFC 3463 X.2.2 "mailbox full"; temporary, so the sender's queue
+        // retries while the user makes room.
+        Ok(RecipientCheck::Full) => reply(452, "4.2.2", format!("<{recipient}>: mailbox full")),
         Err(_) => {
             tracing::warn!(recipient = %recipient, "recipient check panicked");
             reply(451, "4.3.0", "Error: local error in processing")
@@ -306,25 +326,39 @@ async fn data(
     let mut message = format!("Return-Path: <{sender}>\r\n").into_bytes();
     message.extend_from_slice(&body);
     let message = Arc::new(message);
+    let (delivery, shared, rcpts) = (server.delivery.clone(), message.clone(), recipients.clone());
+    let results = smol::unblock(move || {
+        catch_unwind(AssertUnwindSafe(|| delivery.deliver_many(&rcpts, &shared)))
+    })
+    .await;
+    let results: Vec<Option<Result<(), DeliveryFailure>>> = match results {
+        Ok(r) if r.len() == recipients.len() => r.into_iter().map(Some).collect(),
+        _ => vec![None; recipients.len()],
+    };
     let mut replies = Vec::with_capacity(recipients.len());
-    for recipient in recipients {
-        let (delivery, message, rcpt) =
-            (server.delivery.clone(), message.clone(), recipient.clone());
-        let result = smol::unblock(move || {
-            catch_unwind(AssertUnwindSafe(|| delivery.deliver(&rcpt, &message)))
-        })
-        .await;
+    for (recipient, result) in recipients.into_iter().zip(results) {
         replies.push(match result {
-            Ok(Ok(())) => Reply::new(250, "2.0.0", format!("<{recipient}> delivered")),
-            Ok(Err(DeliveryFailure::Temporary(why))) => {
+            Some(Ok(())) => Reply::new(250, "2.0.0", format!("<{recipient}> delivered")),
+            Some(Err(DeliveryFailure::Temporary(why))) => {
                 tracing::warn!(recipient = %recipient, reason = %why, "local delivery deferred");
                 Reply::new(451, "4.3.0", format!("<{recipient}> {why}"))
             }
-            Ok(Err(DeliveryFailure::Permanent(why))) => {
+            Some(Err(DeliveryFailure::Permanent(why))) => {
                 tracing::warn!(recipient = %recipient, reason = %why, "local delivery failed");
                 Reply::new(550, "5.0.0", format!("<{recipient}> {why}"))
             }
-            Err(_) => {
+            // RFC 5321 §4.2.2 552 "exceeded storage allocation" for a
+            // message that can never fit; 452 (RFC 3463 4.2.2) for a full
+            // mailbox that may have room later.
+            Some(Err(DeliveryFailure::MailboxFull { for_good, why })) => {
+                tracing::warn!(recipient = %recipient, reason = %why, "mailbox over quota");
+                if for_good {
+                    Reply::new(552, "5.2.2", format!("<{recipient}> {why}"))
+                } else {
+                    Reply::new(452, "4.2.2", format!("<{recipient}> {why}"))
+                }
+            }
+            None => {
                 tracing::warn!(recipient = %recipient, "local delivery panicked");
                 Reply::new(
                     451,

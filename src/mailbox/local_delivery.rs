@@ -1,35 +1,145 @@
 //! Local delivery: what the LMTP server calls to put mail in mailboxes.
 //!
 //! Joins the directory (who receives mail for an address: a user, or an
-//! alias's users) and the store (where it goes: the INBOX).
+//! alias's users; their quotas) and the store (where it goes: the INBOX, or
+//! Junk for quarantined mail).
 //!
-//! Invariant: a recipient is reported delivered only after the store has
-//! made the message durable for every mailbox the address expands to.
-//! Known gap: if an alias expands to several users and the store fails
-//! after some of them, the retry stores it again for those (a duplicate,
-//! never a loss).
+//! Invariants:
+//! - a recipient is reported delivered only after the store has made the
+//!   message durable for every mailbox the address expands to; all the
+//!   recipients of one LMTP transaction are committed together (one blob,
+//!   one flush);
+//! - quotas: a mailbox already at its limit refuses at RCPT (452 4.2.2); a
+//!   message that would take it past the limit is deferred (452 4.2.2) and
+//!   one larger than the whole quota is refused (552 5.2.2). An alias is
+//!   delivered to all of its users or none, so a retry never duplicates.
+//!
+//! Known gap: if the store fails after some ops of a batch, the retry may
+//! store the message again for those mailboxes (a duplicate, never a loss).
 
 use std::sync::Arc;
 
 use super::lmtp::{DeliveryFailure, LocalDelivery, RecipientCheck};
-use crate::directory::Directory;
-use crate::store::Store;
+use crate::directory::{Directory, UserRecord};
+use crate::store::{Store, Usage};
+
+/// Limits for users without their own (`[mailbox] default_quota*`); 0 = none.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultQuota {
+    pub bytes: u64,
+    pub messages: u64,
+}
+
+/// A mailbox's effective limits; 0 = no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub bytes: u64,
+    pub messages: u64,
+}
+
+impl Quota {
+    pub fn of(user: &UserRecord, default: DefaultQuota) -> Quota {
+        Quota {
+            bytes: user.quota_bytes.unwrap_or(default.bytes),
+            messages: user.quota_messages.unwrap_or(default.messages),
+        }
+    }
+
+    /// True when nothing more fits.
+    pub fn is_full(&self, usage: Usage) -> bool {
+        (self.bytes > 0 && usage.bytes >= self.bytes)
+            || (self.messages > 0 && usage.messages >= self.messages)
+    }
+
+    /// Why a message of `size` bytes does not fit, if it does not.
+    fn refuse(&self, usage: Usage, size: u64) -> Option<DeliveryFailure> {
+        if self.bytes > 0 && size > self.bytes {
+            return Some(DeliveryFailure::MailboxFull {
+                for_good: true,
+                why: format!(
+                    "message of {size} bytes is larger than the mailbox quota of {} bytes",
+                    self.bytes
+                ),
+            });
+        }
+        let over_bytes = self.bytes > 0 && usage.bytes.saturating_add(size) > self.bytes;
+        let over_count = self.messages > 0 && usage.messages.saturating_add(1) > self.messages;
+        (over_bytes || over_count).then(|| DeliveryFailure::MailboxFull {
+            for_good: false,
+            why: "mailbox full; try again later".into(),
+        })
+    }
+}
 
 pub struct MailboxDelivery {
     directory: Arc<Directory>,
     store: Arc<Store>,
+    default_quota: DefaultQuota,
 }
 
 impl MailboxDelivery {
-    pub fn new(directory: Arc<Directory>, store: Arc<Store>) -> Self {
-        MailboxDelivery { directory, store }
+    pub fn new(directory: Arc<Directory>, store: Arc<Store>, default_quota: DefaultQuota) -> Self {
+        MailboxDelivery {
+            directory,
+            store,
+            default_quota,
+        }
+    }
+
+    fn quota(&self, mailbox: &str) -> Result<Quota, DeliveryFailure> {
+        match self.directory.user(mailbox) {
+            Ok(Some(u)) => Ok(Quota::of(&u, self.default_quota)),
+            Ok(None) => Err(DeliveryFailure::Permanent(format!(
+                "{mailbox}: no such user here"
+            ))),
+            Err(e) => Err(DeliveryFailure::Temporary(format!(
+                "directory lookup failed: {e}"
+            ))),
+        }
+    }
+
+    /// The mailboxes `recipient` expands to, each with room for `size` bytes.
+    fn mailboxes_with_room(
+        &self,
+        recipient: &str,
+        size: u64,
+    ) -> Result<Vec<String>, DeliveryFailure> {
+        let mailboxes = self
+            .directory
+            .mailboxes_for(recipient)
+            .map_err(|e| DeliveryFailure::Temporary(format!("directory lookup failed: {e}")))?;
+        if mailboxes.is_empty() {
+            return Err(DeliveryFailure::Permanent(format!(
+                "{recipient}: no such user here"
+            )));
+        }
+        for mailbox in &mailboxes {
+            let usage = self
+                .store
+                .usage(mailbox)
+                .map_err(|e| DeliveryFailure::Temporary(format!("mail store error: {e}")))?;
+            if let Some(refusal) = self.quota(mailbox)?.refuse(usage, size) {
+                return Err(refusal);
+            }
+        }
+        Ok(mailboxes)
     }
 }
 
 impl LocalDelivery for MailboxDelivery {
     fn check_recipient(&self, address: &str) -> RecipientCheck {
         match self.directory.mailboxes_for(address) {
-            Ok(m) if !m.is_empty() => RecipientCheck::Accept,
+            Ok(m) if !m.is_empty() => {
+                let full = m.iter().any(|mailbox| {
+                    let usage = self.store.usage(mailbox).unwrap_or_default();
+                    self.quota(mailbox).is_ok_and(|q| q.is_full(usage))
+                });
+                if full {
+                    RecipientCheck::Full
+                } else {
+                    RecipientCheck::Accept
+                }
+            }
             Ok(_) => match self.directory.user(address) {
                 Ok(Some(user)) if !user.enabled => RecipientCheck::Disabled,
                 _ => RecipientCheck::Unknown,
@@ -43,23 +153,89 @@ impl LocalDelivery for MailboxDelivery {
     }
 
     fn deliver(&self, recipient: &str, message: &[u8]) -> Result<(), DeliveryFailure> {
-        let mailboxes = self
-            .directory
-            .mailboxes_for(recipient)
-            .map_err(|e| DeliveryFailure::Temporary(format!("directory lookup failed: {e}")))?;
-        if mailboxes.is_empty() {
-            return Err(DeliveryFailure::Permanent(format!(
-                "{recipient}: no such user here"
-            )));
-        }
+        self.deliver_many(&[recipient.to_string()], message)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Err(DeliveryFailure::Temporary("nothing delivered".into())))
+    }
+
+    fn deliver_many(
+        &self,
+        recipients: &[String],
+        message: &[u8],
+    ) -> Vec<Result<(), DeliveryFailure>> {
         let folder = super::folders::folder_for(message);
-        for mailbox in mailboxes {
-            let id = self
-                .store
-                .deliver(&mailbox, folder, message)
-                .map_err(|e| DeliveryFailure::Temporary(format!("mail store error: {e}")))?;
-            tracing::info!(%recipient, %mailbox, %folder, message = %id, size = message.len(), "delivered");
+        let size = message.len() as u64;
+        let mut results: Vec<Result<(), DeliveryFailure>> = Vec::with_capacity(recipients.len());
+        let mut targets: Vec<(usize, String)> = Vec::new();
+        for (i, recipient) in recipients.iter().enumerate() {
+            match self.mailboxes_with_room(recipient, size) {
+                Ok(mailboxes) => {
+                    targets.extend(mailboxes.into_iter().map(|m| (i, m)));
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
         }
-        Ok(())
+        if targets.is_empty() {
+            return results;
+        }
+        let pairs: Vec<(&str, &str)> = targets.iter().map(|(_, m)| (m.as_str(), folder)).collect();
+        match self.store.deliver_many(&pairs, message) {
+            Ok(ids) => {
+                for ((i, mailbox), id) in targets.iter().zip(ids) {
+                    let recipient = &recipients[*i];
+                    tracing::info!(%recipient, %mailbox, %folder, message = %id, size, "delivered");
+                }
+            }
+            Err(e) => {
+                for (i, _) in &targets {
+                    results[*i] = Err(DeliveryFailure::Temporary(format!("mail store error: {e}")));
+                }
+            }
+        }
+        results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_rules() {
+        let q = Quota {
+            bytes: 1000,
+            messages: 3,
+        };
+        let used = |bytes, messages| Usage { bytes, messages };
+        assert!(q.refuse(used(0, 0), 1000).is_none());
+        assert!(matches!(
+            q.refuse(used(0, 0), 1001),
+            Some(DeliveryFailure::MailboxFull { for_good: true, .. })
+        ));
+        assert!(matches!(
+            q.refuse(used(500, 1), 600),
+            Some(DeliveryFailure::MailboxFull {
+                for_good: false,
+                ..
+            })
+        ));
+        assert!(matches!(
+            q.refuse(used(0, 3), 10),
+            Some(DeliveryFailure::MailboxFull {
+                for_good: false,
+                ..
+            })
+        ));
+        assert!(q.is_full(used(1000, 0)));
+        assert!(q.is_full(used(0, 3)));
+        assert!(!q.is_full(used(999, 2)));
+        let none = Quota {
+            bytes: 0,
+            messages: 0,
+        };
+        assert!(none.refuse(used(u64::MAX - 1, u64::MAX - 1), 10).is_none());
+        assert!(!none.is_full(used(u64::MAX, u64::MAX)));
     }
 }

@@ -1,22 +1,26 @@
 //! The mailbox role: directory, message store, LMTP local delivery, web.
 //!
-//! Owns: `directory.db`, the store folder, the control socket, and the LMTP,
-//! HTTPS and HTTP listeners (all through the modules it starts).
+//! Owns: `directory.db`, the store (metadata folder and data directories),
+//! the control sockets (`control.sock` for the directory, `store.sock` for
+//! the store), the background compactor, and the LMTP, HTTPS and HTTP
+//! listeners (all through the modules it starts).
 //!
 //! Invariant: this role is the only one that opens the directory database
 //! and the store; the engine sees the directory through the snapshot file
 //! and reaches the store only through LMTP.
 
+mod compactor;
 pub mod folders;
 pub mod lmtp;
 pub mod local_delivery;
+pub mod store_admin;
 
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::directory::commands::{execute, DirectoryCommand};
 use crate::directory::Directory;
-use crate::store::Store;
+use crate::store::commands::StoreCommand;
 
 pub struct MailboxHandle {
     admin_password: Option<String>,
@@ -31,15 +35,27 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
         &config.directory_snapshot(),
     )?);
     let admin_password = directory.ensure_admin()?;
-    let store = Arc::new(Store::open(&config.store_dir(), &config.node.name)?);
+    let store = Arc::new(config.open_store()?);
     let commands = directory.clone();
     crate::control::serve::<DirectoryCommand>(
         &config.control_socket(),
         Arc::new(move |c| execute(&commands, &c).map_err(|e| e.to_string())),
     )?;
+    let store_commands = store.clone();
+    crate::control::serve::<StoreCommand>(
+        &config.store_socket(),
+        Arc::new(move |c| {
+            crate::store::commands::execute(&store_commands, &c).map_err(|e| e.to_string())
+        }),
+    )?;
+    compactor::start(store.clone(), &config.store)?;
     let delivery = Arc::new(local_delivery::MailboxDelivery::new(
         directory.clone(),
         store.clone(),
+        local_delivery::DefaultQuota {
+            bytes: config.mailbox.default_quota.0,
+            messages: config.mailbox.default_quota_messages,
+        },
     ));
     let lmtp = lmtp::start(
         config.mailbox.lmtp_listen,

@@ -39,6 +39,8 @@ mod hlc;
 mod id;
 #[cfg(test)]
 mod maintenance_tests;
+#[cfg(test)]
+mod model_tests;
 mod op;
 mod state;
 mod stats;
@@ -204,8 +206,25 @@ impl Store {
     /// Stores `raw` in `folder` (e.g. "INBOX") of mailbox `user` (a
     /// normalized address); durable when it returns Ok.
     pub fn deliver(&self, user: &str, folder: &str, raw: &[u8]) -> Result<MessageId, StoreError> {
-        check_name("mailbox", user)?;
-        check_name("folder", folder)?;
+        let ids = self.deliver_many(&[(user, folder)], raw)?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt("delivery produced no id".into()))
+    }
+
+    /// Stores `raw` once for every (mailbox, folder) in `targets`: one
+    /// blob, one op each, one flush for all; durable when it returns Ok.
+    /// On Err some of the ops may still become durable later: a retry may
+    /// duplicate a message for those mailboxes, never lose one.
+    pub fn deliver_many(
+        &self,
+        targets: &[(&str, &str)],
+        raw: &[u8],
+    ) -> Result<Vec<MessageId>, StoreError> {
+        for (user, folder) in targets {
+            check_name("mailbox", user)?;
+            check_name("folder", folder)?;
+        }
         let header = crate::mime::summarize(raw);
         let summary = SummaryFields {
             from: header.from,
@@ -213,36 +232,45 @@ impl Store {
             date: header.date,
         };
         let received_at = now_secs();
-        // Twice at most: the bytes may have been found stored, then lost
-        // their last reference to a concurrent delete before our op raised
-        // the count; the second `put` stores them again.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let blob = self.blobs.put(raw)?;
-            let mut message = None;
-            let result = self.log_local(|id| {
-                let m = MessageId::from_op(id);
-                message = Some(m.clone());
-                Op::Deliver {
-                    mailbox: user.to_string(),
-                    folder: folder.to_string(),
-                    message: m,
-                    blob,
-                    size: raw.len() as u64,
-                    received_at,
-                    summary: summary.clone(),
+        let mut ids = Vec::with_capacity(targets.len());
+        // Per target, twice at most: the bytes may have been found stored,
+        // then lost their last reference to a concurrent delete before our
+        // op raised the count; the second `put` stores them again.
+        let mut blob = self.blobs.put(raw)?;
+        let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        for (user, folder) in targets {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut message = None;
+                let result = self.apply_local(&mut w, |id| {
+                    let m = MessageId::from_op(id);
+                    message = Some(m.clone());
+                    Op::Deliver {
+                        mailbox: user.to_string(),
+                        folder: folder.to_string(),
+                        message: m,
+                        blob,
+                        size: raw.len() as u64,
+                        received_at,
+                        summary: summary.clone(),
+                    }
+                });
+                match result {
+                    Ok(()) => {
+                        ids.extend(message);
+                        break;
+                    }
+                    Err(StoreError::MissingBlob(_)) if attempt < 2 => {
+                        blob = self.blobs.put(raw)?;
+                    }
+                    Err(e) => return Err(e),
                 }
-            });
-            match result {
-                Ok(()) => {
-                    return message
-                        .ok_or_else(|| StoreError::Corrupt("delivery produced no id".into()))
-                }
-                Err(StoreError::MissingBlob(_)) if attempt < 2 => continue,
-                Err(e) => return Err(e),
             }
         }
+        // The metadata of every delivery becomes durable here.
+        self.db.flush()?;
+        Ok(ids)
     }
 
     /// Moves a message of `user` to another of their folders.
@@ -437,6 +465,18 @@ impl Store {
     /// it, and flushes. `make` gets the op id so it can derive ids from it.
     fn log_local(&self, make: impl FnOnce(&OpId) -> Op) -> Result<(), StoreError> {
         let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        self.apply_local(&mut w, make)?;
+        // The metadata becomes durable here.
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Applies and logs one local op under the writer lock (not flushed).
+    fn apply_local(
+        &self,
+        w: &mut OpWriter,
+        make: impl FnOnce(&OpId) -> Op,
+    ) -> Result<(), StoreError> {
         let id = OpId {
             origin: self.node.clone(),
             seq: w.next_seq,
@@ -449,8 +489,6 @@ impl Store {
         };
         state::apply(&self.trees, &op)?;
         w.next_seq = w.next_seq.saturating_add(1);
-        // The metadata becomes durable here.
-        self.db.flush()?;
         Ok(())
     }
 
