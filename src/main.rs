@@ -106,7 +106,11 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum StoreCli {
     /// Bytes, garbage, blobs, free space and operations per data directory.
-    Stats,
+    Stats {
+        /// Print JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
     /// Check every blob hash, reference count and index entry.
     Fsck {
         /// Fix what can be fixed (counts, listings); never touches mail bytes.
@@ -232,7 +236,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Queue(c) => queue(&config_path, queue_command(c)),
         Command::Store(c) => {
             let command = match c {
-                StoreCli::Stats => StoreCommand::Stats,
+                StoreCli::Stats { json } => StoreCommand::Stats { json },
                 StoreCli::Fsck { repair } => StoreCommand::Fsck { repair },
                 StoreCli::Compact { min_garbage } => StoreCommand::Compact {
                     min_garbage_percent: min_garbage,

@@ -66,7 +66,8 @@ pub trait LocalDelivery: Send + Sync + 'static {
     /// Stores `message` (already prefixed with Return-Path) for one recipient; durable on Ok.
     fn deliver(&self, recipient: &str, message: &[u8]) -> Result<(), DeliveryFailure>;
     /// Stores `message` for each recipient, one result each, in order. The
-    /// store overrides this to commit all of them together.
+    /// store overrides this to commit all of them together. This default
+    /// delivers one at a time, and a panic costs only its own recipient.
     fn deliver_many(
         &self,
         recipients: &[String],
@@ -74,7 +75,14 @@ pub trait LocalDelivery: Send + Sync + 'static {
     ) -> Vec<Result<(), DeliveryFailure>> {
         recipients
             .iter()
-            .map(|r| self.deliver(r, message))
+            .map(|r| {
+                catch_unwind(AssertUnwindSafe(|| self.deliver(r, message))).unwrap_or_else(|_| {
+                    tracing::warn!(recipient = %r, "local delivery panicked");
+                    Err(DeliveryFailure::Temporary(
+                        "local error in processing".into(),
+                    ))
+                })
+            })
             .collect()
     }
 }
@@ -327,6 +335,8 @@ async fn data(
     message.extend_from_slice(&body);
     let message = Arc::new(message);
     let (delivery, shared, rcpts) = (server.delivery.clone(), message.clone(), recipients.clone());
+    // All recipients in one batch (one store commit). A panic in the batch
+    // defers every recipient (451): nothing of it was committed.
     let results = smol::unblock(move || {
         catch_unwind(AssertUnwindSafe(|| delivery.deliver_many(&rcpts, &shared)))
     })

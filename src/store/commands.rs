@@ -12,7 +12,10 @@ use super::{RebalanceReport, Store, StoreError};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum StoreCommand {
-    Stats,
+    /// `json`: machine-readable, for scripts and benchmarks.
+    Stats {
+        json: bool,
+    },
     Fsck {
         repair: bool,
     },
@@ -33,7 +36,13 @@ pub enum StoreCommand {
 /// problems it did not repair is an error (non-zero exit for scripts).
 pub fn execute(store: &Store, command: &StoreCommand) -> Result<String, StoreError> {
     match command {
-        StoreCommand::Stats => Ok(store.stats()?.to_string()),
+        StoreCommand::Stats { json: false } => Ok(store.stats()?.to_string()),
+        StoreCommand::Stats { json: true } => serde_json::to_string_pretty(&store.stats()?)
+            .map(|mut s| {
+                s.push('\n');
+                s
+            })
+            .map_err(|e| StoreError::Corrupt(format!("encoding stats: {e}"))),
         StoreCommand::Fsck { repair } => {
             let report = store.fsck(*repair)?;
             let text = report.to_string();
