@@ -63,6 +63,19 @@ fn quotas_defer_a_full_mailbox_and_refuse_a_message_larger_than_the_quota() {
 
     send(&node, &bob, "First fits", 3000);
     wait_in_inbox(&node, "bob", "First fits");
+    // Bob sees how full his mailbox is (about 3000 of 6000 bytes).
+    let page = node.web_login("bob").inbox();
+    assert!(page.contains("class=\"quota\""), "{page}");
+    let value = page
+        .split("<meter")
+        .nth(1)
+        .and_then(|m| m.split("value=\"").nth(1))
+        .and_then(|v| v.split('"').next())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(
+        matches!(value, Some(50..=90)),
+        "meter value {value:?}: {page}"
+    );
 
     // The second would take bob past 6000 bytes: deferred with 452 4.2.2.
     send(&node, &bob, "Second waits", 3000);

@@ -15,7 +15,7 @@
 
 use super::pages::{
     self, message_href, AttachmentRow, BodyDocument, Chrome, InboxPage, MessagePage, MessageRow,
-    Problem, UserBar,
+    Problem, QuotaBar, UserBar,
 };
 use super::{Ctx, Webmail};
 use crate::store::{MessageId, StoreError};
@@ -24,6 +24,8 @@ use crate::web::http::Reply;
 use crate::web::session::Session;
 
 use crate::mailbox::folders::{INBOX, JUNK};
+use crate::mailbox::local_delivery::{DefaultQuota, Quota};
+use crate::web::i18n::Catalog;
 
 /// The folder named by `?folder=` (only the folders every user has, for
 /// now); `None` for anything else.
@@ -153,8 +155,46 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
         ),
         prev_href: (page > 1).then(|| link(page - 1)),
         next_href: (page < pages).then(|| link(page + 1)),
+        quota: match quota_bar(webmail, t, &session.user) {
+            Ok(q) => q,
+            Err(err) => return internal(ctx, &err),
+        },
     };
     pages::render(200, &view)
+}
+
+/// The user's usage against their quota (own, or the configured default).
+fn quota_bar(webmail: &Webmail, t: &Catalog, user: &str) -> Result<QuotaBar, StoreError> {
+    let usage = webmail.store.usage(user)?;
+    let defaults = DefaultQuota {
+        bytes: webmail.config.mailbox.default_quota.0,
+        messages: webmail.config.mailbox.default_quota_messages,
+    };
+    let limit = match webmail.directory.user(user) {
+        Ok(Some(u)) => Quota::of(&u, defaults).bytes,
+        _ => defaults.bytes,
+    };
+    let used = format::size(usage.bytes);
+    if limit == 0 {
+        return Ok(QuotaBar {
+            text: t.fill("quota.used_unlimited", &[("used", &used)]),
+            percent: None,
+            warning: None,
+        });
+    }
+    let percent = (u128::from(usage.bytes) * 100 / u128::from(limit)).min(100) as u64;
+    Ok(QuotaBar {
+        text: t.fill(
+            "quota.used_of",
+            &[
+                ("used", &used),
+                ("limit", &format::size(limit)),
+                ("percent", &percent.to_string()),
+            ],
+        ),
+        percent: Some(percent),
+        warning: (percent >= 90).then(|| t.get("quota.nearly_full").to_string()),
+    })
 }
 
 fn non_empty(text: &str, fallback: &str) -> String {

@@ -95,6 +95,16 @@ pub struct InboxPage<'a> {
     pub page_of_text: String,
     pub prev_href: Option<String>,
     pub next_href: Option<String>,
+    pub quota: QuotaBar,
+}
+
+/// How full the user's mailbox is (a `<meter>`, no script needed).
+pub struct QuotaBar {
+    pub text: String,
+    /// 0-100 when there is a limit.
+    pub percent: Option<u64>,
+    /// Set when the mailbox is at least 90 % full.
+    pub warning: Option<String>,
 }
 
 pub struct AttachmentRow {
@@ -221,8 +231,15 @@ mod tests {
             page_of_text: String::new(),
             prev_href: None,
             next_href: None,
+            quota: QuotaBar {
+                text: "<b>quota</b>".into(),
+                percent: Some(95),
+                warning: Some(t.get("quota.nearly_full").into()),
+            },
         };
         let html = page.render().unwrap();
+        assert!(!html.contains("<b>quota"), "{html}");
+        assert!(html.contains("value=\"95\""));
         assert!(!html.contains("<script>"), "{html}");
         assert!(
             html.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
