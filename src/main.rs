@@ -82,6 +82,14 @@ enum UserCommand {
     },
     /// List users with their state and class.
     List,
+    /// Add many users from a CSV file (`-`: standard input) with the columns
+    /// address, class, password; all rows or none (see the admin guide).
+    Import {
+        file: PathBuf,
+        /// Skip rows whose user already exists instead of refusing the file.
+        #[arg(long)]
+        skip_existing: bool,
+    },
     /// Change a user's password (read from standard input).
     Passwd {
         address: String,
@@ -273,6 +281,13 @@ fn user_command(c: UserCommand) -> anyhow::Result<DirectoryCommand> {
             password: read_password(password_stdin)?,
         },
         UserCommand::List => DirectoryCommand::UserList,
+        UserCommand::Import {
+            file,
+            skip_existing,
+        } => DirectoryCommand::UserImport(campusmail::directory::import::ImportRequest {
+            rows: campusmail::directory::import::read_rows(&file)?,
+            skip_existing,
+        }),
         UserCommand::Passwd {
             address,
             password_stdin,

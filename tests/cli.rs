@@ -154,3 +154,104 @@ fn config_is_found_through_the_environment_variable() {
         .cli_ok(&["domain", "list"], None)
         .contains("campus.test"));
 }
+
+#[test]
+fn user_import_from_a_file_while_stopped_and_from_stdin_while_running() {
+    let mut node = Node::new();
+    node.cli_ok(&["domain", "add", DOMAIN], None);
+
+    // A file with a problem is refused whole, with the line and what to do.
+    let bad = node.data().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "address,class\nfrank@campus.test,student\nfrank@elsewhere.test,student\n",
+    )
+    .unwrap();
+    let out = node.cli(&["user", "import", bad.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nothing was imported"), "{err}");
+    assert!(
+        err.contains("line 3: the domain elsewhere.test is not served here"),
+        "{err}"
+    );
+    assert!(!node
+        .cli_ok(&["user", "list"], None)
+        .contains("frank@campus.test"));
+
+    // Stopped: a spreadsheet export (BOM, CRLF), with and without passwords.
+    let mut csv = format!(
+        "\u{feff}address,class,password\r\ncarol@campus.test,staff,{}\r\ndave@campus.test,student,\r\n",
+        password_of("carol")
+    );
+    for i in 0..1000 {
+        csv.push_str(&format!("s{i:04}@campus.test,student,\r\n"));
+    }
+    let file = node.data().join("students.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = node.cli_ok(&["user", "import", file.to_str().unwrap()], None);
+    assert!(
+        out.contains("imported 1002 users: 1 with a password, 1001 without"),
+        "{out}"
+    );
+
+    // Running: the same command through the control socket, from stdin.
+    node.start("all");
+    let stdin_csv = format!(
+        "address,password\nerin@campus.test,{}\ndave@campus.test,\n",
+        password_of("erin")
+    );
+    let out = node.cli(&["user", "import", "-"], Some(&stdin_csv));
+    assert!(!out.status.success(), "dave exists already");
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("line 3: the user dave@campus.test already exists"));
+    let out = node.cli_ok(
+        &["user", "import", "--skip-existing", "-"],
+        Some(&stdin_csv),
+    );
+    assert!(out.contains("imported 1 user"), "{out}");
+    assert!(out.contains("skipped 1 row"), "{out}");
+
+    let list = node.cli_ok(&["user", "list"], None);
+    assert!(
+        list.contains("dave@campus.test\tenabled\tstudent\tno password"),
+        "{list}"
+    );
+    assert!(
+        list.contains("s0999@campus.test\tenabled\tstudent"),
+        "{list}"
+    );
+    assert!(
+        list.contains("carol@campus.test\tenabled\tstaff\n"),
+        "{list}"
+    );
+
+    // Imported passwords log in; an account without one never does, and
+    // the refusal is the ordinary login failure, not an error page.
+    node.web_login("carol");
+    node.web_login("erin");
+    let web = Web::new(&node);
+    for attempt in ["", "!no-password-set", "dave-secret-pw"] {
+        let (status, body) = web.login("dave@campus.test", attempt);
+        assert_ne!(status, 303, "{attempt:?} logged in");
+        assert!(status < 500, "{status}: {body}");
+    }
+
+    // The running engine knows the imported users at once: mail for them is taken.
+    let (ok, t) = swaks(&[
+        "--server",
+        &node.smtp_addr(),
+        "--to",
+        "s0500@campus.test",
+        "--from",
+        "registrar@example.org",
+    ]);
+    assert!(ok, "{t}");
+
+    // After `user passwd` the imported account can log in.
+    node.cli_ok(
+        &["user", "passwd", "dave@campus.test", "--password-stdin"],
+        Some(&password_of("dave")),
+    );
+    node.web_login("dave");
+}

@@ -231,3 +231,55 @@ fn mail_spreads_over_data_directories_and_a_drained_one_can_be_removed() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("store drain"), "{err}");
 }
+
+#[test]
+fn a_message_to_1000_local_users_is_stored_once() {
+    let mut node = Node::new();
+    node.cli_ok(&["domain", "add", DOMAIN], None);
+    node.add_user("alice");
+    let mut csv = String::from("address\n");
+    let students: Vec<String> = (0..1000).map(|i| format!("s{i:04}@{DOMAIN}")).collect();
+    for s in &students {
+        csv.push_str(s);
+        csv.push('\n');
+    }
+    let file = node.data().join("students.csv");
+    std::fs::write(&file, csv).unwrap();
+    node.cli_ok(&["user", "import", file.to_str().unwrap()], None);
+    node.start("all");
+    let before = stats(&node);
+
+    let size = 20_000;
+    let body = filler(size);
+    // One To: line naming everyone would be longer than a mail line may be.
+    let (ok, t) = submit_as(
+        &node,
+        "alice",
+        &address_of("alice"),
+        &students.join(","),
+        &[
+            "--header",
+            "Subject: Registration opens Monday",
+            "--header",
+            "To: undisclosed-recipients:;",
+            "--body",
+            &body,
+        ],
+    );
+    assert!(ok && t.contains("250 2.0.0"), "{t}");
+    let after = wait_until(90, || {
+        let s = stats(&node);
+        (s["messages"].as_u64() == Some(1000)).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("not delivered to all 1000: {}", node.log("all")));
+    assert_eq!(after["blobs"].as_u64(), Some(1), "{after}");
+    let grown = total(&after, "bytes") - total(&before, "bytes");
+    assert!(
+        grown > size as u64 && grown < 2 * size as u64,
+        "stored bytes grew by {grown} for a {size}-byte message to 1000 users"
+    );
+    // Each of the 1000 mailboxes lists it (fsck checks listings and counts).
+    let report = node.cli_ok(&["store", "fsck"], None);
+    assert!(report.contains("1000 message(s)"), "{report}");
+    assert!(report.contains("the store is consistent"), "{report}");
+}

@@ -28,8 +28,10 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Longest request line accepted (a command with a password is tiny).
-const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+/// Longest request line accepted. Most commands are tiny; `user import`
+/// carries the whole file's rows (at most `directory::import::MAX_IMPORT_BYTES`
+/// of CSV; JSON escaping makes a control byte six).
+const MAX_REQUEST_BYTES: u64 = 6 * crate::directory::import::MAX_IMPORT_BYTES + 64 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ControlReply {

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::import::ImportRequest;
 use super::{Directory, DirectoryError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -22,6 +23,7 @@ pub enum DirectoryCommand {
         password: String,
     },
     UserList,
+    UserImport(ImportRequest),
     UserPasswd {
         address: String,
         password: String,
@@ -81,10 +83,18 @@ pub fn execute(
             .iter()
             .map(|u| {
                 let state = if u.enabled { "enabled" } else { "disabled" };
-                format!("{}\t{}\t{}", u.address, state, u.class)
+                let login = if u.has_password() {
+                    ""
+                } else {
+                    "\tno password"
+                };
+                format!("{}\t{}\t{}{login}", u.address, state, u.class)
             })
             .collect::<Vec<_>>()
             .join("\n"),
+        UserImport(request) => directory
+            .import_users(&request.rows, request.skip_existing)?
+            .to_string(),
         UserPasswd { address, password } => {
             directory.set_password(address, password)?;
             format!("password of {address} changed")

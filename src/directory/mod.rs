@@ -18,10 +18,12 @@
 
 pub mod address;
 pub mod commands;
+pub mod import;
 pub mod password;
 pub mod snapshot;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +58,10 @@ pub enum DirectoryError {
     Password(#[from] password::PasswordError),
     #[error("{0}")]
     BadValue(String),
+    #[error("{0}")]
+    ImportRefused(import::ImportProblems),
+    #[error("the directory's write lock was poisoned by a panic; restart campusmail")]
+    Poisoned,
 }
 
 /// One mailbox owner.
@@ -75,6 +81,14 @@ pub struct UserRecord {
     pub quota_messages: Option<u64>,
 }
 
+impl UserRecord {
+    /// False for accounts imported without a password: no login works
+    /// until an admin sets one.
+    pub fn has_password(&self) -> bool {
+        password::is_usable_hash(&self.password_hash)
+    }
+}
+
 pub struct Directory {
     db: sled::Db,
     domains: sled::Tree,
@@ -82,6 +96,9 @@ pub struct Directory {
     aliases: sled::Tree,
     admins: sled::Tree,
     snapshot_path: PathBuf,
+    /// Held by every "is the address free? then take it" change (user add,
+    /// alias add, import), so two of them cannot both take one address.
+    writes: Mutex<()>,
 }
 
 impl Directory {
@@ -112,6 +129,7 @@ impl Directory {
             admins: db.open_tree("admins")?,
             db,
             snapshot_path: snapshot_path.to_path_buf(),
+            writes: Mutex::new(()),
         };
         directory.publish()?;
         Ok(directory)
@@ -180,6 +198,7 @@ impl Directory {
 
     pub fn add_user(&self, address: &str, password: &str) -> Result<String, DirectoryError> {
         let address = self.checked_address(address)?;
+        let _writes = self.writes.lock().map_err(|_| DirectoryError::Poisoned)?;
         if self.users.contains_key(&address)? || self.aliases.contains_key(&address)? {
             return Err(DirectoryError::AddressTaken(address));
         }
@@ -297,6 +316,7 @@ impl Directory {
     /// Adds an alias delivering to local users (remote targets come with routing, R13).
     pub fn add_alias(&self, alias: &str, targets: &[String]) -> Result<String, DirectoryError> {
         let alias = self.checked_address(alias)?;
+        let _writes = self.writes.lock().map_err(|_| DirectoryError::Poisoned)?;
         if self.users.contains_key(&alias)? || self.aliases.contains_key(&alias)? {
             return Err(DirectoryError::AddressTaken(alias));
         }

@@ -2,6 +2,11 @@
 //!
 //! Invariant: no plain password is ever stored or logged; only the PHC string
 //! made here is. Verification runs in constant time inside `argon2`.
+//!
+//! Invariant: a stored value that is not a PHC string (the [`NO_PASSWORD`]
+//! sentinel of accounts imported without a password, or a damaged record)
+//! never verifies, and checking it costs the same argon2 work as a real
+//! check, so timing does not tell such accounts apart.
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
@@ -19,6 +24,16 @@ pub enum PasswordError {
     Hash(String),
 }
 
+/// Stored instead of a hash for accounts made without a password (`user
+/// import` rows with an empty password): not a PHC string (those start with
+/// `$`), so no password ever verifies against it. `user passwd` replaces it.
+pub const NO_PASSWORD: &str = "!no-password-set";
+
+/// Whether `stored` is a hash some password could match (not the sentinel).
+pub fn is_usable_hash(stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok()
+}
+
 /// Hashes `password` with argon2id and a fresh random salt.
 pub fn hash_password(password: &str) -> Result<String, PasswordError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
@@ -31,18 +46,25 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
-/// True when `password` matches the PHC string `stored`; false for any malformed hash.
+/// True when `password` matches the PHC string `stored`; false for any
+/// malformed hash or the [`NO_PASSWORD`] sentinel, after the same work as a
+/// real check.
 pub fn verify_password(password: &str, stored: &str) -> bool {
     match PasswordHash::new(stored) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
+        Ok(parsed) => verify_parsed(password, &parsed),
+        Err(_) => verify_nothing(password),
     }
 }
 
+fn verify_parsed(password: &str, parsed: &PasswordHash<'_>) -> bool {
+    Argon2::default()
+        .verify_password(password.as_bytes(), parsed)
+        .is_ok()
+}
+
 /// Spends the time of one real verification and fails, for logins naming no
-/// account, so response times do not tell which accounts exist.
+/// account (or an account without a usable hash), so response times do not
+/// tell which accounts exist.
 pub fn verify_nothing(password: &str) -> bool {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let hash = DUMMY.get_or_init(|| {
@@ -52,7 +74,10 @@ pub fn verify_nothing(password: &str) -> bool {
             .map(|h| h.to_string())
             .unwrap_or_default()
     });
-    let _ = verify_password(password, hash);
+    // Never back through `verify_password`: an unparsable dummy would recurse.
+    if let Ok(parsed) = PasswordHash::new(hash) {
+        let _ = verify_parsed(password, &parsed);
+    }
     false
 }
 
@@ -71,5 +96,28 @@ mod tests {
             hash_password("short"),
             Err(PasswordError::TooShort)
         ));
+    }
+
+    #[test]
+    fn the_no_password_sentinel_never_verifies_and_costs_a_real_check() {
+        assert!(!is_usable_hash(NO_PASSWORD));
+        assert!(is_usable_hash(&hash_password("correct horse").unwrap()));
+        for attempt in ["", NO_PASSWORD, "!no-password-set", "anything at all"] {
+            assert!(!verify_password(attempt, NO_PASSWORD), "{attempt:?}");
+        }
+        // Warm the dummy hash, then compare: a sentinel check must not be
+        // an instant "no" next to a real one (argon2 takes milliseconds).
+        let real = hash_password("correct horse").unwrap();
+        verify_nothing("warm-up");
+        let t = std::time::Instant::now();
+        assert!(!verify_password("wrong horse", &real));
+        let real_time = t.elapsed();
+        let t = std::time::Instant::now();
+        assert!(!verify_password("wrong horse", NO_PASSWORD));
+        let sentinel_time = t.elapsed();
+        assert!(
+            sentinel_time * 4 > real_time,
+            "sentinel {sentinel_time:?} vs real {real_time:?}"
+        );
     }
 }
