@@ -26,17 +26,23 @@ fn body(n: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-fn dirs(root: &Path) -> Vec<DataDirSpec> {
-    (0..3)
+/// Three data directories; `era` changes their weights, so a rebalance
+/// after reopening in another era has blobs to move.
+fn dirs(root: &Path, era: u64) -> Vec<DataDirSpec> {
+    (0..3u32)
         .map(|i| DataDirSpec {
             path: root.join(format!("d{i}")),
-            weight: i + 1,
+            weight: 1 + (i + era as u32) % 3 * 2,
         })
         .collect()
 }
 
 fn open_small(root: &Path) -> Result<Store, StoreError> {
-    let s = Store::open_with(&root.join("meta"), &dirs(root), "node-a")?;
+    open_era(root, 0)
+}
+
+fn open_era(root: &Path, era: u64) -> Result<Store, StoreError> {
+    let s = Store::open_with(&root.join("meta"), &dirs(root, era), "node-a")?;
     s.blobs.set_segment_limit(4096);
     Ok(s)
 }
@@ -151,7 +157,7 @@ fn random_operations_match_the_model() -> Result<(), StoreError> {
             if step % 60 == 59 {
                 check(&store, &model)?;
                 drop(store);
-                store = open_small(root.path())?;
+                store = open_era(root.path(), step)?;
             }
         }
         check(&store, &model)?;
@@ -185,7 +191,7 @@ fn crash_child() -> Result<(), StoreError> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let mut rng = StdRng::seed_from_u64(seed);
-    let store = open_small(root)?;
+    let store = open_era(root, seed)?;
     let mut mine: Vec<(MessageId, u64, &str)> = Vec::new();
     loop {
         match rng.gen_range(0..10) {
