@@ -148,6 +148,23 @@ pub struct Store {
     writer: Mutex<OpWriter>,
 }
 
+/// Opens the sled database. A store closed a moment ago in this process
+/// may still hold its file lock while sled's flusher thread winds down, so
+/// a lock conflict is retried for a second before it is reported.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let mut tries = 0;
+    loop {
+        match sled::open(path) {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::Other && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -176,7 +193,7 @@ impl Store {
             return Err(StoreError::InvalidName(format!("node name {node:?}")));
         }
         std::fs::create_dir_all(dir)?;
-        let db = sled::open(dir.join("meta"))?;
+        let db = open_db(&dir.join("meta"))?;
         let meta = db.open_tree("meta")?;
         let blobs = BlobStore::open(&db, &meta, data_dirs)?;
         let trees = Trees::open(
