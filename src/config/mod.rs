@@ -15,6 +15,7 @@
 //! Reads untrusted input: only the admin's own file.
 
 mod duration;
+pub mod edit;
 mod size;
 mod template;
 
@@ -71,6 +72,8 @@ pub struct Config {
     pub tls: TlsConfig,
     #[serde(default)]
     pub store: StoreConfig,
+    #[serde(default)]
+    pub pair: PairConfig,
     /// The file this configuration came from (set by `load`).
     #[serde(skip)]
     pub source: PathBuf,
@@ -241,6 +244,26 @@ pub struct StoreConfig {
     pub compact_garbage_percent: u64,
     /// How often the background compactor looks for such segments.
     pub compact_every: ConfigDuration,
+}
+
+/// The active-active pair (R3): written by `campusmail pair init/join`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PairConfig {
+    /// Where this node's replication link listens ("ip:port"); empty = not paired.
+    pub listen: String,
+    /// The peer's replication address ("host:port").
+    pub peer: String,
+    /// The peer's node name (the name in its certificate).
+    pub peer_name: String,
+    /// SHA-256 fingerprint of the peer's certificate ("sha256:...").
+    pub peer_fingerprint: String,
+}
+
+impl PairConfig {
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
 }
 
 /// One data directory (one disk).
@@ -449,6 +472,7 @@ impl Config {
         self.validate_queue()?;
         self.validate_routing()?;
         self.validate_store()?;
+        self.validate_pair()?;
         for relay in &self.auth.trusted_relays {
             if parse_network(relay).is_none() {
                 return Err(self.invalid(
@@ -566,6 +590,23 @@ impl Config {
         Ok(())
     }
 
+    fn validate_pair(&self) -> Result<(), ConfigError> {
+        let p = &self.pair;
+        if !p.listen.is_empty() && p.listen_addr().is_none() {
+            return Err(self.invalid("pair.listen", "must be \"ip:port\", e.g. \"10.0.0.1:2700\""));
+        }
+        if !p.peer.is_empty() && parse_host_port(&p.peer).is_none() {
+            return Err(self.invalid("pair.peer", "must be \"host:port\""));
+        }
+        if !p.peer.is_empty() && !crate::store::is_valid_node_name(&p.peer_name) {
+            return Err(self.invalid("pair.peer_name", "must be the peer's node name"));
+        }
+        if !p.peer_fingerprint.is_empty() && !p.peer_fingerprint.starts_with("sha256:") {
+            return Err(self.invalid("pair.peer_fingerprint", "must start with \"sha256:\""));
+        }
+        Ok(())
+    }
+
     /// The store's data directories (the default: `<data_dir>/store`).
     pub fn store_data_dirs(&self) -> Vec<crate::store::DataDirSpec> {
         if self.store.data_dirs.is_empty() {
@@ -614,6 +655,10 @@ impl Config {
     /// The owner-only store control socket of the running mailbox role.
     pub fn store_socket(&self) -> PathBuf {
         self.node.data_dir.join("store.sock")
+    }
+    /// The owner-only pair control socket of the running mailbox role.
+    pub fn pair_socket(&self) -> PathBuf {
+        self.node.data_dir.join("pair.sock")
     }
     /// DKIM keys, one folder per domain.
     pub fn dkim_dir(&self) -> PathBuf {

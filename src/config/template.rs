@@ -125,6 +125,15 @@ trusted_relays = []
 # DKIM-sign mail that users send from our domains (keys: `campusmail dkim`).
 dkim_sign = true
 
+[pair]
+# The active-active pair; `campusmail pair init` and `pair join` fill these in.
+# Where this node's replication link listens (mutual TLS), e.g. "10.0.0.1:2700".
+listen = ""
+# The peer node: its replication address, node name and certificate fingerprint.
+peer = ""
+peer_name = ""
+peer_fingerprint = ""
+
 [tls]
 # PEM certificate chain and private key; a self-signed pair is made on first
 # run when they are missing. Replace them with the university's certificate.
