@@ -2,6 +2,8 @@
 //!
 //! Owns: `directory.db`, the store folder, the control socket, and the LMTP,
 //! HTTPS and HTTP listeners (all through the modules it starts).
+//! `submission` is the way back: the webmail's mail goes to the engine by
+//! SMTP submission, like any client's.
 //!
 //! Invariant: this role is the only one that opens the directory database
 //! and the store; the engine sees the directory through the snapshot file
@@ -10,6 +12,7 @@
 pub mod folders;
 pub mod lmtp;
 pub mod local_delivery;
+pub mod submission;
 
 use std::sync::Arc;
 

@@ -7,8 +7,9 @@
 //! Invariants:
 //! - Only connections made by `tls_front` are served: a request whose peer
 //!   is not in the `ClientMap` gets 403 and never reaches a handler.
-//! - Bodies are read up to `MAX_FORM_BODY` (+1, to notice more); a declared
-//!   larger body is not read at all.
+//! - Bodies are read up to the route's limit (`Webmail::body_limit`:
+//!   `MAX_FORM_BODY`, or the compose form's upload limit) +1, to notice
+//!   more; a declared larger body is not read at all.
 //! - A panicking handler costs one 500 reply, not a worker thread.
 //! - The redirect server answers everything with 301 to `public_url` plus
 //!   the request's path; the Host header is never used.
@@ -22,7 +23,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::http::{split_url, Method, Reply, WebRequest, MAX_FORM_BODY};
+use super::http::{split_url, Method, Reply, WebRequest};
 use super::i18n::Lang;
 use super::tls_front::ClientMap;
 use super::webmail::pages::{self, Problem};
@@ -77,7 +78,9 @@ fn answer(mut request: tiny_http::Request, webmail: &Webmail, clients: &ClientMa
             pages::problem(lang, Problem::Forbidden, None).finish()
         }
         Some(client) => {
-            let web_request = to_web_request(&mut request, client);
+            let (path, _) = split_url(request.url());
+            let limit = webmail.body_limit(path);
+            let web_request = to_web_request(&mut request, client, limit);
             match catch_unwind(AssertUnwindSafe(|| webmail.handle(&web_request))) {
                 Ok(reply) => reply,
                 Err(_) => {
@@ -98,7 +101,13 @@ fn header<'r>(request: &'r tiny_http::Request, name: &'static str) -> Option<&'r
         .map(|h| h.value.as_str())
 }
 
-fn to_web_request(request: &mut tiny_http::Request, client: SocketAddr) -> WebRequest {
+/// Our request type, with the body read up to `body_limit` (+1 to notice
+/// more; a larger declared length is not read at all).
+fn to_web_request(
+    request: &mut tiny_http::Request,
+    client: SocketAddr,
+    body_limit: usize,
+) -> WebRequest {
     let method = match request.method() {
         tiny_http::Method::Get => Method::Get,
         tiny_http::Method::Head => Method::Head,
@@ -125,15 +134,15 @@ fn to_web_request(request: &mut tiny_http::Request, client: SocketAddr) -> WebRe
         client,
     };
     if method == Method::Post {
-        if request.body_length().is_some_and(|n| n > MAX_FORM_BODY) {
+        if request.body_length().is_some_and(|n| n > body_limit) {
             web.body_too_large = true;
         } else {
-            let limit = (MAX_FORM_BODY + 1) as u64;
+            let limit = body_limit.saturating_add(1) as u64;
             if let Err(err) = request.as_reader().take(limit).read_to_end(&mut web.body) {
                 tracing::debug!(%err, "reading a request body failed");
                 web.body.clear();
             }
-            web.body_too_large = web.body.len() > MAX_FORM_BODY;
+            web.body_too_large = web.body.len() > body_limit;
         }
     }
     web
