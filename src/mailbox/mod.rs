@@ -34,6 +34,10 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
         &config.directory_snapshot(),
     )?);
     let admin_password = directory.ensure_admin()?;
+    // Either role may start first; both make (or find) the same secret.
+    if let Err(e) = crate::auth::service::ensure(&config.submission_secret()) {
+        tracing::error!(error = %e, "webmail cannot send mail: the submission service secret is unusable");
+    }
     let store = Arc::new(Store::open(&config.store_dir(), &config.node.name)?);
     let commands = directory.clone();
     crate::control::serve::<DirectoryCommand>(
