@@ -173,10 +173,16 @@ impl Webmail {
         }
     }
 
-    /// Largest request body read for `path`: the compose form takes files
-    /// (up to its upload limit), every other form `MAX_FORM_BODY`.
-    pub fn body_limit(&self, path: &str) -> usize {
-        if path == compose::PATH {
+    /// Largest request body read for `req` (headers only so far): the
+    /// compose form of a live session takes files up to its upload limit;
+    /// everything else, and anyone without a session, `MAX_FORM_BODY`, so
+    /// a stranger cannot make a worker read megabytes.
+    pub fn body_limit(&self, req: &WebRequest) -> usize {
+        let live = || {
+            req.cookie(session::COOKIE)
+                .is_some_and(|token| self.sessions.is_live(token, unix_now()))
+        };
+        if req.path == compose::PATH && live() {
             compose::ComposeLimits::from_config(&self.config).request_bytes
         } else {
             crate::web::http::MAX_FORM_BODY

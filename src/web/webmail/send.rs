@@ -67,22 +67,23 @@ pub fn submit(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
     let Some(state) = state_of(&form) else {
         return pages::problem(ctx.lang, Problem::BadRequest, None);
     };
+    let action = form.get("action").unwrap_or("").to_string();
     let uploads: Vec<Attachment> = form
         .files
-        .iter()
+        .into_iter()
         .filter(|f| f.field == "attachment" && !(f.name.is_empty() && f.data.is_empty()))
         .map(|f| Attachment {
             name: if f.name.is_empty() {
                 "attachment".into()
             } else {
-                f.name.clone()
+                f.name
             },
             content_type: if f.content_type.is_empty() {
                 "application/octet-stream".into()
             } else {
-                f.content_type.clone()
+                f.content_type
             },
-            data: f.data.clone(),
+            data: f.data,
         })
         .collect();
     let attempt = Attempt {
@@ -93,9 +94,9 @@ pub fn submit(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
         uploads,
         limits,
     };
-    match form.get("action") {
-        Some("send") => attempt.send(),
-        Some("save") => attempt.save(),
+    match action.as_str() {
+        "send" => attempt.send(),
+        "save" => attempt.save(),
         _ => pages::problem(ctx.lang, Problem::BadRequest, None),
     }
 }
