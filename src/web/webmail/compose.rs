@@ -103,19 +103,26 @@ enum Start {
     Draft(MessageId),
 }
 
+/// The way in named by the query; `None` when its message id is not one.
 fn start_of(ctx: &Ctx<'_>) -> Option<Start> {
     let q = &ctx.query;
-    let id = |key| q.get(key).map(MessageId::from_str);
-    Some(match () {
-        _ if q.get("reply").is_some() => Start::Reply(id("reply")?.ok()?, false),
-        _ if q.get("reply_all").is_some() => Start::Reply(id("reply_all")?.ok()?, true),
-        _ if q.get("forward").is_some() => Start::Forward(id("forward")?.ok()?),
-        _ if q.get("forward_attached").is_some() => {
-            Start::ForwardAttached(id("forward_attached")?.ok()?)
-        }
-        _ if q.get("draft").is_some() => Start::Draft(id("draft")?.ok()?),
-        _ => Start::Blank,
-    })
+    let id = |value: &str| MessageId::from_str(value).ok();
+    if let Some(v) = q.get("reply") {
+        return id(v).map(|id| Start::Reply(id, false));
+    }
+    if let Some(v) = q.get("reply_all") {
+        return id(v).map(|id| Start::Reply(id, true));
+    }
+    if let Some(v) = q.get("forward") {
+        return id(v).map(Start::Forward);
+    }
+    if let Some(v) = q.get("forward_attached") {
+        return id(v).map(Start::ForwardAttached);
+    }
+    if let Some(v) = q.get("draft") {
+        return id(v).map(Start::Draft);
+    }
+    Some(Start::Blank)
 }
 
 /// `GET /mail/compose[?reply=ID|reply_all=ID|forward=ID|forward_attached=ID|draft=ID][&to=ADDR][&saved=1]`.
@@ -156,9 +163,12 @@ pub fn show(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
             Start::Draft(id) => fill_draft(&mut state, &parent, id),
         }
     }
-    let notice =
-        (ctx.query.get("saved") == Some("1")).then(|| t.get("compose.draft_saved").to_string());
-    render(webmail, ctx, session, &state, 200, notice, None, Vec::new())
+    let feedback = Feedback {
+        notice: (ctx.query.get("saved") == Some("1"))
+            .then(|| t.get("compose.draft_saved").to_string()),
+        ..Feedback::default()
+    };
+    render(webmail, ctx, session, &state, feedback)
 }
 
 fn fill_reply(state: &mut ComposeState, parent: &Original, user: &str, all: bool, ctx: &Ctx<'_>) {
@@ -262,17 +272,34 @@ fn original_name(raw: &[u8]) -> String {
     }
 }
 
-/// The compose page for `state`, with an optional notice or error.
-#[allow(clippy::too_many_arguments)]
+/// What the compose page says above the form, and its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Feedback {
+    pub status: u16,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    /// One line per refused item (e.g. each refused recipient).
+    pub details: Vec<String>,
+}
+
+impl Default for Feedback {
+    fn default() -> Feedback {
+        Feedback {
+            status: 200,
+            notice: None,
+            error: None,
+            details: Vec::new(),
+        }
+    }
+}
+
+/// The compose page for `state`, with `feedback` above the form.
 pub(super) fn render(
     webmail: &Webmail,
     ctx: &Ctx<'_>,
     session: &Session,
     state: &ComposeState,
-    status: u16,
-    notice: Option<String>,
-    error: Option<String>,
-    error_details: Vec<String>,
+    feedback: Feedback,
 ) -> Reply {
     let t = ctx.lang.catalog();
     let unread = webmail
@@ -332,11 +359,11 @@ pub(super) fn render(
             "compose.limit",
             &[("limit", &format::size(limits.upload_bytes as u64))],
         ),
-        notice,
-        error,
-        error_details,
+        notice: feedback.notice,
+        error: feedback.error,
+        error_details: feedback.details,
     };
-    pages::render(status, &page)
+    pages::render(feedback.status, &page)
 }
 
 #[cfg(test)]

@@ -324,6 +324,12 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The clock the handlers use, for tests elsewhere in `web`.
+#[cfg(test)]
+pub(crate) fn unix_now_for_tests() -> i64 {
+    unix_now()
+}
+
 /// The static asset named by a route, for tests.
 #[cfg(test)]
 fn asset_of(route: &Route) -> Option<&'static assets::Asset> {

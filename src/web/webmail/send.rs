@@ -23,7 +23,7 @@
 
 use std::str::FromStr;
 
-use super::compose::{self, carried_attachments, ComposeLimits, ComposeState};
+use super::compose::{self, carried_attachments, ComposeLimits, ComposeState, Feedback};
 use super::pages::{self, Problem};
 use super::{Ctx, Webmail};
 use crate::mailbox::folders::{DRAFTS, SENT};
@@ -338,16 +338,13 @@ impl Attempt<'_> {
                 notice = Some(self.t().get("compose.kept_as_draft").to_string());
             }
         }
-        compose::render(
-            self.webmail,
-            self.ctx,
-            self.session,
-            &state,
-            refusal.status,
+        let feedback = Feedback {
+            status: refusal.status,
             notice,
-            Some(refusal.message),
-            refusal.details,
-        )
+            error: Some(refusal.message),
+            details: refusal.details,
+        };
+        compose::render(self.webmail, self.ctx, self.session, &state, feedback)
     }
 
     /// Everything the form holds, as a draft; `None` if it cannot be saved.
