@@ -128,3 +128,66 @@ fn html_mail_scripts_never_run_in_the_browser() {
     let url = browser.url();
     assert!(url.ends_with(&link), "the page was navigated away: {url}");
 }
+
+#[test]
+fn a_student_writes_korean_mail_with_an_attachment_on_a_phone() {
+    let node = Node::with_users();
+    let browser = Browser::start(390, 844);
+    let base = format!("https://127.0.0.1:{}", node.ports.https);
+    browser.goto(&format!("{base}/login"));
+    browser.type_into("#address", "alice@campus.test");
+    browser.type_into("#password", &password_of("alice"));
+    browser.click("button[type=submit]");
+    browser.url_after_navigation("/mail");
+
+    // Compose is one click from the inbox, and works without scripts.
+    browser.click("a[href='/mail/compose']");
+    let url = browser.url_after_navigation("/mail/compose");
+    assert!(url.ends_with("/mail/compose"), "{url}");
+    let fits = browser.eval("return document.documentElement.scrollWidth <= window.innerWidth");
+    assert_eq!(fits, true, "the compose form scrolls sideways on a phone");
+
+    // Enter in the address field does not send a half-written message.
+    browser.type_into("#to", "bob@campus.test\u{E007}");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(
+        browser.url().ends_with("/mail/compose"),
+        "{}",
+        browser.url()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("수강신청 안내.txt");
+    std::fs::write(&file, "금요일까지 신청하세요.").unwrap();
+    browser.type_into("#to", "bob@campus.test");
+    browser.type_into("#subject", "수강 신청 안내");
+    browser.type_into("#body", "안녕하세요.\n첨부 파일을 확인해 주세요.");
+    browser.attach_file("#attachment", &file);
+    browser
+        .screenshot(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("compose-phone.png"));
+    browser.click("button[name=action][value=send]");
+    let url = browser.url_after_navigation("/mail?folder=Sent&sent=1");
+    assert!(
+        url.ends_with("/mail?folder=Sent&sent=1"),
+        "{url}: {}",
+        browser.source()
+    );
+    assert!(
+        browser.source().contains("수강 신청 안내"),
+        "listed in Sent"
+    );
+
+    // Bob receives it with the attachment's Korean name intact.
+    let bob = node.web_login("bob");
+    let link = wait_until(30, || bob.message_links().first().cloned())
+        .unwrap_or_else(|| panic!("not delivered: {}", node.log("all")));
+    let raw = bob.get(&format!("{link}/raw")).body;
+    let msg = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .expect("parses");
+    assert_eq!(msg.subject(), Some("수강 신청 안내"));
+    let attachment = msg.attachment(0).expect("the attachment");
+    use mail_parser::MimeHeaders;
+    assert_eq!(attachment.attachment_name(), Some("수강신청 안내.txt"));
+    assert_eq!(attachment.contents(), "금요일까지 신청하세요.".as_bytes());
+}

@@ -10,12 +10,15 @@
 //!   Ed25519-SHA256) for outbound mail.
 //! - `dns_records`: the MX, SPF, DKIM and DMARC records to publish, and a
 //!   check of what DNS really says.
+//! - `service`: the secret with which the webmail submits mail to the
+//!   engine on behalf of a logged-in user (SASL PLAIN authzid, RFC 4616).
 //!
 //! The cryptography and the SPF/DKIM/DMARC/ARC logic are mail-auth's (built
 //! on ring); this module chooses policy and owns the keys. DNS goes through
 //! `engine::delivery::dns`, whose tokio runtime runs mail-auth's lookups.
 //!
-//! Owns: `<data_dir>/dkim/` (see `keys`).
+//! Owns: `<data_dir>/dkim/` (see `keys`) and the submission service secret
+//! (see `service`).
 //!
 //! Invariants:
 //! - Verification outcomes are data (`InboundVerdict`), never `Err`: a DNS
@@ -31,6 +34,7 @@ pub mod dns_records;
 mod header_fields;
 pub mod inbound;
 pub mod keys;
+pub mod service;
 pub mod signing;
 
 #[cfg(test)]

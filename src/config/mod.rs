@@ -668,6 +668,11 @@ impl Config {
     pub fn engine_socket(&self) -> PathBuf {
         self.node.data_dir.join("engine.sock")
     }
+    /// The owner-only secret with which the mailbox role (webmail) submits
+    /// mail to the engine on behalf of logged-in users (`auth::service`).
+    pub fn submission_secret(&self) -> PathBuf {
+        self.node.data_dir.join("submission-service.secret")
+    }
 }
 
 /// Splits "host:port" (or "[v6]:port"); `None` when either part is missing.

@@ -142,6 +142,13 @@ pub fn start(ctx: EngineContext) -> Result<EngineHandle, EngineError> {
             None
         }
     };
+    let service = match crate::auth::service::ensure(&ctx.config.submission_secret()) {
+        Ok(secret) => Some(secret),
+        Err(e) => {
+            tracing::error!(error = %e, "webmail cannot send mail: the submission service secret is unusable");
+            None
+        }
+    };
     let smtp_ctx = Arc::new(SmtpContext {
         config: ctx.config.clone(),
         directory: ctx.directory.clone(),
@@ -149,6 +156,7 @@ pub fn start(ctx: EngineContext) -> Result<EngineHandle, EngineError> {
         door: door.clone(),
         authenticator,
         signing: Arc::new(signing::SigningKeys::new(ctx.config.dkim_dir())),
+        service,
     });
     let remote = Arc::new(RemoteDelivery::new(ctx.config.clone(), resolver));
     let attempter = Arc::new(Attempter::new(

@@ -7,6 +7,10 @@
 
 pub const INBOX: &str = "INBOX";
 pub const JUNK: &str = "Junk";
+/// Copies of what the user sent from the webmail.
+pub const SENT: &str = "Sent";
+/// Messages saved from the compose form, to be resumed.
+pub const DRAFTS: &str = "Drafts";
 
 /// Header field the engine adds to ask for a folder other than the inbox.
 pub const DELIVER_TO: &str = "X-Campusmail-Deliver-To";

@@ -4,6 +4,8 @@
 //! the control sockets (`control.sock` for the directory, `store.sock` for
 //! the store), the background compactor, and the LMTP, HTTPS and HTTP
 //! listeners (all through the modules it starts).
+//! `submission` is the way back: the webmail's mail goes to the engine by
+//! SMTP submission, like any client's.
 //!
 //! Invariant: this role is the only one that opens the directory database
 //! and the store; the engine sees the directory through the snapshot file
@@ -14,6 +16,7 @@ pub mod folders;
 pub mod lmtp;
 pub mod local_delivery;
 pub mod store_admin;
+pub mod submission;
 
 use std::sync::Arc;
 
@@ -35,6 +38,10 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
         &config.directory_snapshot(),
     )?);
     let admin_password = directory.ensure_admin()?;
+    // Either role may start first; both make (or find) the same secret.
+    if let Err(e) = crate::auth::service::ensure(&config.submission_secret()) {
+        tracing::error!(error = %e, "webmail cannot send mail: the submission service secret is unusable");
+    }
     let store = Arc::new(config.open_store()?);
     let commands = directory.clone();
     crate::control::serve::<DirectoryCommand>(

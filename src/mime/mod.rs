@@ -1,5 +1,8 @@
 //! MIME parsing for display: the header summary stored with each message
-//! and the rendering the webmail shows (text, sanitized HTML, attachments).
+//! and the rendering the webmail shows (text, sanitized HTML, attachments);
+//! and the webmail's side of writing mail: `compose` builds outgoing
+//! messages (mail-builder), `original` reads a stored one back for a reply,
+//! forward or resumed draft.
 //!
 //! Parsing is mail-parser's; this module adds what it lacks for Korean mail
 //! (`charset.rs`: ISO-2022-KR, CP949 labels, unlabelled EUC-KR) and the
@@ -12,8 +15,10 @@
 //! panic inside a parser is caught and the raw text shown instead.
 
 mod charset;
+pub mod compose;
 pub mod header_section;
 mod html;
+pub mod original;
 #[cfg(test)]
 mod tests;
 

@@ -76,6 +76,8 @@ pub struct MessageSummary {
     pub received_at: i64,
     pub size: u64,
     pub seen: bool,
+    /// The folder it is in.
+    pub folder: String,
 }
 
 /// One page of a folder, newest first.
@@ -535,6 +537,7 @@ impl Store {
             received_at: rec.received_at,
             size: rec.size,
             seen,
+            folder: rec.folder.clone(),
         })
     }
 }

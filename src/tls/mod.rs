@@ -9,6 +9,11 @@
 //! - The private key file is written owner-only (0600) and never logged.
 //! - A broken certificate or key stops the start with a message naming the
 //!   file; the appliance never falls back to plain text.
+//!
+//! `pinned`: the client side, trusting exactly this certificate (the
+//! webmail's submissions to the engine).
+
+pub mod pinned;
 
 use std::io::Write;
 use std::path::Path;

@@ -390,3 +390,25 @@ fn a_silent_client_does_not_block_others() {
     let page = stack.https("GET", "/login", "", None);
     assert_eq!(page.status, 200);
 }
+
+#[test]
+fn only_a_live_session_may_upload_a_large_compose_form() {
+    let stack = setup();
+    let webmail = stack.web.webmail();
+    let client: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+    let mut req = crate::web::http::WebRequest::get("/mail/compose", client);
+    req.method = crate::web::http::Method::Post;
+    let small = crate::web::http::MAX_FORM_BODY;
+    assert_eq!(webmail.body_limit(&req), small, "no session: a small body");
+    req.cookies = format!("cm_session={}", crate::web::csrf::new_token());
+    assert_eq!(webmail.body_limit(&req), small, "an unknown session");
+    let (token, _) = webmail.sessions.login(
+        "hong@example.ac.kr",
+        client.ip(),
+        super::webmail::unix_now_for_tests(),
+    );
+    req.cookies = format!("cm_session={token}");
+    assert!(webmail.body_limit(&req) > small, "a live session uploads");
+    req.path = "/login".into();
+    assert_eq!(webmail.body_limit(&req), small, "other forms stay small");
+}

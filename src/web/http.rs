@@ -46,9 +46,9 @@ pub struct WebRequest {
     pub cookies: String,
     pub accept_language: Option<String>,
     pub content_type: Option<String>,
-    /// The body, read up to `MAX_FORM_BODY` (+1 to notice more).
+    /// The body, read up to the route's limit (+1 to notice more).
     pub body: Vec<u8>,
-    /// True when the body was larger than `MAX_FORM_BODY`.
+    /// True when the body was larger than the route's limit.
     pub body_too_large: bool,
     /// The real client (from the TLS front), not the internal proxy socket.
     pub client: SocketAddr,
@@ -86,7 +86,7 @@ impl WebRequest {
 
     /// The parsed form body, checking size and content type.
     pub fn body_form(&self) -> Result<Form, FormError> {
-        if self.body_too_large {
+        if self.body_too_large || self.body.len() > MAX_FORM_BODY {
             return Err(FormError::TooLarge {
                 limit: MAX_FORM_BODY,
             });

@@ -26,6 +26,7 @@ pub mod form;
 pub mod format;
 pub mod http;
 pub mod i18n;
+pub mod multipart;
 mod server;
 pub mod session;
 pub mod tls_front;

@@ -7,8 +7,9 @@
 //! Invariants:
 //! - Only connections made by `tls_front` are served: a request whose peer
 //!   is not in the `ClientMap` gets 403 and never reaches a handler.
-//! - Bodies are read up to `MAX_FORM_BODY` (+1, to notice more); a declared
-//!   larger body is not read at all.
+//! - Bodies are read up to the request's limit (`Webmail::body_limit`:
+//!   `MAX_FORM_BODY`, or the compose form's upload limit for a live
+//!   session) +1, to notice more; a declared larger body is not read at all.
 //! - A panicking handler costs one 500 reply, not a worker thread.
 //! - The redirect server answers everything with 301 to `public_url` plus
 //!   the request's path; the Host header is never used.
@@ -22,7 +23,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::http::{split_url, Method, Reply, WebRequest, MAX_FORM_BODY};
+use super::http::{split_url, Method, Reply, WebRequest};
 use super::i18n::Lang;
 use super::tls_front::ClientMap;
 use super::webmail::pages::{self, Problem};
@@ -77,7 +78,9 @@ fn answer(mut request: tiny_http::Request, webmail: &Webmail, clients: &ClientMa
             pages::problem(lang, Problem::Forbidden, None).finish()
         }
         Some(client) => {
-            let web_request = to_web_request(&mut request, client);
+            let mut web_request = to_web_request(&request, client);
+            let limit = webmail.body_limit(&web_request);
+            read_body(&mut request, &mut web_request, limit);
             match catch_unwind(AssertUnwindSafe(|| webmail.handle(&web_request))) {
                 Ok(reply) => reply,
                 Err(_) => {
@@ -98,7 +101,8 @@ fn header<'r>(request: &'r tiny_http::Request, name: &'static str) -> Option<&'r
         .map(|h| h.value.as_str())
 }
 
-fn to_web_request(request: &mut tiny_http::Request, client: SocketAddr) -> WebRequest {
+/// Our request type, without the body (see `read_body`).
+fn to_web_request(request: &tiny_http::Request, client: SocketAddr) -> WebRequest {
     let method = match request.method() {
         tiny_http::Method::Get => Method::Get,
         tiny_http::Method::Head => Method::Head,
@@ -113,7 +117,7 @@ fn to_web_request(request: &mut tiny_http::Request, client: SocketAddr) -> WebRe
         .map(|h| h.value.as_str())
         .collect::<Vec<_>>()
         .join("; ");
-    let mut web = WebRequest {
+    WebRequest {
         method,
         path: path.to_string(),
         query: query.to_string(),
@@ -123,20 +127,25 @@ fn to_web_request(request: &mut tiny_http::Request, client: SocketAddr) -> WebRe
         body: Vec::new(),
         body_too_large: false,
         client,
-    };
-    if method == Method::Post {
-        if request.body_length().is_some_and(|n| n > MAX_FORM_BODY) {
-            web.body_too_large = true;
-        } else {
-            let limit = (MAX_FORM_BODY + 1) as u64;
-            if let Err(err) = request.as_reader().take(limit).read_to_end(&mut web.body) {
-                tracing::debug!(%err, "reading a request body failed");
-                web.body.clear();
-            }
-            web.body_too_large = web.body.len() > MAX_FORM_BODY;
-        }
     }
-    web
+}
+
+/// Reads a POST body up to `limit` (+1 to notice more); a larger declared
+/// length is not read at all.
+fn read_body(request: &mut tiny_http::Request, web: &mut WebRequest, limit: usize) {
+    if web.method != Method::Post {
+        return;
+    }
+    if request.body_length().is_some_and(|n| n > limit) {
+        web.body_too_large = true;
+        return;
+    }
+    let take = limit.saturating_add(1) as u64;
+    if let Err(err) = request.as_reader().take(take).read_to_end(&mut web.body) {
+        tracing::debug!(%err, "reading a request body failed");
+        web.body.clear();
+    }
+    web.body_too_large = web.body.len() > limit;
 }
 
 fn respond(request: tiny_http::Request, reply: Reply) {

@@ -192,6 +192,16 @@ impl Browser {
         );
     }
 
+    /// Chooses a file in a file input, as a person picking it would.
+    pub fn attach_file(&self, css: &str, path: &std::path::Path) {
+        let element = self.find(css);
+        self.request(
+            "POST",
+            &self.session_path(&format!("/element/{element}/value")),
+            Some(json!({ "text": path.display().to_string() })),
+        );
+    }
+
     pub fn click(&self, css: &str) {
         let element = self.find(css);
         self.request(

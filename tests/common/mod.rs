@@ -538,3 +538,151 @@ impl Web {
         links
     }
 }
+
+/// A file for `Web::post_multipart`: form field, file on disk, the file
+/// name the browser reports, and its type.
+pub struct Upload<'a> {
+    pub field: &'a str,
+    pub path: &'a Path,
+    pub name: &'a str,
+    pub content_type: &'a str,
+}
+
+impl Web {
+    /// POSTs a multipart/form-data form as a browser does (curl -F); text
+    /// values are sent literally (--form-string).
+    pub fn post_multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[Upload<'_>],
+    ) -> Response {
+        let mut args = Vec::new();
+        for (k, v) in fields {
+            args.push("--form-string".to_string());
+            args.push(format!("{k}={v}"));
+        }
+        for f in files {
+            args.push("-F".to_string());
+            args.push(format!(
+                "{}=@{};filename={};type={}",
+                f.field,
+                f.path.display(),
+                f.name,
+                f.content_type
+            ));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.curl(&args, &format!("{}{}", self.base, path))
+    }
+
+    /// Links in a page that start with `prefix` (href values, in order).
+    pub fn links_in(body: &str, prefix: &str) -> Vec<String> {
+        let marker = format!("href=\"{prefix}");
+        let mut links = Vec::new();
+        let mut rest = body;
+        while let Some(i) = rest.find(&marker) {
+            let s = &rest[i + 6..];
+            let end = s.find('"').unwrap();
+            let link = html_unescape(&s[..end]);
+            if !links.contains(&link) {
+                links.push(link);
+            }
+            rest = &s[end..];
+        }
+        links
+    }
+}
+
+/// The decoded value of the form field `name` in a page (an input's value
+/// or a textarea's content); None when there is no such field.
+pub fn form_field(body: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\"");
+    let at = body.find(&marker)?;
+    let tag_start = body[..at].rfind('<')?;
+    if body[tag_start..].starts_with("<textarea") {
+        let open_end = at + body[at..].find('>')? + 1;
+        let close = open_end + body[open_end..].find("</textarea>")?;
+        let content = &body[open_end..close];
+        // The HTML parser drops one newline right after the start tag.
+        let content = content.strip_prefix('\n').unwrap_or(content);
+        return Some(html_unescape(content));
+    }
+    let tag_end = at + body[at..].find('>')?;
+    let tag = &body[tag_start..tag_end];
+    let value_at = tag.find("value=\"")? + 7;
+    let value_end = value_at + tag[value_at..].find('"')?;
+    Some(html_unescape(&tag[value_at..value_end]))
+}
+
+/// Undoes askama's HTML escaping.
+pub fn html_unescape(text: &str) -> String {
+    text.replace("&#60;", "<")
+        .replace("&lt;", "<")
+        .replace("&#62;", ">")
+        .replace("&gt;", ">")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+/// A raw SMTP submission session over STARTTLS, trusting exactly the
+/// node's certificate (for exchanges swaks cannot make, such as a SASL
+/// PLAIN authorization identity).
+pub struct SubmissionTls {
+    tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    input: Vec<u8>,
+}
+
+impl SubmissionTls {
+    pub fn connect(node: &Node) -> SubmissionTls {
+        let mut raw = RawSmtp::connect(&format!("127.0.0.1:{}", node.ports.submission));
+        assert!(raw.cmd("EHLO client.example.org").starts_with("250"));
+        assert!(raw.cmd("STARTTLS").starts_with("220"));
+        let config = campusmail::tls::pinned::client_config(&node.data().join("tls/cert.pem"))
+            .expect("the node's certificate");
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let conn = rustls::ClientConnection::new(config, name.to_owned()).unwrap();
+        let mut s = SubmissionTls {
+            tls: rustls::StreamOwned::new(conn, raw.stream),
+            input: Vec::new(),
+        };
+        assert!(s.cmd("EHLO client.example.org").starts_with("250"));
+        s
+    }
+
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.tls
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("write over TLS");
+        let mut all = String::new();
+        loop {
+            while !self.input.contains(&b'\n') {
+                let mut buf = [0u8; 4096];
+                let n = self.tls.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    return all;
+                }
+                self.input.extend_from_slice(&buf[..n]);
+            }
+            let end = self.input.iter().position(|&b| b == b'\n').unwrap();
+            let line: Vec<u8> = self.input.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line).into_owned();
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return all;
+            }
+        }
+    }
+
+    /// `AUTH PLAIN` with `authzid NUL authcid NUL password`; the reply.
+    pub fn auth_plain(&mut self, authzid: &str, authcid: &str, password: &str) -> String {
+        use base64::Engine as _;
+        let plain = format!("{authzid}\0{authcid}\0{password}");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(plain);
+        self.cmd(&format!("AUTH PLAIN {encoded}"))
+    }
+}

@@ -5,7 +5,8 @@
 //! only place that knows hickory-resolver runs on tokio), `mx` (which hosts
 //! to try, RFC 5321 §5.1, RFC 7505), `smtp_client` (one outbound SMTP
 //! session, over `connection`) and `tls_client` (opportunistic STARTTLS).
-//! `wire` holds what both clients share: reply parsing and dot-stuffing.
+//! `wire` holds what the clients share: reply parsing and dot-stuffing (the
+//! mailbox role's submission client, `mailbox::submission`, uses it too).
 //!
 //! Invariant: a delivery attempt reports one `DeliveryOutcome` per recipient
 //! and never touches the spool; the queue worker alone records results.
@@ -22,7 +23,7 @@ pub mod mx;
 pub mod remote;
 pub mod smtp_client;
 pub mod tls_client;
-mod wire;
+pub(crate) mod wire;
 
 /// What became of one recipient in one attempt; data, not an error.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,9 @@
 //!   needs EHLO first and is refused during a transaction or once logged in.
 //! - Bad credentials and a disabled account get the same reply (535 5.7.8),
 //!   so a peer cannot probe which accounts exist; the log tells them apart.
+//! - Who the credentials let the session act as is decided in
+//!   `authorize.rs` (PLAIN's authorization identity, the webmail's service
+//!   login); this file only runs the exchange.
 //! - Passwords are never logged and never leave this file except to the
 //!   directory's password check (run off the executor: it is slow on purpose).
 //!
@@ -17,18 +20,11 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
+use super::authorize::{authorize, Credentials, Decision};
 use super::command::MAX_AUTH_LINE;
 use super::connection::{ConnError, Connection, Line};
 use super::reply::Reply;
 use super::session::{Phase, Session, Step};
-use crate::directory::snapshot::AuthOutcome;
-
-/// A login name and password from a SASL exchange.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct Credentials {
-    pub(super) login: String,
-    pub(super) password: String,
-}
 
 impl Session {
     /// AUTH <mechanism> [initial-response].
@@ -77,23 +73,21 @@ impl Session {
             Err(reply) => return Ok(Step::Reply(reply)),
         };
         let snapshot = self.ctx.directory.current();
+        let service = self.ctx.service.clone();
         let login = credentials.login.clone();
-        let outcome =
-            smol::unblock(move || snapshot.authenticate(&credentials.login, &credentials.password))
-                .await;
+        let authzid = credentials.authzid.clone().unwrap_or_default();
+        let decision =
+            smol::unblock(move || authorize(&snapshot, service.as_ref(), &credentials)).await;
         let port = self.port.name();
-        Ok(Step::Reply(match outcome {
-            AuthOutcome::Accepted(address) => {
-                tracing::info!(peer = %self.peer, port, login = %address, "AUTH succeeded");
-                self.login = Some(address);
+        Ok(Step::Reply(match decision {
+            Decision::Accepted { user, via_service } => {
+                tracing::info!(peer = %self.peer, port, login = %login, user = %user, via_service, "AUTH succeeded");
+                self.login = Some(user);
                 Reply::new(235, "2.7.0", "Authentication successful")
             }
-            AuthOutcome::BadCredentials => {
-                tracing::warn!(peer = %self.peer, port, login = %login, "AUTH failed: bad credentials");
-                Reply::new(535, "5.7.8", "Authentication credentials invalid")
-            }
-            AuthOutcome::Disabled => {
-                tracing::warn!(peer = %self.peer, port, login = %login, "AUTH failed: account disabled");
+            Decision::Refused(why) => {
+                tracing::warn!(peer = %self.peer, port, login = %login, authzid = %authzid,
+                    reason = why.as_str(), "AUTH failed");
                 Reply::new(535, "5.7.8", "Authentication credentials invalid")
             }
         }))
@@ -131,6 +125,7 @@ async fn login_exchange(
     };
     let password = challenge(conn, "Password:").await?.and_then(utf8);
     Ok(password.map(|password| Credentials {
+        authzid: None,
         login: user,
         password,
     }))
@@ -176,18 +171,20 @@ fn utf8(bytes: Vec<u8>) -> Result<String, Reply> {
         .map_err(|_| Reply::new(535, "5.7.8", "Authentication credentials invalid"))
 }
 
-/// `[authzid] NUL authcid NUL passwd` (RFC 4616 §2). An authorization
-/// identity other than the login itself is not supported.
+/// `[authzid] NUL authcid NUL passwd` (RFC 4616 §2). Whether the login
+/// may act as the authorization identity is `authorize`'s decision.
 pub(super) fn decode_plain(bytes: &[u8]) -> Option<Credentials> {
     let mut parts = bytes.split(|&b| b == 0);
     let (authzid, authcid, passwd) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || authcid.is_empty() || passwd.is_empty() {
         return None;
     }
-    if !authzid.is_empty() && authzid != authcid {
-        return None;
-    }
+    let authzid = match authzid {
+        [] => None,
+        some => Some(String::from_utf8(some.to_vec()).ok()?),
+    };
     Some(Credentials {
+        authzid,
         login: String::from_utf8(authcid.to_vec()).ok()?,
         password: String::from_utf8(passwd.to_vec()).ok()?,
     })
@@ -199,28 +196,35 @@ mod tests {
 
     #[test]
     fn decodes_sasl_plain() {
-        let creds = |login: &str, password: &str| {
+        let creds = |authzid: Option<&str>, login: &str, password: &str| {
             Some(Credentials {
+                authzid: authzid.map(str::to_string),
                 login: login.into(),
                 password: password.into(),
             })
         };
         assert_eq!(
             decode_plain(b"\0alice@campus.test\0pw"),
-            creds("alice@campus.test", "pw")
+            creds(None, "alice@campus.test", "pw")
         );
         assert_eq!(
             decode_plain(b"a@x.test\0a@x.test\0pw"),
-            creds("a@x.test", "pw")
+            creds(Some("a@x.test"), "a@x.test", "pw")
+        );
+        // Another authorization identity is carried to `authorize`, which
+        // refuses it for anyone but the webmail's service login.
+        assert_eq!(
+            decode_plain(b"other\0a\0pw"),
+            creds(Some("other"), "a", "pw")
         );
         for bad in [
             &b""[..],
             b"\0\0",
             b"\0a\0",
             b"\0\0pw",
-            b"other\0a\0pw",
             b"\0a\0pw\0x",
             b"\0\xff\0pw",
+            b"\xff\0a\0pw",
         ] {
             assert_eq!(decode_plain(bad), None, "{bad:?}");
         }

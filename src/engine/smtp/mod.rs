@@ -4,8 +4,9 @@
 //! Owns: the three listeners and every SMTP session on them. Files:
 //! `command.rs` (parser), `reply.rs` (replies), `data.rs` (DATA reader),
 //! `connection.rs` (framing, timeouts, TLS switch), `session.rs` (the state
-//! machine and simple verbs), `auth.rs` (AUTH), `accept.rs` (DATA and
-//! queueing), `server.rs` (listeners).
+//! machine and simple verbs), `auth.rs` (AUTH), `authorize.rs` (who a
+//! login may act as), `accept.rs` (DATA and queueing), `server.rs`
+//! (listeners).
 //!
 //! Invariants:
 //! - Only this module parses untrusted SMTP bytes. The LMTP server reuses
@@ -20,6 +21,7 @@
 mod accept;
 mod auth;
 mod authenticate;
+mod authorize;
 pub(crate) mod command;
 pub(crate) mod connection;
 pub(crate) mod data;
@@ -67,4 +69,7 @@ pub(crate) struct SmtpContext {
     /// Inbound SPF/DKIM/DMARC checks; `None` when they could not be set up.
     pub(crate) authenticator: Option<Arc<crate::auth::Authenticator>>,
     pub(crate) signing: Arc<crate::engine::signing::SigningKeys>,
+    /// The webmail's submission secret (`auth::service`); `None` when it
+    /// could not be read, and then no service login is accepted.
+    pub(crate) service: Option<crate::auth::service::ServiceSecret>,
 }

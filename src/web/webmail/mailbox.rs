@@ -10,8 +10,8 @@
 //! - Remote images load only when the user asked (`?images=1`), and then
 //!   only in that frame.
 //!
-//! Reads untrusted input: the page number, the `images` flag, and message
-//! data from the store (displayed escaped).
+//! Reads untrusted input: the page number, the `images` and `sent` flags,
+//! and message data from the store (displayed escaped).
 
 use super::pages::{
     self, message_href, AttachmentRow, BodyDocument, Chrome, InboxPage, MessagePage, MessageRow,
@@ -23,7 +23,7 @@ use crate::web::format;
 use crate::web::http::Reply;
 use crate::web::session::Session;
 
-use crate::mailbox::folders::{INBOX, JUNK};
+use crate::mailbox::folders::{DRAFTS, INBOX, JUNK, SENT};
 use crate::mailbox::local_delivery::{DefaultQuota, Quota};
 use crate::web::i18n::Catalog;
 
@@ -33,7 +33,19 @@ fn folder_of(ctx: &Ctx<'_>) -> Option<&'static str> {
     match ctx.query.get("folder") {
         None | Some("INBOX") => Some(INBOX),
         Some("Junk") => Some(JUNK),
+        Some("Sent") => Some(SENT),
+        Some("Drafts") => Some(DRAFTS),
         Some(_) => None,
+    }
+}
+
+/// The catalog key of a folder's name.
+fn folder_title(folder: &str) -> &'static str {
+    match folder {
+        JUNK => "junk.title",
+        SENT => "sent.title",
+        DRAFTS => "drafts.title",
+        _ => "inbox.title",
     }
 }
 
@@ -122,7 +134,12 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
         .messages
         .iter()
         .map(|m| MessageRow {
-            href: message_href(&m.id.to_string()),
+            // A draft opens in the compose form, to be finished.
+            href: if folder == DRAFTS {
+                format!("{}?draft={}", super::compose::PATH, m.id)
+            } else {
+                message_href(&m.id.to_string())
+            },
             from: non_empty(&m.from, t.get("inbox.no_sender")),
             subject: non_empty(&m.subject, t.get("inbox.no_subject")),
             date: format::list_date(m.date, ctx.now),
@@ -131,21 +148,35 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
             seen: m.seen,
         })
         .collect();
-    let (title, here) = if folder == JUNK {
-        ("junk.title", "/mail?folder=Junk")
+    let title = folder_title(folder);
+    let here = if folder == INBOX {
+        "/mail".to_string()
     } else {
-        ("inbox.title", "/mail")
+        format!("/mail?folder={folder}")
     };
     let link = |n: usize| {
-        if folder == JUNK {
-            format!("/mail?folder=Junk&page={n}")
-        } else {
+        if folder == INBOX {
             format!("/mail?page={n}")
+        } else {
+            format!("/mail?folder={folder}&page={n}")
         }
+    };
+    // After sending: "1" the Sent copy was kept, "0" it could not be.
+    let notice = match (folder, ctx.query.get("sent")) {
+        (SENT, Some("1")) => Some(t.get("sent.notice").to_string()),
+        (SENT, Some("0")) => Some(t.get("sent.no_copy").to_string()),
+        _ => None,
     };
     let view = InboxPage {
         t,
-        chrome: Chrome::new(t, title, here, Some(bar)),
+        chrome: Chrome::new(t, title, &here, Some(bar)),
+        heading: t.get(title).to_string(),
+        empty_text: if folder == INBOX {
+            t.get("inbox.empty").to_string()
+        } else {
+            t.get("inbox.empty_folder").to_string()
+        },
+        notice,
         rows,
         total_text: t.fill("inbox.total", &[("total", &listing.total.to_string())]),
         pages,
@@ -238,9 +269,14 @@ pub fn message(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &Message
             format!("{href}/body")
         }
     });
+    let compose_with = |action: &str| format!("{}?{action}={id}", super::compose::PATH);
     let view = MessagePage {
         t,
         raw_href: format!("{href}/raw"),
+        reply_href: compose_with("reply"),
+        reply_all_href: compose_with("reply_all"),
+        forward_href: compose_with("forward"),
+        forward_attached_href: compose_with("forward_attached"),
         chrome: Chrome::new(t, "inbox.title", &href, Some(bar)),
         subject: non_empty(&rendered.subject, t.get("inbox.no_subject")),
         from: non_empty(&rendered.from, t.get("inbox.no_sender")),

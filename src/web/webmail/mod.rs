@@ -12,15 +12,17 @@
 //!   `Reply::finish` (security headers).
 //! - Mail pages are reached only through `require_session`; a missing,
 //!   ended or expired session never reaches a store call.
-//! - Every POST checks its CSRF token first (`login.rs`).
+//! - Every POST checks its CSRF token first (`login.rs`, `send.rs`).
 //! - Failures become localized pages (`pages::problem`); internal error text
 //!   goes to the log, never to the page.
 //!
 //! Reads untrusted input: yes, every request (path, query, cookies, form).
 
+pub mod compose;
 mod login;
 mod mailbox;
 pub mod pages;
+mod send;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -59,6 +61,7 @@ pub enum Route {
     Login,
     Logout,
     Inbox,
+    Compose,
     Message(MessageId),
     MessageBody(MessageId),
     MessageRaw(MessageId),
@@ -74,6 +77,7 @@ impl Route {
             "/login" => return Route::Login,
             "/logout" => return Route::Logout,
             "/mail" => return Route::Inbox,
+            compose::PATH => return Route::Compose,
             _ => {}
         }
         if let Some(name) = path.strip_prefix("/static/") {
@@ -169,6 +173,22 @@ impl Webmail {
         }
     }
 
+    /// Largest request body read for `req` (headers only so far): the
+    /// compose form of a live session takes files up to its upload limit;
+    /// everything else, and anyone without a session, `MAX_FORM_BODY`, so
+    /// a stranger cannot make a worker read megabytes.
+    pub fn body_limit(&self, req: &WebRequest) -> usize {
+        let live = || {
+            req.cookie(session::COOKIE)
+                .is_some_and(|token| self.sessions.is_live(token, unix_now()))
+        };
+        if req.path == compose::PATH && live() {
+            compose::ComposeLimits::from_config(&self.config).request_bytes
+        } else {
+            crate::web::http::MAX_FORM_BODY
+        }
+    }
+
     /// Answers one request (console paths go to the console).
     pub fn handle(&self, req: &WebRequest) -> Reply {
         if console::owns_path(&req.path) {
@@ -198,6 +218,8 @@ impl Webmail {
             (Method::Post, Route::Login) => login::submit(self, ctx),
             (Method::Post, Route::Logout) => login::logout(self, ctx),
             (Method::Get, Route::Inbox) => self.gated(ctx, mailbox::inbox),
+            (Method::Get, Route::Compose) => self.gated(ctx, compose::show),
+            (Method::Post, Route::Compose) => self.gated(ctx, send::submit),
             (Method::Get, Route::Message(id)) => {
                 self.gated(ctx, |w, c, s| mailbox::message(w, c, s, &id))
             }
@@ -302,6 +324,12 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The clock the handlers use, for tests elsewhere in `web`.
+#[cfg(test)]
+pub(crate) fn unix_now_for_tests() -> i64 {
+    unix_now()
+}
+
 /// The static asset named by a route, for tests.
 #[cfg(test)]
 fn asset_of(route: &Route) -> Option<&'static assets::Asset> {
@@ -321,6 +349,8 @@ mod tests {
         assert_eq!(Route::parse("/login"), Route::Login);
         assert_eq!(Route::parse("/logout"), Route::Logout);
         assert_eq!(Route::parse("/mail"), Route::Inbox);
+        assert_eq!(Route::parse("/mail/compose"), Route::Compose);
+        assert_eq!(Route::parse("/mail/compose/"), Route::NotFound);
         assert_eq!(Route::parse("/mail/"), Route::NotFound);
         assert_eq!(Route::parse("/login/"), Route::NotFound);
         assert_eq!(Route::parse("//mail"), Route::NotFound);

@@ -89,6 +89,11 @@ pub struct MessageRow {
 pub struct InboxPage<'a> {
     pub t: &'a Catalog,
     pub chrome: Chrome,
+    /// The folder's name, as the page heading.
+    pub heading: String,
+    pub empty_text: String,
+    /// A confirmation to show once (e.g. "sent").
+    pub notice: Option<String>,
     pub rows: Vec<MessageRow>,
     pub total_text: String,
     pub pages: usize,
@@ -120,6 +125,11 @@ pub struct MessagePage<'a> {
     pub chrome: Chrome,
     /// The message source (`/raw`).
     pub raw_href: String,
+    /// Where reply, reply all, forward and forward-as-attachment lead.
+    pub reply_href: String,
+    pub reply_all_href: String,
+    pub forward_href: String,
+    pub forward_attached_href: String,
     pub subject: String,
     pub from: String,
     pub to: String,
@@ -131,6 +141,42 @@ pub struct MessagePage<'a> {
     pub html_src: Option<String>,
     pub text: Option<String>,
     pub attachments: Vec<AttachmentRow>,
+}
+
+/// An attachment carried over from a draft or a forwarded message, with
+/// the checkbox that keeps it.
+pub struct CarriedRow {
+    pub index: usize,
+    pub name: String,
+    pub size: String,
+    pub kept: bool,
+}
+
+/// The compose form, filled with what the user wrote (or what a reply,
+/// forward or draft brings).
+#[derive(Template)]
+#[template(path = "webmail/compose.html")]
+pub struct ComposePage<'a> {
+    pub t: &'a Catalog,
+    pub chrome: Chrome,
+    pub csrf_token: String,
+    pub from: String,
+    pub to: String,
+    pub cc: String,
+    pub bcc: String,
+    pub subject: String,
+    pub body: String,
+    pub in_reply_to: String,
+    pub references: String,
+    pub carry_from: String,
+    pub attach_original: String,
+    pub carried: Vec<CarriedRow>,
+    /// "The original message is attached: ..." when forwarding it whole.
+    pub original_text: Option<String>,
+    pub limit_text: String,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub error_details: Vec<String>,
 }
 
 /// The sanitized HTML body as its own document (for the sandboxed frame).
@@ -191,13 +237,25 @@ impl Problem {
 
 /// A localized error page that says what is wrong and what to do.
 pub fn problem(lang: Lang, problem: Problem, user: Option<UserBar>) -> Reply {
+    let (_, _, message) = problem.parts();
+    problem_saying(lang, problem, lang.catalog().get(message).to_string(), user)
+}
+
+/// The error page of `problem` with a message of the caller's (already
+/// localized, e.g. with a limit filled in).
+pub fn problem_saying(
+    lang: Lang,
+    problem: Problem,
+    message: String,
+    user: Option<UserBar>,
+) -> Reply {
     let t = lang.catalog();
-    let (status, heading, message) = problem.parts();
+    let (status, heading, _) = problem.parts();
     let page = ErrorPage {
         t,
         chrome: Chrome::new(t, heading, "/mail", user),
         heading: t.get(heading).to_string(),
-        message: t.get(message).to_string(),
+        message,
     };
     render(status, &page)
 }
@@ -217,6 +275,9 @@ mod tests {
         let page = InboxPage {
             t,
             chrome: Chrome::new(t, "inbox.title", "/mail", None),
+            heading: t.get("inbox.title").into(),
+            empty_text: String::new(),
+            notice: None,
             rows: vec![MessageRow {
                 href: message_href("abc"),
                 from: "\"Evil\" <evil@example.com>".into(),
@@ -257,6 +318,10 @@ mod tests {
             t,
             chrome: Chrome::new(t, "inbox.title", "/mail/message/x", None),
             raw_href: "/mail/message/node-a.1/raw".into(),
+            reply_href: String::new(),
+            reply_all_href: String::new(),
+            forward_href: String::new(),
+            forward_attached_href: String::new(),
             subject: "<script>x</script>".into(),
             from: "<img src=x onerror=alert(1)>".into(),
             to: String::new(),
