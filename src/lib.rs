@@ -14,6 +14,7 @@ pub mod directory;
 pub mod engine;
 pub mod mailbox;
 pub mod mime;
+pub mod replication;
 pub mod store;
 pub mod tls;
 pub mod web;

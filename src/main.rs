@@ -14,6 +14,8 @@ use campusmail::directory::commands::{execute, DirectoryCommand};
 use campusmail::directory::Directory;
 use campusmail::engine::queue::commands::{self as queue_commands, OfflineQueue, QueueCommand};
 use campusmail::mailbox::store_admin;
+use campusmail::replication::admin as pair_admin;
+use campusmail::replication::status::PairCommand;
 use campusmail::store::commands::StoreCommand;
 
 #[derive(Parser)]
@@ -61,6 +63,9 @@ enum Command {
     /// The mail store: statistics, checks, compaction, data directories.
     #[command(subcommand)]
     Store(StoreCli),
+    /// The active-active pair: certificates, joining, link status.
+    #[command(subcommand)]
+    Pair(PairCli),
     /// DKIM signing keys of our domains.
     #[command(subcommand)]
     Dkim(DkimCli),
@@ -109,6 +114,29 @@ enum UserCommand {
         #[arg(long, value_name = "COUNT")]
         messages: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum PairCli {
+    /// On the first node: make the pair's CA and a one-time join token.
+    Init {
+        /// Where this node's replication link listens (ip:port).
+        #[arg(long)]
+        listen: String,
+    },
+    /// On the first node: a new one-time join token.
+    Token,
+    /// On the second node: join the first node with its token.
+    Join {
+        /// Where this node's replication link listens (ip:port).
+        #[arg(long)]
+        listen: String,
+        token: String,
+    },
+    /// Link state, lag and errors (the appliance must be running).
+    Status,
+    /// Compare both nodes' mail state; exits non-zero if they differ.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -242,6 +270,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             },
         ),
         Command::Queue(c) => queue(&config_path, queue_command(c)),
+        Command::Pair(c) => {
+            let config = load_existing(&config_path)?;
+            let output = match c {
+                PairCli::Init { listen } => pair_admin::init(&config, &listen)?,
+                PairCli::Token => pair_admin::token(&config)?,
+                PairCli::Join { listen, token } => {
+                    campusmail::replication::join::join(&config, &token, &listen)?
+                }
+                PairCli::Status => pair_admin::ask(&config, &PairCommand::Status)?,
+                PairCli::Verify => pair_admin::ask(&config, &PairCommand::Verify)?,
+            };
+            print!("{output}");
+            Ok(())
+        }
         Command::Store(c) => {
             let command = match c {
                 StoreCli::Stats { json } => StoreCommand::Stats { json },

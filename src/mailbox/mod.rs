@@ -23,6 +23,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::directory::commands::{execute, DirectoryCommand};
 use crate::directory::Directory;
+use crate::replication::status::PairCommand;
 use crate::store::commands::StoreCommand;
 
 pub struct MailboxHandle {
@@ -56,6 +57,12 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
         }),
     )?;
     compactor::start(store.clone(), &config.store)?;
+    if let Some(rep) = crate::replication::start(&config, store.clone())? {
+        crate::control::serve::<PairCommand>(
+            &config.pair_socket(),
+            Arc::new(move |c| crate::replication::status::execute(&rep, &c)),
+        )?;
+    }
     let delivery = Arc::new(local_delivery::MailboxDelivery::new(
         directory.clone(),
         store.clone(),

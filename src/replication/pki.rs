@@ -236,7 +236,9 @@ pub fn join_client_config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>, Pki
             .add(c)
             .map_err(|e| PkiError::Bad(format!("CA certificate: {e}")))?;
     }
-    Ok(Arc::new(client_builder(Arc::new(roots))?.with_no_client_auth()))
+    Ok(Arc::new(
+        client_builder(Arc::new(roots))?.with_no_client_auth(),
+    ))
 }
 
 fn client_builder(
@@ -289,7 +291,10 @@ mod tests {
         fa.server_config()?;
         fb.client_config()?;
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(fb.node_key()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(fb.node_key())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         Ok(())
     }

@@ -42,6 +42,7 @@ mod maintenance_tests;
 #[cfg(test)]
 mod model_tests;
 mod op;
+mod replica;
 mod state;
 mod stats;
 #[cfg(test)]

@@ -1,0 +1,102 @@
+//! What `campusmail pair status` (and later /metrics and the console) show:
+//! whether the link to the peer is up, since when, how far behind we are,
+//! and the last error; and `pair verify`, comparing both nodes' digests.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use super::Replication;
+
+#[derive(Clone, Debug, Default)]
+pub struct LinkStatus {
+    /// Pulling from the peer right now.
+    pub connected: bool,
+    /// Unix seconds of the last frame from the peer.
+    pub last_contact: Option<i64>,
+    pub last_error: Option<String>,
+    /// Ops applied from the peer since this process started.
+    pub applied: u64,
+    /// The peer's log heads at its last heartbeat.
+    pub peer_heads: BTreeMap<String, u64>,
+}
+
+/// Commands on `pair.sock`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum PairCommand {
+    Status,
+    Verify,
+}
+
+pub fn execute(rep: &Replication, command: &PairCommand) -> Result<String, String> {
+    match command {
+        PairCommand::Status => Ok(status_text(rep)),
+        PairCommand::Verify => verify(rep),
+    }
+}
+
+/// Ops the peer has that we have not applied yet, per origin.
+pub fn lag(rep: &Replication, heads: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    heads
+        .iter()
+        .map(|(origin, head)| {
+            let here = rep.store.last_seq(origin).unwrap_or(0);
+            (origin.clone(), head.saturating_sub(here))
+        })
+        .collect()
+}
+
+fn status_text(rep: &Replication) -> String {
+    let s = rep.status.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(out, "this node: {}", rep.node);
+    match rep.peer() {
+        None => {
+            let _ = writeln!(out, "peer: none yet (waiting for `campusmail pair join`)");
+            return out;
+        }
+        Some(p) => {
+            let _ = writeln!(out, "peer: {} at {}", p.name, p.addr);
+        }
+    }
+    let now = chrono::Utc::now().timestamp();
+    let _ = writeln!(out, "link: {}", if s.connected { "up" } else { "DOWN" });
+    if let Some(t) = s.last_contact {
+        let _ = writeln!(
+            out,
+            "last heard from the peer: {}s ago",
+            now.saturating_sub(t)
+        );
+    }
+    for (origin, behind) in lag(rep, &s.peer_heads) {
+        let _ = writeln!(out, "behind on {origin}: {behind} op(s)");
+    }
+    let _ = writeln!(out, "ops applied from the peer since start: {}", s.applied);
+    if let Some(e) = &s.last_error {
+        let _ = writeln!(out, "last error: {e}");
+    }
+    out
+}
+
+/// Compares our digest with the peer's (asked over the link).
+fn verify(rep: &Replication) -> Result<String, String> {
+    let (mine, my_messages) = rep.store.digest().map_err(|e| e.to_string())?;
+    let peer = rep
+        .peer()
+        .ok_or_else(|| "no peer yet: pair a second node first".to_string())?;
+    let (theirs, their_messages) = super::client::ask_digest(rep, &peer)
+        .map_err(|e| format!("cannot reach {}: {e}", peer.name))?;
+    if mine == theirs {
+        Ok(format!(
+            "identical: {} and {} both hold the same {my_messages} message(s) (digest {mine})\n",
+            rep.node, peer.name
+        ))
+    } else {
+        Err(format!(
+            "DIFFERENT: {} has {my_messages} message(s) (digest {mine}), {} has {their_messages} (digest {theirs}); if the link was just down, wait for it to catch up (`campusmail pair status`) and verify again",
+            rep.node, peer.name
+        ))
+    }
+}

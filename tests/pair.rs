@@ -1,0 +1,148 @@
+//! Two real nodes on loopback, each its own process, data folder and ports,
+//! paired with `campusmail pair init` / `pair join`: mail delivered to one
+//! is readable on the other, a flag set on one shows on the other, and
+//! after each node was down in turn while mail arrived at the other, both
+//! end with identical state (`campusmail pair verify`).
+
+mod common;
+
+use common::*;
+
+fn named(name: &str) -> Node {
+    let node = Node::new();
+    node.set_key("name", &format!("\"{name}\""));
+    node.cli_ok(&["domain", "add", DOMAIN], None);
+    // The directory is not replicated yet: both nodes know the users.
+    node.add_user("alice");
+    node.add_user("bob");
+    node
+}
+
+fn deliver(node: &Node, subject: &str) {
+    let (ok, t) = swaks(&[
+        "--server",
+        &node.smtp_addr(),
+        "--from",
+        "registrar@example.org",
+        "--to",
+        &address_of("bob"),
+        "--header",
+        &format!("Subject: {subject}"),
+    ]);
+    assert!(ok && t.contains("250 2.0.0"), "{t}");
+}
+
+fn wait_for(node: &Node, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let web = node.web_login("bob");
+    wait_until(30, || {
+        let page = web.inbox();
+        check(&page).then_some(page)
+    })
+    .unwrap_or_else(|| panic!("{what} never happened.\nlog:\n{}", node.log("all")))
+}
+
+/// Pairs two fresh nodes; returns (a, b), both running.
+fn pair() -> (Node, Node) {
+    let (mut a, mut b) = (named("node-a"), named("node-b"));
+    let (pa, pb) = (free_port(), free_port());
+    let out = a.cli_ok(
+        &["pair", "init", "--listen", &format!("127.0.0.1:{pa}")],
+        None,
+    );
+    let token = out
+        .lines()
+        .find(|l| l.contains("campusmail pair join"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or_else(|| panic!("no token in: {out}"))
+        .to_string();
+    a.start("all");
+    let out = b.cli_ok(
+        &[
+            "pair",
+            "join",
+            "--listen",
+            &format!("127.0.0.1:{pb}"),
+            &token,
+        ],
+        None,
+    );
+    assert!(out.contains("joined node-a"), "{out}");
+    // The token was for one node only.
+    let c = named("node-c");
+    let again = c.cli(
+        &[
+            "pair",
+            "join",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            &token,
+        ],
+        None,
+    );
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("refused the join"),
+        "{again:?}"
+    );
+    b.start("all");
+    (a, b)
+}
+
+#[test]
+fn mail_and_flags_cross_the_pair_and_both_converge_after_downtime() {
+    let (mut a, mut b) = pair();
+
+    deliver(&a, "Delivered to A");
+    wait_for(&b, "delivery to A showing on B", |p| {
+        p.contains("Delivered to A")
+    });
+
+    // Reading it on B marks it read on A too.
+    let web_b = b.web_login("bob");
+    let link = web_b
+        .message_links()
+        .first()
+        .cloned()
+        .expect("a message on B");
+    assert_eq!(web_b.get(&link).status, 200);
+    wait_for(&a, "the read flag from B showing on A", |p| {
+        p.contains("Delivered to A") && !p.contains("class=\"unread\"")
+    });
+
+    let status = a.cli_ok(&["pair", "status"], None);
+    assert!(status.contains("link: up"), "{status}");
+    assert!(status.contains("peer: node-b"), "{status}");
+
+    // B down: mail keeps arriving at A. Then A down: mail arrives at B.
+    b.kill("all");
+    for i in 0..3 {
+        deliver(&a, &format!("While B was down {i}"));
+    }
+    b.start("all");
+    wait_for(&b, "B catching up", |p| p.contains("While B was down 2"));
+    a.kill("all");
+    for i in 0..2 {
+        deliver(&b, &format!("While A was down {i}"));
+    }
+    a.start("all");
+    wait_for(&a, "A catching up", |p| p.contains("While A was down 1"));
+
+    let verified = wait_until(30, || {
+        let out = a.cli(&["pair", "verify"], None);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "never identical: {:?}\nA:\n{}\nB:\n{}",
+            a.cli(&["pair", "verify"], None),
+            a.log("all"),
+            b.log("all")
+        )
+    });
+    assert!(verified.contains("identical"), "{verified}");
+    assert!(verified.contains("the same 6 message(s)"), "{verified}");
+    assert_eq!(a.web_login("bob").message_links().len(), 6);
+    assert_eq!(b.web_login("bob").message_links().len(), 6);
+}
