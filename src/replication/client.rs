@@ -133,12 +133,17 @@ fn pull(rep: &Replication, peer: &Peer, backoff: &mut Duration) -> Result<(), Wi
         let frame = wire::read(&mut tls)?;
         let now = chrono::Utc::now().timestamp();
         match frame {
-            Frame::Op { op, blob } => {
+            Frame::Op { op, blob, deleted } => {
                 if let Some(len) = blob {
                     let bytes = wire::read_payload(&mut tls, len)?;
                     store.put_blob(&bytes).map_err(fail)?;
                 }
-                match store.apply_remote(&op) {
+                let applied = if deleted {
+                    store.apply_remote_deleted(&op)
+                } else {
+                    store.apply_remote(&op)
+                };
+                match applied {
                     Ok(_) => {}
                     Err(StoreError::MissingBlob(b)) => {
                         return Err(WireError::Bad(format!(

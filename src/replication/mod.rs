@@ -34,6 +34,9 @@ pub mod server;
 pub mod status;
 pub mod wire;
 
+#[cfg(test)]
+mod convergence_tests;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};

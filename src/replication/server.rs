@@ -155,15 +155,29 @@ fn stream_log(
         for origin in store.origins().map_err(fail)? {
             let after = positions.get(&origin).copied().unwrap_or(0);
             for op in store.ops_since(&origin, after, BATCH).map_err(fail)? {
+                let mut deleted = false;
                 let bytes = match &op.op {
-                    Op::Deliver { blob, .. } if sent_blobs.insert(*blob) => {
-                        store.blob(blob).map_err(fail)?
+                    Op::Deliver { blob, message, .. } if sent_blobs.insert(*blob) => {
+                        let bytes = store.blob(blob).map_err(fail)?;
+                        if bytes.is_none() {
+                            // Deleted here before the peer got it: the
+                            // bytes are gone; the peer records a tombstone.
+                            sent_blobs.remove(blob);
+                            deleted = store.is_deleted(message).map_err(fail)?;
+                            if !deleted {
+                                return Err(WireError::Bad(format!(
+                                    "blob {blob} of live message {message} is missing here; run `campusmail store fsck`"
+                                )));
+                            }
+                        }
+                        bytes
                     }
                     _ => None,
                 };
                 let frame = Frame::Op {
                     blob: bytes.as_ref().map(|b| b.len() as u64),
                     op: op.clone(),
+                    deleted,
                 };
                 wire::write(tls, &frame, bytes.as_deref())?;
                 positions.insert(origin.clone(), op.id.seq);

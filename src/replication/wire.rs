@@ -43,10 +43,14 @@ pub enum Frame {
     Welcome {
         node: String,
     },
-    /// One op; `blob` = length of the blob bytes that follow, when sent.
+    /// One op; `blob` = length of the blob bytes that follow, when sent;
+    /// `deleted`: a delivery whose message the sender deleted already (its
+    /// bytes are gone there; the receiver records a tombstone).
     Op {
         op: ReplicationOp,
         blob: Option<u64>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        deleted: bool,
     },
     /// Sent when idle: the server's log heads, so the client knows its lag.
     Heartbeat {

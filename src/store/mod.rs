@@ -468,10 +468,25 @@ impl Store {
     /// returns Ok(false) if it was applied before. A `Deliver` needs its
     /// blob stored first (`put_blob`). Durable when it returns.
     pub fn apply_remote(&self, op: &ReplicationOp) -> Result<bool, StoreError> {
+        self.apply_remote_with(op, false)
+    }
+
+    /// Applies a `Deliver` whose message the sender has deleted already
+    /// (its bytes are gone there): recorded as a tombstone, no blob needed.
+    pub fn apply_remote_deleted(&self, op: &ReplicationOp) -> Result<bool, StoreError> {
+        if !matches!(op.op, Op::Deliver { .. }) {
+            return Err(StoreError::InvalidOp(
+                "only a delivery can arrive already deleted".into(),
+            ));
+        }
+        self.apply_remote_with(op, true)
+    }
+
+    fn apply_remote_with(&self, op: &ReplicationOp, deleted: bool) -> Result<bool, StoreError> {
         op.validate()?;
         let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         w.clock.observe(op.ts);
-        let applied = state::apply(&self.trees, op)?;
+        let applied = state::apply_with(&self.trees, op, deleted)?;
         if op.id.origin == self.node && op.id.seq >= w.next_seq {
             // Our own op coming back (e.g. restored from the peer after
             // losing local state): never reuse its sequence number.

@@ -52,6 +52,11 @@ impl Store {
         self.blobs.get(id)
     }
 
+    /// True when `id` was deleted here (a tombstone exists).
+    pub fn is_deleted(&self, id: &MessageId) -> Result<bool, StoreError> {
+        Ok(self.trees.tombstones.contains_key(id.as_bytes())?)
+    }
+
     /// (hex digest, messages) of the state users see; see the module comment.
     pub fn digest(&self) -> Result<(String, u64), StoreError> {
         let mut hasher = blake3::Hasher::new();

@@ -191,6 +191,18 @@ struct Tx<'a> {
 /// Applies `op` and logs it, atomically. Returns false if it was already
 /// applied (nothing changed).
 pub fn apply(trees: &Trees, op: &ReplicationOp) -> Result<bool, StoreError> {
+    apply_with(trees, op, false)
+}
+
+/// Like `apply`; with `deleted_at_origin`, a `Deliver` whose message the
+/// sender has deleted already (and whose bytes are gone there) is logged
+/// and recorded as a tombstone instead of delivered: the sender's `Expunge`
+/// follows in the log, and deletion wins over delivery anyway.
+pub fn apply_with(
+    trees: &Trees,
+    op: &ReplicationOp,
+    deleted_at_origin: bool,
+) -> Result<bool, StoreError> {
     let log_key = op.id.log_key();
     let log_value = op.encode()?;
     let ts_value = encode(&op.ts)?;
@@ -221,7 +233,15 @@ pub fn apply(trees: &Trees, op: &ReplicationOp) -> Result<bool, StoreError> {
                     blobs,
                     segments,
                 };
-                apply_op(&tx, op)?;
+                match &op.op {
+                    Op::Deliver { message, .. } if deleted_at_origin => {
+                        if tx.messages.get(message.as_bytes())?.is_none() {
+                            tx.tombstones
+                                .insert(message.as_bytes(), encode(&op.ts).or_else(abort)?)?;
+                        }
+                    }
+                    _ => apply_op(&tx, op)?,
+                }
                 let high: HlcTimestamp = match meta.get(HLC_HIGH)? {
                     Some(v) => tx_decode(&v)?,
                     None => HlcTimestamp::default(),
