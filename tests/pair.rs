@@ -146,3 +146,28 @@ fn mail_and_flags_cross_the_pair_and_both_converge_after_downtime() {
     assert_eq!(a.web_login("bob").message_links().len(), 6);
     assert_eq!(b.web_login("bob").message_links().len(), 6);
 }
+
+#[test]
+fn a_login_on_one_node_ends_the_session_on_the_other() {
+    let (a, b) = pair();
+    let on_a = a.web_login("bob");
+    assert_eq!(on_a.get("/mail").status, 200);
+    let on_b = b.web_login("bob");
+    // Within a second or two (the link streams the login op), A's session
+    // ends and says why: the login on B, with its time and IP.
+    let page = wait_until(10, || {
+        let r = on_a.get("/mail?lang=en");
+        r.body.contains("logged in elsewhere").then_some(r.body)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "A's session lived on.\nA:\n{}\nB:\n{}",
+            a.log("all"),
+            b.log("all")
+        )
+    });
+    assert!(page.contains("127.0.0.1"), "{page}");
+    // And the new session on B is not ended by anything coming back.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(on_b.get("/mail").status, 200);
+}

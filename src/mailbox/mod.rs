@@ -25,6 +25,8 @@ use crate::directory::commands::{execute, DirectoryCommand};
 use crate::directory::Directory;
 use crate::replication::status::PairCommand;
 use crate::store::commands::StoreCommand;
+use crate::store::{LoginStamp, Op};
+use crate::web::session::LoginEvent;
 
 pub struct MailboxHandle {
     admin_password: Option<String>,
@@ -57,7 +59,8 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
         }),
     )?;
     compactor::start(store.clone(), &config.store)?;
-    if let Some(rep) = crate::replication::start(&config, store.clone())? {
+    let replication = crate::replication::start(&config, store.clone())?;
+    if let Some(rep) = replication.clone() {
         crate::control::serve::<PairCommand>(
             &config.pair_socket(),
             Arc::new(move |c| crate::replication::status::execute(&rep, &c)),
@@ -82,6 +85,22 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
         directory,
         tls,
     })?;
+    if let Some(rep) = &replication {
+        // R6 across the pair: a login on the peer ends the session here.
+        let sessions = web.webmail().sessions.clone();
+        rep.on_remote_op(Box::new(move |op| {
+            if let Op::Login { user, ip, at } = &op.op {
+                if let Ok(ip) = ip.parse() {
+                    sessions.end_sessions_before(&LoginEvent {
+                        user: user.clone(),
+                        at: *at,
+                        ip,
+                        stamp: Some(LoginStamp::of(op)),
+                    });
+                }
+            }
+        }));
+    }
     Ok(MailboxHandle {
         admin_password,
         lmtp,

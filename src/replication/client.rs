@@ -144,6 +144,7 @@ fn pull(rep: &Replication, peer: &Peer, backoff: &mut Duration) -> Result<(), Wi
                     store.apply_remote(&op)
                 };
                 match applied {
+                    Ok(true) if op.id.origin != rep.node => rep.notify(&op),
                     Ok(_) => {}
                     Err(StoreError::MissingBlob(b)) => {
                         return Err(WireError::Bad(format!(

@@ -42,7 +42,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{ReplicationOp, Store};
 use pki::PairFiles;
 use status::LinkStatus;
 
@@ -61,7 +61,11 @@ pub struct Replication {
     config_path: PathBuf,
     peer: RwLock<Option<Peer>>,
     pub status: Mutex<LinkStatus>,
+    observers: RwLock<Vec<Observer>>,
 }
+
+/// Told about every op from the peer that changed something here.
+pub type Observer = Box<dyn Fn(&ReplicationOp) + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicationError {
@@ -77,6 +81,22 @@ pub enum ReplicationError {
 }
 
 impl Replication {
+    /// Calls `f` with each op applied from the peer (e.g. the web ends a
+    /// session when the user logs in on the other node).
+    pub fn on_remote_op(&self, f: Observer) {
+        if let Ok(mut o) = self.observers.write() {
+            o.push(f);
+        }
+    }
+
+    fn notify(&self, op: &ReplicationOp) {
+        if let Ok(observers) = self.observers.read() {
+            for f in observers.iter() {
+                f(op);
+            }
+        }
+    }
+
     pub fn peer(&self) -> Option<Peer> {
         self.peer.read().ok().and_then(|p| p.clone())
     }
@@ -129,6 +149,7 @@ pub fn start(
         config_path: config.source.clone(),
         peer: RwLock::new(peer),
         status: Mutex::new(LinkStatus::default()),
+        observers: RwLock::new(Vec::new()),
     });
     let serving = rep.clone();
     std::thread::Builder::new()

@@ -37,6 +37,7 @@ pub mod commands;
 mod fsck;
 mod hlc;
 mod id;
+mod logins;
 #[cfg(test)]
 mod maintenance_tests;
 #[cfg(test)]
@@ -57,7 +58,9 @@ pub use blob::{BlobId, BlobLocation, CompactReport, DataDirSpec, RebalanceReport
 pub use fsck::FsckReport;
 pub use hlc::HlcTimestamp;
 pub use id::{is_valid_node_name, MessageId, OpId};
+pub use logins::LoginStamp;
 pub use op::{Op, ReplicationOp, SummaryFields};
+pub use state::LoginRecord;
 pub use stats::{DiskStats, StoreStats};
 
 use blob::BlobStore;

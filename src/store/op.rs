@@ -50,6 +50,10 @@ pub enum Op {
     /// of it that arrives later (replication) stays deleted; deletion wins
     /// over any concurrent flag change or move.
     Expunge { message: MessageId },
+    /// `user` logged in to the webmail at `at` (unix seconds) from `ip`.
+    /// The newest login (by HLC timestamp, then op id) ends the user's
+    /// sessions elsewhere (R6); every login is kept as history.
+    Login { user: String, ip: String, at: i64 },
 }
 
 /// Header summary stored with each message so listing reads no blobs.
@@ -99,6 +103,12 @@ impl ReplicationOp {
             }
             Op::Move { folder, .. } => check_name("folder", folder)?,
             Op::SetSeen { .. } | Op::Expunge { .. } => {}
+            Op::Login { user, ip, .. } => {
+                check_name("user", user)?;
+                if ip.parse::<std::net::IpAddr>().is_err() {
+                    return Err(StoreError::InvalidOp(format!("login from {ip:?}")));
+                }
+            }
         }
         Ok(())
     }

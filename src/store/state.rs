@@ -10,6 +10,8 @@
 //! - `meta`: `hlc_high` -> highest HLC timestamp applied (seeds the clock).
 //! - `tombstones`: message id -> HLC timestamp of the `Expunge`.
 //! - `usage`: mailbox -> bytes u64 BE, messages u64 BE (quota accounting).
+//! - `logins`: `user \0 L` -> the newest [`LoginRecord`] (last writer
+//!   wins); `user \0 H !ts(12 bytes BE) op` -> every login, newest first.
 //! - `blobs`, `segments` (owned by `blob/`): refcounts are raised and
 //!   lowered here; a blob whose count reaches 0 leaves the index and its
 //!   record is counted as garbage in its segment.
@@ -82,6 +84,7 @@ pub struct Trees {
     pub meta: sled::Tree,
     pub tombstones: sled::Tree,
     pub usage: sled::Tree,
+    pub logins: sled::Tree,
     pub blobs: sled::Tree,
     pub segments: sled::Tree,
 }
@@ -101,6 +104,7 @@ impl Trees {
             meta: db.open_tree("meta")?,
             tombstones: db.open_tree("tombstones")?,
             usage: db.open_tree("usage")?,
+            logins: db.open_tree("logins")?,
             blobs,
             segments,
         })
@@ -184,6 +188,7 @@ struct Tx<'a> {
     stats: &'a TransactionalTree,
     tombstones: &'a TransactionalTree,
     usage: &'a TransactionalTree,
+    logins: &'a TransactionalTree,
     blobs: &'a TransactionalTree,
     segments: &'a TransactionalTree,
 }
@@ -215,11 +220,24 @@ pub fn apply_with(
         &trees.meta,
         &trees.tombstones,
         &trees.usage,
+        &trees.logins,
         &trees.blobs,
         &trees.segments,
     )
         .transaction(
-            |(oplog, messages, folders, flags, stats, meta, tombstones, usage, blobs, segments)| {
+            |(
+                oplog,
+                messages,
+                folders,
+                flags,
+                stats,
+                meta,
+                tombstones,
+                usage,
+                logins,
+                blobs,
+                segments,
+            )| {
                 if oplog.get(&log_key)?.is_some() {
                     return Ok(false);
                 }
@@ -230,6 +248,7 @@ pub fn apply_with(
                     stats,
                     tombstones,
                     usage,
+                    logins,
                     blobs,
                     segments,
                 };
@@ -291,7 +310,57 @@ fn apply_op(tx: &Tx, op: &ReplicationOp) -> TxResult<()> {
         }
         Op::Move { message, folder } => apply_move(tx, op, message, folder),
         Op::Expunge { message } => apply_expunge(tx, op, message),
+        Op::Login { user, ip, at } => apply_login(tx, op, user, ip, *at),
     }
+}
+
+/// A webmail login, as the newest-login record and the history keep it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRecord {
+    pub user: String,
+    pub ip: String,
+    pub at: i64,
+    pub ts: HlcTimestamp,
+    pub op: OpId,
+}
+
+pub fn login_latest_key(user: &str) -> Vec<u8> {
+    let mut k = user.as_bytes().to_vec();
+    k.extend_from_slice(b"\0L");
+    k
+}
+
+pub fn login_history_prefix(user: &str) -> Vec<u8> {
+    let mut k = user.as_bytes().to_vec();
+    k.extend_from_slice(b"\0H");
+    k
+}
+
+fn apply_login(tx: &Tx, op: &ReplicationOp, user: &str, ip: &str, at: i64) -> TxResult<()> {
+    let rec = LoginRecord {
+        user: user.to_string(),
+        ip: ip.to_string(),
+        at,
+        ts: op.ts,
+        op: op.id.clone(),
+    };
+    let value = encode(&rec).or_else(abort)?;
+    let mut history = login_history_prefix(user);
+    history.extend(op.ts.to_be_bytes().iter().map(|b| !b));
+    history.extend_from_slice(&op.id.log_key());
+    tx.logins.insert(history, value.as_slice())?;
+    let latest = login_latest_key(user);
+    let newer = match tx.logins.get(&latest)? {
+        Some(v) => {
+            let old: LoginRecord = tx_decode(&v)?;
+            (old.ts, &old.op) < (op.ts, &op.id)
+        }
+        None => true,
+    };
+    if newer {
+        tx.logins.insert(latest, value)?;
+    }
+    Ok(())
 }
 
 fn is_seen(flags: &TransactionalTree, id: &MessageId) -> TxResult<bool> {

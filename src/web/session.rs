@@ -13,9 +13,9 @@
 //! - Notices are kept at most `NOTICE_KEEP_SECS`, so the table stays bounded
 //!   by the logins of about a day.
 //!
-//! Replication seam: a login on the peer node will arrive as a `LoginEvent`
-//! and be applied with `end_sessions_of`, exactly as a local login ends the
-//! local sessions. Nothing else here needs to change to go cross-node.
+//! Across the pair: every login is also an op in the store's log; when the
+//! peer's login arrives, `end_sessions_before` ends the session here exactly
+//! as a local login would (unless the session here is newer).
 //!
 //! Reads untrusted input: the cookie token (checked for shape, then hashed).
 
@@ -24,6 +24,7 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 
 use super::csrf;
+use crate::store::LoginStamp;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "cm_session";
@@ -39,6 +40,10 @@ type TokenHash = [u8; 32];
 pub struct Session {
     /// Normalized mail address of the user.
     pub user: String,
+    /// The login's place among all logins of the pair (None if the store
+    /// could not record it); a replicated login ends this session only if
+    /// it is later.
+    pub stamp: Option<LoginStamp>,
     /// Token every form of this session must carry.
     pub csrf_token: String,
     pub created_at: i64,
@@ -52,6 +57,8 @@ pub struct LoginEvent {
     pub user: String,
     pub at: i64,
     pub ip: IpAddr,
+    /// Set for a login replicated from the peer.
+    pub stamp: Option<LoginStamp>,
 }
 
 /// What a cookie's token stands for.
@@ -115,15 +122,28 @@ impl SessionStore {
     /// Starts a session for `user`, ending their other sessions. Returns the
     /// cookie token and the session.
     pub fn login(&self, user: &str, ip: IpAddr, now: i64) -> (String, Session) {
+        self.login_stamped(user, ip, now, None)
+    }
+
+    /// `login`, with the login's stamp from the store's log.
+    pub fn login_stamped(
+        &self,
+        user: &str,
+        ip: IpAddr,
+        now: i64,
+        stamp: Option<LoginStamp>,
+    ) -> (String, Session) {
         let event = LoginEvent {
             user: user.to_string(),
             at: now,
             ip,
+            stamp: None,
         };
         self.end_sessions_of(&event);
         let token = csrf::new_token();
         let session = Session {
             user: user.to_string(),
+            stamp,
             csrf_token: csrf::new_token(),
             created_at: now,
             ip,
@@ -154,6 +174,26 @@ impl SessionStore {
                 };
                 table.ended.insert(hash, (reason, event.at));
             }
+        }
+    }
+
+    /// Like `end_sessions_of`, for a login made on the peer node: the live
+    /// session is ended only if it started no later than that login, so a
+    /// login replicated late never ends a newer session made here.
+    pub fn end_sessions_before(&self, event: &LoginEvent) {
+        let older = {
+            let table = self.table();
+            table
+                .by_user
+                .get(&event.user)
+                .and_then(|h| table.live.get(h))
+                .map(|l| match (&l.session.stamp, &event.stamp) {
+                    (Some(mine), Some(theirs)) => mine < theirs,
+                    _ => l.session.created_at <= event.at,
+                })
+        };
+        if older == Some(true) {
+            self.end_sessions_of(event);
         }
     }
 
@@ -316,6 +356,43 @@ mod tests {
     }
 
     #[test]
+    fn a_replicated_login_ends_only_older_sessions() {
+        use crate::store::{HlcTimestamp, OpId};
+        let stamp = |ms, origin: &str| LoginStamp {
+            ts: HlcTimestamp { ms, logical: 0 },
+            op: OpId {
+                origin: origin.into(),
+                seq: 1,
+            },
+        };
+        let store = SessionStore::new(60);
+        let user = "hong@example.ac.kr";
+        let (token, _) = store.login_stamped(user, ip(1), 1000, Some(stamp(5_000, "node-a")));
+        // An older login from the peer, arriving late, in the same second.
+        let late = LoginEvent {
+            user: user.into(),
+            at: 1000,
+            ip: ip(9),
+            stamp: Some(stamp(4_000, "node-b")),
+        };
+        store.end_sessions_before(&late);
+        assert!(matches!(
+            store.lookup(&token, 1001),
+            SessionLookup::Active(_)
+        ));
+        // A newer one ends it.
+        let newer = LoginEvent {
+            stamp: Some(stamp(6_000, "node-b")),
+            ..late
+        };
+        store.end_sessions_before(&newer);
+        assert!(matches!(
+            store.lookup(&token, 1002),
+            SessionLookup::EndedElsewhere { .. }
+        ));
+    }
+
+    #[test]
     fn a_replicated_login_ends_local_sessions() {
         let store = SessionStore::new(60);
         let (token, _) = store.login("hong@example.ac.kr", ip(1), 1000);
@@ -323,6 +400,7 @@ mod tests {
             user: "hong@example.ac.kr".into(),
             at: 1500,
             ip: ip(9),
+            stamp: None,
         });
         assert_eq!(
             store.lookup(&token, 1501),

@@ -264,6 +264,7 @@ mod tests {
         let t = Lang::En.catalog();
         let session = Session {
             user: "admin".into(),
+            stamp: None,
             csrf_token: "tok".into(),
             created_at: 0,
             ip: std::net::IpAddr::from([192, 0, 2, 1]),

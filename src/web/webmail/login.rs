@@ -103,7 +103,21 @@ pub fn submit(webmail: &Webmail, ctx: &Ctx<'_>) -> Reply {
     let client = ctx.req.client.ip();
     match webmail.directory.authenticate(address, password) {
         Ok(AuthOutcome::Accepted(user)) => {
-            let (token, _) = webmail.sessions.login(&user, client, ctx.now);
+            // The login goes into the store's log first: the peer node ends
+            // this user's session there (R6) and the history shows it.
+            let stamp = match webmail
+                .store
+                .record_login(&user, &client.to_string(), ctx.now)
+            {
+                Ok(stamp) => Some(stamp),
+                Err(err) => {
+                    tracing::error!(%err, user = %user, "login not recorded in the store");
+                    None
+                }
+            };
+            let (token, _) = webmail
+                .sessions
+                .login_stamped(&user, client, ctx.now, stamp);
             tracing::info!(user = %user, ip = %client, "webmail login");
             Reply::see_other("/mail")
                 .with_header("Set-Cookie", session_cookie(session::COOKIE, &token, None))
