@@ -171,3 +171,40 @@ fn a_login_on_one_node_ends_the_session_on_the_other() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(on_b.get("/mail").status, 200);
 }
+
+#[test]
+fn users_made_on_one_node_exist_on_the_other() {
+    let (a, b) = pair();
+    // Made on A while both run (through A's control socket).
+    a.add_user("carol");
+    // B knows carol soon: she can log in there and B's engine takes her mail.
+    let web = Web::new(&b);
+    wait_until(15, || {
+        let (status, _) = web.login(&address_of("carol"), &password_of("carol"));
+        (status == 303).then_some(())
+    })
+    .unwrap_or_else(|| panic!("carol never reached B.\nB:\n{}", b.log("all")));
+    let (ok, t) = swaks(&[
+        "--server",
+        &b.smtp_addr(),
+        "--from",
+        "registrar@example.org",
+        "--to",
+        &address_of("carol"),
+        "--header",
+        "Subject: Welcome Carol",
+    ]);
+    assert!(ok && t.contains("250 2.0.0"), "{t}");
+    let on_a = a.web_login("carol");
+    wait_until(20, || on_a.inbox().contains("Welcome Carol").then_some(()))
+        .unwrap_or_else(|| panic!("mail to carol via B never showed on A"));
+    // A change on B (disable) reaches A too.
+    b.cli_ok(&["user", "disable", &address_of("carol")], None);
+    wait_until(15, || {
+        let list = a.cli_ok(&["user", "list"], None);
+        list.lines()
+            .any(|l| l.starts_with(&address_of("carol")) && l.contains("disabled"))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the disable never reached A"));
+}

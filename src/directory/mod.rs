@@ -20,6 +20,7 @@ pub mod address;
 pub mod commands;
 pub mod import;
 pub mod password;
+pub mod replicated;
 pub mod snapshot;
 
 use std::path::{Path, PathBuf};

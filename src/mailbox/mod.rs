@@ -12,6 +12,7 @@
 //! and reaches the store only through LMTP.
 
 mod compactor;
+mod directory_sync;
 pub mod folders;
 pub mod lmtp;
 pub mod local_delivery;
@@ -81,11 +82,12 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
     )?;
     let web = crate::web::start(crate::web::WebContext {
         config: config.clone(),
-        store,
-        directory,
+        store: store.clone(),
+        directory: directory.clone(),
         tls,
     })?;
     if let Some(rep) = &replication {
+        directory_sync::start(directory.clone(), store.clone(), rep)?;
         // R6 across the pair: a login on the peer ends the session here.
         let sessions = web.webmail().sessions.clone();
         rep.on_remote_op(Box::new(move |op| {

@@ -58,7 +58,7 @@ impl Store {
     /// The newest login of `user` on either node.
     pub fn last_login(&self, user: &str) -> Result<Option<LoginRecord>, StoreError> {
         self.trees
-            .logins
+            .records
             .get(state::login_latest_key(user))?
             .map(|v| state::decode(&v))
             .transpose()
@@ -67,7 +67,7 @@ impl Store {
     /// Up to `limit` logins of `user`, newest first.
     pub fn login_history(&self, user: &str, limit: usize) -> Result<Vec<LoginRecord>, StoreError> {
         self.trees
-            .logins
+            .records
             .scan_prefix(state::login_history_prefix(user))
             .take(limit)
             .map(|entry| state::decode(&entry?.1))

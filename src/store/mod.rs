@@ -34,6 +34,7 @@
 
 mod blob;
 pub mod commands;
+mod directory_log;
 mod fsck;
 mod hlc;
 mod id;

@@ -54,6 +54,14 @@ pub enum Op {
     /// The newest login (by HLC timestamp, then op id) ends the user's
     /// sessions elsewhere (R6); every login is kept as history.
     Login { user: String, ip: String, at: i64 },
+    /// A record of the directory (`tree` = users, aliases, domains or
+    /// admins) was written (`value`, its stored text) or removed (None).
+    /// Last writer wins per record.
+    Directory {
+        tree: String,
+        key: String,
+        value: Option<String>,
+    },
 }
 
 /// Header summary stored with each message so listing reads no blobs.
@@ -64,6 +72,9 @@ pub struct SummaryFields {
     /// Header `Date` as unix seconds, if present and parseable.
     pub date: Option<i64>,
 }
+
+/// The directory's trees that travel in the log.
+pub const DIRECTORY_TREES: [&str; 4] = ["domains", "users", "aliases", "admins"];
 
 /// Longest mailbox or folder name accepted (bytes).
 pub const MAX_NAME: usize = 320;
@@ -103,6 +114,12 @@ impl ReplicationOp {
             }
             Op::Move { folder, .. } => check_name("folder", folder)?,
             Op::SetSeen { .. } | Op::Expunge { .. } => {}
+            Op::Directory { tree, key, .. } => {
+                if !DIRECTORY_TREES.contains(&tree.as_str()) {
+                    return Err(StoreError::InvalidOp(format!("directory tree {tree:?}")));
+                }
+                check_name("directory key", key)?;
+            }
             Op::Login { user, ip, .. } => {
                 check_name("user", user)?;
                 if ip.parse::<std::net::IpAddr>().is_err() {

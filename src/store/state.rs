@@ -10,8 +10,10 @@
 //! - `meta`: `hlc_high` -> highest HLC timestamp applied (seeds the clock).
 //! - `tombstones`: message id -> HLC timestamp of the `Expunge`.
 //! - `usage`: mailbox -> bytes u64 BE, messages u64 BE (quota accounting).
-//! - `logins`: `user \0 L` -> the newest [`LoginRecord`] (last writer
-//!   wins); `user \0 H !ts(12 bytes BE) op` -> every login, newest first.
+//! - `records`: small last-writer-wins records that travel in the log:
+//!   `login \0 user \0 L` -> the newest [`LoginRecord`];
+//!   `login \0 user \0 H !ts(12 bytes BE) op` -> every login, newest first;
+//!   `dir \0 tree \0 key` -> the directory's record ([`DirectoryRecord`]).
 //! - `blobs`, `segments` (owned by `blob/`): refcounts are raised and
 //!   lowered here; a blob whose count reaches 0 leaves the index and its
 //!   record is counted as garbage in its segment.
@@ -84,7 +86,7 @@ pub struct Trees {
     pub meta: sled::Tree,
     pub tombstones: sled::Tree,
     pub usage: sled::Tree,
-    pub logins: sled::Tree,
+    pub records: sled::Tree,
     pub blobs: sled::Tree,
     pub segments: sled::Tree,
 }
@@ -104,7 +106,7 @@ impl Trees {
             meta: db.open_tree("meta")?,
             tombstones: db.open_tree("tombstones")?,
             usage: db.open_tree("usage")?,
-            logins: db.open_tree("logins")?,
+            records: db.open_tree("records")?,
             blobs,
             segments,
         })
@@ -188,7 +190,7 @@ struct Tx<'a> {
     stats: &'a TransactionalTree,
     tombstones: &'a TransactionalTree,
     usage: &'a TransactionalTree,
-    logins: &'a TransactionalTree,
+    records: &'a TransactionalTree,
     blobs: &'a TransactionalTree,
     segments: &'a TransactionalTree,
 }
@@ -220,7 +222,7 @@ pub fn apply_with(
         &trees.meta,
         &trees.tombstones,
         &trees.usage,
-        &trees.logins,
+        &trees.records,
         &trees.blobs,
         &trees.segments,
     )
@@ -234,7 +236,7 @@ pub fn apply_with(
                 meta,
                 tombstones,
                 usage,
-                logins,
+                records,
                 blobs,
                 segments,
             )| {
@@ -248,7 +250,7 @@ pub fn apply_with(
                     stats,
                     tombstones,
                     usage,
-                    logins,
+                    records,
                     blobs,
                     segments,
                 };
@@ -311,6 +313,7 @@ fn apply_op(tx: &Tx, op: &ReplicationOp) -> TxResult<()> {
         Op::Move { message, folder } => apply_move(tx, op, message, folder),
         Op::Expunge { message } => apply_expunge(tx, op, message),
         Op::Login { user, ip, at } => apply_login(tx, op, user, ip, *at),
+        Op::Directory { tree, key, value } => apply_directory(tx, op, tree, key, value.as_deref()),
     }
 }
 
@@ -325,13 +328,15 @@ pub struct LoginRecord {
 }
 
 pub fn login_latest_key(user: &str) -> Vec<u8> {
-    let mut k = user.as_bytes().to_vec();
+    let mut k = b"login\0".to_vec();
+    k.extend_from_slice(user.as_bytes());
     k.extend_from_slice(b"\0L");
     k
 }
 
 pub fn login_history_prefix(user: &str) -> Vec<u8> {
-    let mut k = user.as_bytes().to_vec();
+    let mut k = b"login\0".to_vec();
+    k.extend_from_slice(user.as_bytes());
     k.extend_from_slice(b"\0H");
     k
 }
@@ -348,9 +353,9 @@ fn apply_login(tx: &Tx, op: &ReplicationOp, user: &str, ip: &str, at: i64) -> Tx
     let mut history = login_history_prefix(user);
     history.extend(op.ts.to_be_bytes().iter().map(|b| !b));
     history.extend_from_slice(&op.id.log_key());
-    tx.logins.insert(history, value.as_slice())?;
+    tx.records.insert(history, value.as_slice())?;
     let latest = login_latest_key(user);
-    let newer = match tx.logins.get(&latest)? {
+    let newer = match tx.records.get(&latest)? {
         Some(v) => {
             let old: LoginRecord = tx_decode(&v)?;
             (old.ts, &old.op) < (op.ts, &op.id)
@@ -358,8 +363,49 @@ fn apply_login(tx: &Tx, op: &ReplicationOp, user: &str, ip: &str, at: i64) -> Tx
         None => true,
     };
     if newer {
-        tx.logins.insert(latest, value)?;
+        tx.records.insert(latest, value)?;
     }
+    Ok(())
+}
+
+/// One record of the directory (users, aliases, domains, admins) as the
+/// log carries it: its value (None = removed), and who wrote it last.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryRecord {
+    pub value: Option<String>,
+    pub ts: HlcTimestamp,
+    pub op: OpId,
+}
+
+pub fn directory_key(tree: &str, key: &str) -> Vec<u8> {
+    let mut k = b"dir\0".to_vec();
+    k.extend_from_slice(tree.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// Last writer (HLC timestamp, then op id) wins, per record.
+fn apply_directory(
+    tx: &Tx,
+    op: &ReplicationOp,
+    tree: &str,
+    key: &str,
+    value: Option<&str>,
+) -> TxResult<()> {
+    let k = directory_key(tree, key);
+    if let Some(v) = tx.records.get(&k)? {
+        let old: DirectoryRecord = tx_decode(&v)?;
+        if (old.ts, &old.op) >= (op.ts, &op.id) {
+            return Ok(());
+        }
+    }
+    let rec = DirectoryRecord {
+        value: value.map(str::to_string),
+        ts: op.ts,
+        op: op.id.clone(),
+    };
+    tx.records.insert(k, encode(&rec).or_else(abort)?)?;
     Ok(())
 }
 

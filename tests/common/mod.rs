@@ -31,11 +31,33 @@ pub struct Ports {
     pub http: u16,
 }
 
+/// Ports handed out by this test binary so far. Tests run in parallel
+/// threads and a port is free again once its probe socket closes, so
+/// without this two nodes (or a node and its pair link) could be given the
+/// same port.
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A free loopback port never handed out before by this test binary.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if claim(port) {
+            return port;
+        }
+    }
+}
+
+/// Records `port` as handed out; false if it was before.
+fn claim(port: u16) -> bool {
+    let mut taken = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    if taken.contains(&port) {
+        return false;
+    }
+    taken.push(port);
+    true
 }
 
 /// A loopback port free for both UDP and TCP (for a DNS server).
@@ -43,7 +65,7 @@ pub fn free_udp_port() -> u16 {
     loop {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("a free UDP port");
         let port = udp.local_addr().expect("its address").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && claim(port) {
             return port;
         }
     }
@@ -53,13 +75,16 @@ impl Ports {
     /// Six distinct free ports: all are held open until all are chosen, so
     /// the same port is never handed out twice to one node.
     pub fn pick() -> Ports {
-        let held: Vec<TcpListener> = (0..6)
-            .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
-            .collect();
-        let p: Vec<u16> = held
-            .iter()
-            .map(|l| l.local_addr().expect("its address").port())
-            .collect();
+        let mut held: Vec<TcpListener> = Vec::new();
+        let mut p: Vec<u16> = Vec::new();
+        while p.len() < 6 {
+            let l = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+            let port = l.local_addr().expect("its address").port();
+            if claim(port) {
+                p.push(port);
+            }
+            held.push(l);
+        }
         Ports {
             smtp: p[0],
             submission: p[1],

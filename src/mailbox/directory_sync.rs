@@ -1,0 +1,95 @@
+//! Keeps the directory and the store's log in step on a paired node, so
+//! users, aliases, domains and admins created on either node exist on both.
+//!
+//! - At start: every directory record the log does not already say is
+//!   logged (changes made with the CLI while the appliance was stopped, or
+//!   made before the node was paired); records only the log knows (won on
+//!   the peer, not yet written here) are written to the directory.
+//! - While running: a watch on the directory logs each change; a record
+//!   that came from the peer is what the log says already, so it is not
+//!   logged again (no echo).
+//! - A directory op from the peer: the log's winner for that record is
+//!   written to the directory; the engine's snapshot is published once the
+//!   burst of changes is over (checked every 300 ms).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::directory::Directory;
+use crate::replication::Replication;
+use crate::store::{Op, Store};
+
+pub fn start(
+    directory: Arc<Directory>,
+    store: Arc<Store>,
+    rep: &Replication,
+) -> std::io::Result<()> {
+    // Watch first, so nothing changed during the first pass is missed.
+    let watches = directory.watch();
+    first_pass(&directory, &store);
+    for (tree, subscriber) in watches {
+        let store = store.clone();
+        std::thread::Builder::new()
+            .name(format!("dir-watch-{tree}"))
+            .spawn(move || {
+                for event in subscriber {
+                    let (key, value) = match &event {
+                        sled::Event::Insert { key, value } => {
+                            (String::from_utf8_lossy(key).into_owned(), Some(String::from_utf8_lossy(value).into_owned()))
+                        }
+                        sled::Event::Remove { key } => (String::from_utf8_lossy(key).into_owned(), None),
+                    };
+                    if let Err(e) = store.record_directory(tree, &key, value.as_deref()) {
+                        tracing::error!(error = %e, %tree, %key, "directory change not logged for the peer");
+                    }
+                }
+            })?;
+    }
+    let dirty = Arc::new(AtomicBool::new(false));
+    let (d, s, flag) = (directory.clone(), store.clone(), dirty.clone());
+    rep.on_remote_op(Box::new(move |op| {
+        if let Op::Directory { tree, key, .. } = &op.op {
+            match s.directory_value(tree, key) {
+                Ok(Some(winner)) => match d.apply_replicated(tree, key, winner.as_deref()) {
+                    Ok(()) => flag.store(true, Ordering::Relaxed),
+                    Err(e) => tracing::error!(error = %e, %tree, %key, "replicated directory change not applied"),
+                },
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "reading the directory log failed"),
+            }
+        }
+    }));
+    std::thread::Builder::new()
+        .name("dir-publish".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(300));
+            if dirty.swap(false, Ordering::Relaxed) {
+                if let Err(e) = directory.publish() {
+                    tracing::error!(error = %e, "directory snapshot not published");
+                }
+            }
+        })?;
+    Ok(())
+}
+
+fn first_pass(directory: &Directory, store: &Store) {
+    let records = match directory.records() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the directory for the pair");
+            return;
+        }
+    };
+    let mut logged = 0;
+    for (tree, key, value) in records {
+        match store.record_directory(tree, &key, Some(&value)) {
+            Ok(true) => logged += 1,
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, %tree, %key, "directory record not logged"),
+        }
+    }
+    if logged > 0 {
+        tracing::info!(records = logged, "directory records logged for the peer");
+    }
+}
