@@ -46,7 +46,7 @@ mod model_tests;
 mod op;
 mod replica;
 mod state;
-mod stats;
+pub mod stats;
 #[cfg(test)]
 mod tests;
 

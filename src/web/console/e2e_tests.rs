@@ -242,3 +242,20 @@ fn a_webmail_session_gets_no_console_page() {
     assert!(page.body.contains("<html lang=\"en\">"));
     assert!(page.body.contains("action=\"/admin/login\""));
 }
+
+#[test]
+fn storage_page_shows_each_data_directory_to_admins_only() {
+    let stack = setup();
+    let password = admin_password(&stack);
+    let anonymous = stack.https("GET", "/admin/storage", "", None);
+    assert_eq!(anonymous.status, 303);
+    let ok = admin_login(&stack, "admin", &password);
+    let jar = format!("cm_admin={}", ok.cookie("cm_admin").unwrap());
+    let page = stack.https("GET", "/admin/storage?lang=en", &jar, None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Mail storage"), "{}", page.body);
+    // The one data directory of the test store (`<temp>/store`).
+    assert!(page.body.contains("/store</code>"), "{}", page.body);
+    assert!(page.body.contains("in use"), "{}", page.body);
+    assert!(page.body.contains("<meter"), "{}", page.body);
+}

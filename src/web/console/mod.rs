@@ -30,6 +30,7 @@
 pub mod audit;
 mod login;
 mod pages;
+mod storage;
 mod users;
 
 #[cfg(test)]
@@ -76,6 +77,7 @@ pub enum Route {
     Users,
     UserDisable,
     Audit,
+    Storage,
     NotFound,
 }
 
@@ -89,6 +91,7 @@ impl Route {
             "/admin/users" => Route::Users,
             "/admin/users/disable" => Route::UserDisable,
             "/admin/audit" => Route::Audit,
+            "/admin/storage" => Route::Storage,
             _ => Route::NotFound,
         }
     }
@@ -99,6 +102,7 @@ pub use crate::web::webmail::Ctx;
 /// What the console handlers share.
 pub struct Console {
     directory: Arc<Directory>,
+    store: Arc<crate::store::Store>,
     /// Admin sessions: a table of its own, never the users' one.
     admins: SessionStore,
     /// The webmail's session table, to end a disabled user's session.
@@ -111,6 +115,7 @@ impl Console {
     pub fn new(
         config: &Config,
         directory: Arc<Directory>,
+        store: Arc<crate::store::Store>,
         mail_sessions: Arc<SessionStore>,
     ) -> Console {
         let default_lang = Lang::parse(&config.mailbox.default_language).unwrap_or(Lang::Ko);
@@ -118,6 +123,7 @@ impl Console {
             admins: SessionStore::new(config.mailbox.session_idle_minutes),
             audit: AuditLog::in_data_dir(&config.node.data_dir),
             directory,
+            store,
             mail_sessions,
             default_lang,
         }
@@ -154,6 +160,7 @@ impl Console {
             (Method::Post, Route::Users) => users::create(self, ctx, &session),
             (Method::Post, Route::UserDisable) => users::disable(self, ctx, &session),
             (Method::Get, Route::Audit) => pages::audit(self, ctx, &session),
+            (Method::Get, Route::Storage) => storage::show(self, ctx, &session),
             (Method::Post, Route::Logout) => login::logout(self, ctx, &session),
             (_, Route::NotFound) => pages::problem(ctx.lang, Problem::NotFound, Some(&session)),
             (_, _) => pages::problem(ctx.lang, Problem::Method, Some(&session)),

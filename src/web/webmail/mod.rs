@@ -162,7 +162,12 @@ impl Webmail {
     pub fn new(config: Arc<Config>, store: Arc<Store>, directory: Arc<Directory>) -> Webmail {
         let default_lang = Lang::parse(&config.mailbox.default_language).unwrap_or(Lang::Ko);
         let sessions = Arc::new(SessionStore::new(config.mailbox.session_idle_minutes));
-        let console = Console::new(&config, Arc::clone(&directory), Arc::clone(&sessions));
+        let console = Console::new(
+            &config,
+            Arc::clone(&directory),
+            Arc::clone(&store),
+            Arc::clone(&sessions),
+        );
         Webmail {
             config,
             store,

@@ -1,0 +1,95 @@
+//! `GET /admin/storage`: the mail store per data directory (R5, R17):
+//! bytes stored, garbage waiting for compaction, blobs, free space, reads
+//! and writes since the start, and whether a directory is being drained.
+//! Read-only; changes are `campusmail store ...` commands (admin guide §9).
+
+use askama::Template;
+
+use super::pages::{problem, ConsoleChrome, Problem};
+use super::{Console, Ctx};
+use crate::store::stats::human_bytes;
+use crate::web::i18n::Catalog;
+use crate::web::session::Session;
+use crate::web::webmail::pages::render;
+
+pub struct DiskRow {
+    pub path: String,
+    pub weight: u32,
+    pub state: String,
+    pub stored: String,
+    pub garbage: String,
+    pub blobs: u64,
+    pub free: String,
+    pub reads: u64,
+    pub writes: u64,
+    /// Share of the file system in use, for the meter (0-100).
+    pub used_percent: Option<u64>,
+}
+
+#[derive(Template)]
+#[template(path = "console/storage.html")]
+struct StoragePage<'a> {
+    t: &'a Catalog,
+    chrome: ConsoleChrome,
+    summary: String,
+    disks: Vec<DiskRow>,
+}
+
+pub fn show(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
+    let t = ctx.lang.catalog();
+    let stats = match console.store.stats() {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::error!(%err, "store statistics failed");
+            return problem(ctx.lang, Problem::Internal, Some(session));
+        }
+    };
+    let disks = stats
+        .disks
+        .iter()
+        .map(|d| DiskRow {
+            path: d.path.display().to_string(),
+            weight: d.weight,
+            state: t
+                .get(if d.draining {
+                    "console.storage_draining"
+                } else {
+                    "console.storage_in_use"
+                })
+                .to_string(),
+            stored: human_bytes(d.bytes),
+            garbage: human_bytes(d.garbage),
+            blobs: d.blobs,
+            free: match (d.free, d.total) {
+                (Some(free), Some(total)) => t.fill(
+                    "console.storage_free_of",
+                    &[("free", &human_bytes(free)), ("total", &human_bytes(total))],
+                ),
+                _ => "-".into(),
+            },
+            reads: d.reads,
+            writes: d.writes,
+            used_percent: match (d.free, d.total) {
+                (Some(free), Some(total)) if total > 0 => {
+                    Some(((total - free.min(total)) as u128 * 100 / total as u128) as u64)
+                }
+                _ => None,
+            },
+        })
+        .collect();
+    let page = StoragePage {
+        t,
+        chrome: ConsoleChrome::new(t, "console.storage_title", "/admin/storage", Some(session)),
+        summary: t.fill(
+            "console.storage_summary",
+            &[
+                ("messages", &stats.messages.to_string()),
+                ("blobs", &stats.blobs.to_string()),
+            ],
+        ),
+        disks,
+    };
+    render(200, &page)
+}
+
+use crate::web::http::Reply;
