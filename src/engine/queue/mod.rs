@@ -29,6 +29,7 @@ pub mod commands;
 pub mod door;
 pub mod dsn;
 pub mod envelope;
+mod group_sync;
 pub mod id;
 pub mod lane;
 pub mod notify;

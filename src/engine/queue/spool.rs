@@ -16,7 +16,8 @@
 //!   message then the envelope into `queue/` (a link never replaces an
 //!   existing name), unlinks them from `incoming/`, and fsyncs `queue/`. That last
 //!   fsync is the step that makes the message durable; only after it may the
-//!   SMTP session send 250.
+//!   SMTP session send 250. Sessions accepting at the same moment share that
+//!   fsync (`group_sync.rs`): each waits for one that began after its links.
 //! - Envelope updates are atomic: write to `incoming/`, fsync, rename over the
 //!   old envelope, fsync `queue/`, then drop the `.log` it now includes. A
 //!   crash leaves the old or the new state; replaying a log line twice sets
@@ -39,6 +40,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::envelope::{Envelope, Recipient};
+use super::group_sync::GroupSync;
 use super::id::QueueId;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,8 @@ pub struct Spool {
     incoming: PathBuf,
     queue: PathBuf,
     corrupt: PathBuf,
+    /// Shared fsync of `queue/` for concurrent acceptances.
+    queue_sync: GroupSync,
 }
 
 impl Spool {
@@ -72,6 +76,7 @@ impl Spool {
             incoming: root.join("incoming"),
             queue: root.join("queue"),
             corrupt: root.join("corrupt"),
+            queue_sync: GroupSync::new(&root.join("queue")),
         };
         for dir in [&spool.incoming, &spool.queue, &spool.corrupt] {
             fs::DirBuilder::new()
@@ -149,8 +154,9 @@ impl Spool {
         let _ = fs::remove_file(&tmp_message);
         let _ = fs::remove_file(&tmp_envelope);
         written?;
-        // Durable from here: both new names in queue/ are recorded on disk.
-        sync_dir(&self.queue)
+        // Durable from here: both new names in queue/ are recorded on disk
+        // (one fsync shared with the sessions accepting at the same time).
+        self.queue_sync.sync().map_err(io_err(&self.queue))
     }
 
     /// Replaces the envelope of a queued message atomically.
