@@ -288,7 +288,7 @@ where
         smol::future::pending::<io::Result<()>>().await
     };
     let outbound = async {
-        copy(inner, &mut client_write).await?;
+        copy_from_inner(inner, &mut client_write).await?;
         client_write.close().await
     };
     outbound.or(inbound).await
@@ -301,6 +301,30 @@ where
 {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
+        let n = within(IDLE_TIMEOUT, from.read(&mut buf)).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        within(IDLE_TIMEOUT, to.write_all(&buf[..n])).await?;
+        within(IDLE_TIMEOUT, to.flush()).await?;
+    }
+}
+
+/// `copy` from tiny-http's side, acknowledging every segment at once.
+///
+/// tiny-http writes a reply's head and body separately and its socket keeps
+/// Nagle's algorithm on, so the body waits for the head's ACK; Linux delays
+/// that ACK up to 40 ms. TCP_QUICKACK (which the kernel clears again after
+/// a while, hence before every read) makes our side acknowledge at once,
+/// saving those 40 ms on every page.
+async fn copy_from_inner<W>(from: TcpStream, to: &mut W) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut from = from;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let _ = rustix::net::sockopt::set_tcp_quickack(&from, true);
         let n = within(IDLE_TIMEOUT, from.read(&mut buf)).await?;
         if n == 0 {
             return Ok(());
