@@ -309,6 +309,33 @@ impl Store {
         })
     }
 
+    /// "Delete" as the webmail means it: a message goes to Trash, or, when
+    /// it is in Trash already, is deleted for good. Returns (moved to
+    /// Trash, deleted for good).
+    pub fn delete_messages(
+        &self,
+        user: &str,
+        ids: &[MessageId],
+    ) -> Result<(usize, usize), StoreError> {
+        let (mut trashed, mut gone) = (0, 0);
+        self.batch(user, ids, |w, id, rec| {
+            if rec.folder == TRASH {
+                self.apply_local(w, |_| Op::Expunge {
+                    message: id.clone(),
+                })?;
+                gone += 1;
+            } else {
+                self.apply_local(w, |_| Op::Move {
+                    message: id.clone(),
+                    folder: TRASH.to_string(),
+                })?;
+                trashed += 1;
+            }
+            Ok(true)
+        })?;
+        Ok((trashed, gone))
+    }
+
     /// Runs `each` for every id that is `user`'s, under one writer lock,
     /// then flushes once. `each` says whether it changed something.
     fn batch(
