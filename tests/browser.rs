@@ -230,11 +230,18 @@ fn a_student_on_a_phone_files_two_messages_into_a_folder_and_deletes_one() {
         "document.querySelector('#target').value = '{id}'; return true"
     ));
     let fits = browser.eval("return document.documentElement.scrollWidth <= window.innerWidth");
-    assert_eq!(fits, true, "the list with its actions scrolls sideways on a phone");
+    assert_eq!(
+        fits, true,
+        "the list with its actions scrolls sideways on a phone"
+    );
     browser.screenshot(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("select-phone.png"));
     browser.click("button[name=action][value=move]");
     browser.url_after_navigation("done=move&n=2");
-    assert!(browser.source().contains("메일 2통을 옮겼습니다"), "{}", browser.source());
+    assert!(
+        browser.source().contains("메일 2통을 옮겼습니다"),
+        "{}",
+        browser.source()
+    );
 
     // Both are in the folder now; delete one of them.
     browser.goto(&format!("{base}{folder}"));

@@ -168,8 +168,8 @@ fn deleting_a_folder_moves_its_mail_and_subfolders_mail_to_trash() -> Result<(),
     let sub = s.create_folder(U, "2025", Some(&top))?;
     let a = s.deliver(U, INBOX, &mail("a@x", "one", 10))?;
     let b = s.deliver(U, INBOX, &mail("b@x", "two", 20))?;
-    assert_eq!(s.move_messages(U, &[a.clone()], &top)?, 1);
-    assert_eq!(s.move_messages(U, &[b.clone()], &sub)?, 1);
+    assert_eq!(s.move_messages(U, std::slice::from_ref(&a), &top)?, 1);
+    assert_eq!(s.move_messages(U, std::slice::from_ref(&b), &sub)?, 1);
     assert_eq!(s.folder_counts(U, &top)?.unseen, 1);
     assert_eq!(s.delete_folder(U, &top)?, 2);
     assert!(s.user_folders(U)?.is_empty());
@@ -207,7 +207,10 @@ fn flags_are_independent_last_writer_wins_registers() -> Result<(), StoreError> 
     }
     assert_eq!(view(&a)?, view(&b)?);
     // set_flags skips messages whose flag already has the value.
-    assert_eq!(a.set_flags(U, &[m.clone()], Flag::Seen, true)?, 0);
+    assert_eq!(
+        a.set_flags(U, std::slice::from_ref(&m), Flag::Seen, true)?,
+        0
+    );
     assert_eq!(a.set_flags(U, &[m], Flag::Seen, false)?, 1);
     assert_eq!(a.folder_counts(U, INBOX)?.unseen, 1);
     Ok(())

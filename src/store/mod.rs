@@ -44,6 +44,8 @@ mod hlc;
 mod id;
 mod listing;
 #[cfg(test)]
+mod listing_bench;
+#[cfg(test)]
 mod maintenance_tests;
 #[cfg(test)]
 mod model_tests;

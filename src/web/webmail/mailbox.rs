@@ -184,7 +184,6 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
             let subject = non_empty(&m.subject, t.get("inbox.no_subject"));
             MessageRow {
                 id: m.id.to_string(),
-                pick_label: t.fill("inbox.select", &[("subject", &subject)]),
                 flagged: m.flagged,
                 answered: m.answered,
                 // A draft opens in the compose form, to be finished.

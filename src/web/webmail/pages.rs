@@ -117,8 +117,6 @@ pub struct LoginPage<'a> {
 /// One line of the message list.
 pub struct MessageRow {
     pub id: String,
-    /// "Select: <subject>", the checkbox's label.
-    pub pick_label: String,
     pub flagged: bool,
     pub answered: bool,
     pub href: String,
@@ -341,7 +339,6 @@ mod tests {
             notice: None,
             rows: vec![MessageRow {
                 id: "node-a.1".into(),
-                pick_label: "<i>pick</i>".into(),
                 flagged: true,
                 answered: false,
                 href: message_href("abc"),
@@ -385,7 +382,7 @@ mod tests {
                 || html.contains("&lt;script&gt;")
         );
         assert!(!html.contains("<evil@"));
-        assert!(!html.contains("<i>pick") && !html.contains("<script>f"));
+        assert!(!html.contains("<script>f"));
         assert!(html.contains("<html lang=\"ko\">"));
         assert!(html.contains(t.get("inbox.unread_label")));
     }
