@@ -331,6 +331,47 @@ fn listings_sort_by_sender_subject_size_both_ways() -> Result<(), StoreError> {
 }
 
 #[test]
+fn every_page_is_a_slice_of_the_whole_listing() -> Result<(), StoreError> {
+    let dir = tempfile::tempdir()?;
+    let s = open(dir.path(), "node-a");
+    for n in 0..7 {
+        s.deliver(
+            U,
+            INBOX,
+            &mail(&format!("s{} <x@y>", n % 3), &format!("t{}", 7 - n), n * 5),
+        )?;
+    }
+    for key in [
+        SortKey::Date,
+        SortKey::From,
+        SortKey::Subject,
+        SortKey::Size,
+    ] {
+        for descending in [false, true] {
+            let order = ListOrder { key, descending };
+            let all: Vec<MessageId> = s
+                .list_sorted(U, INBOX, order, 0, 100)?
+                .messages
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            assert_eq!(all.len(), 7);
+            for offset in 0..9 {
+                let page: Vec<MessageId> = s
+                    .list_sorted(U, INBOX, order, offset, 3)?
+                    .messages
+                    .into_iter()
+                    .map(|m| m.id)
+                    .collect();
+                let want: Vec<MessageId> = all.iter().skip(offset).take(3).cloned().collect();
+                assert_eq!(page, want, "{order:?} offset {offset}");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn fsck_checks_and_repairs_the_sort_index_and_waiting_list() -> Result<(), StoreError> {
     let dir = tempfile::tempdir()?;
     let s = open(dir.path(), "node-a");

@@ -14,10 +14,10 @@
 //!
 //! **Invariant:** a message has exactly one entry in each listing tree,
 //! under its current folder, and the folder counts equal what the entries
-//! add up to (checked by fsck). Paging walks the index from either end, so
-//! the first and last pages of a 100,000-message folder cost the same; a
-//! page in the middle costs a walk over the keys before it (no bytes of
-//! other messages are read).
+//! add up to (checked by fsck). Paging walks the index from the nearer
+//! end, so the first and last pages of a 100,000-message folder cost the
+//! same; a page in the middle costs a walk over the keys before it (no
+//! message records or bytes are read for them).
 
 use sled::IVec;
 
@@ -244,14 +244,25 @@ impl Store {
                 order.descending,
             ),
         };
+        // A page in the second half is read from the other end, so the
+        // last page costs what the first does (`total` is the entry count,
+        // an fsck-checked invariant).
+        let total_n = usize::try_from(total).unwrap_or(usize::MAX);
+        let from_end = offset > total_n / 2 && offset < total_n;
+        let (reverse, skip, take) = if from_end {
+            let take = limit.min(total_n - offset);
+            (!reverse, total_n - offset - take, take)
+        } else {
+            (reverse, offset, limit)
+        };
         let scan = tree.scan_prefix(prefix);
         let entries: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if reverse {
             Box::new(scan.rev())
         } else {
             Box::new(scan)
         };
-        let mut messages = Vec::with_capacity(limit.min(1000));
-        for entry in entries.skip(offset).take(limit) {
+        let mut messages = Vec::with_capacity(take.min(1000));
+        for entry in entries.skip(skip).take(take) {
             let (_, id) = entry?;
             let id: MessageId = std::str::from_utf8(&id)
                 .map_err(|_| StoreError::Corrupt("folder entry".into()))?
@@ -260,9 +271,12 @@ impl Store {
                 messages.push(self.summary(id, &rec)?);
             }
         }
+        if from_end {
+            messages.reverse();
+        }
         Ok(MessagePage {
             messages,
-            total: usize::try_from(total).unwrap_or(usize::MAX),
+            total: total_n,
         })
     }
 }
