@@ -191,3 +191,73 @@ fn a_student_writes_korean_mail_with_an_attachment_on_a_phone() {
     assert_eq!(attachment.attachment_name(), Some("수강신청 안내.txt"));
     assert_eq!(attachment.contents(), "금요일까지 신청하세요.".as_bytes());
 }
+
+#[test]
+fn a_student_on_a_phone_files_two_messages_into_a_folder_and_deletes_one() {
+    let node = Node::with_users();
+    send_fixture(&node, "euc-kr.eml");
+    send_fixture(&node, "html-remote-images.eml");
+    let web = node.web_login("alice");
+    wait_until(30, || (web.message_links().len() == 2).then_some(()))
+        .unwrap_or_else(|| panic!("fixtures not delivered: {}", node.log("all")));
+
+    let browser = Browser::start(390, 844);
+    let base = format!("https://127.0.0.1:{}", node.ports.https);
+    browser.goto(&format!("{base}/login"));
+    browser.type_into("#address", "alice@campus.test");
+    browser.type_into("#password", &password_of("alice"));
+    browser.click("button[type=submit]");
+    browser.url_after_navigation("/mail");
+
+    // Make a folder from the folder list's "manage" link.
+    browser.click("nav.folders a.manage");
+    browser.url_after_navigation("/mail/folders");
+    browser.type_into("#new-name", "장학금");
+    browser.click("button[name=action][value=create]");
+    browser.url_after_navigation("/mail/folders?done=created");
+    let folder = browser.eval(
+        "return Array.from(document.querySelectorAll('nav.folders a')).find(a => a.textContent.trim() === '장학금').getAttribute('href')",
+    );
+    let folder = folder.as_str().unwrap_or_default().to_string();
+    assert!(folder.starts_with("/mail?folder="), "{folder}");
+    let id = folder.trim_start_matches("/mail?folder=").to_string();
+
+    // Select both messages, choose the folder, press Move.
+    browser.goto(&format!("{base}/mail"));
+    browser.click("#pick-1");
+    browser.click("#pick-2");
+    browser.eval(&format!(
+        "document.querySelector('#target').value = '{id}'; return true"
+    ));
+    let fits = browser.eval("return document.documentElement.scrollWidth <= window.innerWidth");
+    assert_eq!(
+        fits, true,
+        "the list with its actions scrolls sideways on a phone"
+    );
+    browser.screenshot(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("select-phone.png"));
+    browser.click("button[name=action][value=move]");
+    browser.url_after_navigation("done=move&n=2");
+    assert!(
+        browser.source().contains("메일 2통을 옮겼습니다"),
+        "{}",
+        browser.source()
+    );
+
+    // Both are in the folder now; delete one of them.
+    browser.goto(&format!("{base}{folder}"));
+    let listed = browser.eval("return document.querySelectorAll('input[name=m]').length");
+    assert_eq!(listed, 2);
+    browser.click("#pick-1");
+    browser.click("button[name=action][value=delete]");
+    browser.url_after_navigation("done=trash&n=1");
+    let listed = browser.eval("return document.querySelectorAll('input[name=m]').length");
+    assert_eq!(listed, 1);
+    browser.goto(&format!("{base}/mail?folder=Trash"));
+    let listed = browser.eval("return document.querySelectorAll('input[name=m]').length");
+    assert_eq!(listed, 1, "{}", browser.source());
+    // Every control on the list has a label.
+    let unlabelled = browser.eval(
+        "return Array.from(document.querySelectorAll('input:not([type=hidden]), select')).filter(e => !(e.labels && e.labels.length)).length",
+    );
+    assert_eq!(unlabelled, 0);
+}

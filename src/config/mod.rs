@@ -232,6 +232,10 @@ pub struct MailboxConfig {
     pub default_quota: ConfigSize,
     /// Messages per mailbox for users without a limit of their own; 0 = none.
     pub default_quota_messages: u64,
+    /// Mail in Trash longer than this is deleted for good ("0d" = never).
+    pub purge_trash_after: ConfigDuration,
+    /// Mail in Junk longer than this is deleted for good ("0d" = never).
+    pub purge_junk_after: ConfigDuration,
 }
 
 /// Where message bytes live (R5) and how their space is reclaimed.
@@ -366,6 +370,8 @@ impl Default for MailboxConfig {
             default_language: "ko".into(),
             default_quota: ConfigSize(0),
             default_quota_messages: 0,
+            purge_trash_after: ConfigDuration::secs(30 * 86_400),
+            purge_junk_after: ConfigDuration::secs(30 * 86_400),
         }
     }
 }

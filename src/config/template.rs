@@ -94,6 +94,10 @@ default_language = "ko"
 # (`campusmail user quota`); 0 means no limit. Sizes: "500MB", "2GB", "1GiB".
 default_quota = "0"
 default_quota_messages = 0
+# Mail that has been in Trash or Junk longer than this is deleted for good
+# by a background job (checked every hour). "0d" keeps it forever.
+purge_trash_after = "30d"
+purge_junk_after = "30d"
 
 [store]
 # Where message bytes live: one entry per disk, each with a weight (its share

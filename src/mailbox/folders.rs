@@ -11,6 +11,8 @@ pub const JUNK: &str = "Junk";
 pub const SENT: &str = "Sent";
 /// Messages saved from the compose form, to be resumed.
 pub const DRAFTS: &str = "Drafts";
+/// Deleted messages, until purged (`purger`) or deleted for good.
+pub const TRASH: &str = crate::store::folders::TRASH;
 
 /// Header field the engine adds to ask for a folder other than the inbox.
 pub const DELIVER_TO: &str = "X-Campusmail-Deliver-To";

@@ -2,8 +2,8 @@
 //!
 //! Owns: `directory.db`, the store (metadata folder and data directories),
 //! the control sockets (`control.sock` for the directory, `store.sock` for
-//! the store), the background compactor, and the LMTP, HTTPS and HTTP
-//! listeners (all through the modules it starts).
+//! the store), the background compactor and purger (Trash, Junk), and the
+//! LMTP, HTTPS and HTTP listeners (all through the modules it starts).
 //! `submission` is the way back: the webmail's mail goes to the engine by
 //! SMTP submission, like any client's.
 //!
@@ -16,6 +16,7 @@ mod directory_sync;
 pub mod folders;
 pub mod lmtp;
 pub mod local_delivery;
+mod purger;
 pub mod store_admin;
 pub mod submission;
 
@@ -60,6 +61,7 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
         }),
     )?;
     compactor::start(store.clone(), &config.store)?;
+    purger::start(store.clone(), &config.mailbox)?;
     let replication = crate::replication::start(&config, store.clone())?;
     if let Some(rep) = replication.clone() {
         crate::control::serve::<PairCommand>(

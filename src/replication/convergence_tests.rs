@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use crate::store::{MessageId, Op, Store, StoreError};
 
 const USERS: [&str; 2] = ["kim@x", "lee@x"];
-const FOLDERS: [&str; 3] = ["INBOX", "Archive", "Junk"];
+const FOLDERS: [&str; 3] = ["INBOX", "Trash", "Junk"];
 
 fn body(n: u64) -> Vec<u8> {
     format!(

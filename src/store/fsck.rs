@@ -13,7 +13,13 @@
 //! - each message's blob is indexed; each folder listing entry names an
 //!   existing message in that folder and every message is listed once
 //!   (repair: remove or add entries); folder counts and mailbox usage equal
-//!   what the messages add up to (repair: rewrite them).
+//!   what the messages add up to (repair: rewrite them);
+//! - the sort index and the `orphans` entries (messages waiting for a
+//!   folder) are exactly what the messages imply (repair: remove or add
+//!   entries); each message is in a system folder or a live user folder,
+//!   and waits only for a folder not known here (not repairable here: the
+//!   ops that would settle it are missing; named so it can be looked at);
+//!   each folder record decodes.
 //!
 //! Repairs touch only state derived from the op log (counts, listings,
 //! refcounts); no op and no message bytes are ever rewritten or removed.
@@ -27,7 +33,9 @@ use serde::Serialize;
 
 use super::blob::record::{self, BlobId, BlobLocation, HEADER_LEN};
 use super::blob::segments::{self, SegmentInfo};
+use super::folders::{self, FolderRecord};
 use super::id::MessageId;
+use super::listing;
 use super::state::{self, FlagsRecord, MessageRecord};
 use super::{Store, StoreError};
 
@@ -92,6 +100,9 @@ struct Expected {
     listing: HashSet<Vec<u8>>,
     folders: BTreeMap<Vec<u8>, (u64, u64)>,
     usage: BTreeMap<Vec<u8>, (u64, u64)>,
+    /// `sort_index` and `orphans` keys, with their values.
+    sorted: HashMap<Vec<u8>, Vec<u8>>,
+    orphans: HashMap<Vec<u8>, Vec<u8>>,
 }
 
 impl Store {
@@ -104,6 +115,21 @@ impl Store {
         let expected = self.check_messages(&mut report)?;
         self.check_index(repair, &found, &expected, &mut report)?;
         self.check_listing(repair, &expected, &mut report)?;
+        self.check_derived(
+            repair,
+            &self.trees.sort_index,
+            &expected.sorted,
+            "sort index",
+            &mut report,
+        )?;
+        self.check_derived(
+            repair,
+            &self.trees.orphans,
+            &expected.orphans,
+            "list of messages waiting for a folder",
+            &mut report,
+        )?;
+        self.check_folder_defs(&mut report)?;
         if repair {
             self.db.flush()?;
         }
@@ -201,6 +227,10 @@ impl Store {
                 ));
             }
             e.listing.insert(state::folder_entry_key(&rec, &id));
+            for key in listing::sort_entries(&rec, &id) {
+                e.sorted.insert(key, id.as_bytes().to_vec());
+            }
+            self.check_message_folder(&id, &rec, &mut e, report)?;
             let seen = match self.trees.flags.get(id.as_bytes())? {
                 Some(v) => state::decode::<FlagsRecord>(&v)?.seen,
                 None => false,
@@ -216,6 +246,98 @@ impl Store {
             u.1 += 1;
         }
         Ok(e)
+    }
+
+    /// The message's folder is alive; the folder it waits for is unknown.
+    fn check_message_folder(
+        &self,
+        id: &MessageId,
+        rec: &MessageRecord,
+        e: &mut Expected,
+        report: &mut FsckReport,
+    ) -> Result<(), StoreError> {
+        let def = |folder: &str| -> Result<Option<FolderRecord>, StoreError> {
+            self.trees
+                .folder_defs
+                .get(folders::def_key(&rec.mailbox, folder))?
+                .map(|v| state::decode::<FolderRecord>(&v))
+                .transpose()
+        };
+        let alive =
+            folders::is_system(&rec.folder) || def(&rec.folder)?.is_some_and(|d| d.is_alive());
+        if !alive {
+            report.problems.push(format!(
+                "message {id} of {} is in folder {:?}, which is not a live folder",
+                rec.mailbox, rec.folder
+            ));
+        }
+        if let Some(wanted) = &rec.wanted {
+            if def(wanted)?.is_some_and(|d| d.is_alive() || d.deleted.is_some()) {
+                report.problems.push(format!(
+                    "message {id} of {} still waits for folder {wanted:?}, which is settled",
+                    rec.mailbox
+                ));
+            }
+            e.orphans
+                .insert(folders::orphan_key(&rec.mailbox, wanted, id), Vec::new());
+        }
+        Ok(())
+    }
+
+    /// Compares a derived tree with what the messages imply.
+    fn check_derived(
+        &self,
+        repair: bool,
+        tree: &sled::Tree,
+        expected: &HashMap<Vec<u8>, Vec<u8>>,
+        what: &str,
+        report: &mut FsckReport,
+    ) -> Result<(), StoreError> {
+        let mut present = HashSet::new();
+        for entry in tree.iter() {
+            let (key, value) = entry?;
+            match expected.get(&key[..]) {
+                Some(want) if want[..] == value[..] => {
+                    present.insert(key.to_vec());
+                }
+                _ => {
+                    let text = format!("a {what} entry names no message that belongs there");
+                    if repair {
+                        tree.remove(&key)?;
+                        report.repaired.push(text);
+                    } else {
+                        report.problems.push(text);
+                    }
+                }
+            }
+        }
+        for (key, value) in expected {
+            if present.contains(key) {
+                continue;
+            }
+            let text = format!("a message is missing from the {what}");
+            if repair {
+                tree.insert(key.as_slice(), value.as_slice())?;
+                report.repaired.push(text);
+            } else {
+                report.problems.push(text);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every folder record decodes.
+    fn check_folder_defs(&self, report: &mut FsckReport) -> Result<(), StoreError> {
+        for entry in self.trees.folder_defs.iter() {
+            let (key, value) = entry?;
+            if state::decode::<FolderRecord>(&value).is_err() {
+                report.problems.push(format!(
+                    "the folder record {:?} cannot be read",
+                    String::from_utf8_lossy(&key).replace('\0', "/")
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_index(

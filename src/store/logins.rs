@@ -85,6 +85,11 @@ mod tests {
         let a = Store::open(da.path(), "node-a")?;
         let b = Store::open(db.path(), "node-b")?;
         a.record_login("kim@x", "192.0.2.1", 100)?;
+        // B logs in after it has seen A's login: its login orders later
+        // (HLC), whatever the two wall clocks say.
+        for op in a.ops_since("node-a", 0, 10)? {
+            b.apply_remote(&op)?;
+        }
         b.record_login("kim@x", "198.51.100.7", 105)?;
         for (from, to) in [(&a, &b), (&b, &a)] {
             for origin in from.origins()? {

@@ -85,7 +85,7 @@ fn a_deleted_message_never_comes_back_and_moves_are_last_writer_wins() -> Result
     let a = Store::open(da.path(), "node-a")?;
     let b = Store::open(db.path(), "node-b")?;
     let m = a.deliver("kim@x", "INBOX", &msg(1, 10))?;
-    a.move_message("kim@x", &m, "Archive")?;
+    a.move_message("kim@x", &m, "Trash")?;
     a.expunge("kim@x", &m)?;
     // B receives the ops with the delete first: the delivery stays dead.
     let ops = a.ops_since("node-a", 0, 10)?;
@@ -94,7 +94,7 @@ fn a_deleted_message_never_comes_back_and_moves_are_last_writer_wins() -> Result
     b.apply_remote(&ops[0])?;
     b.apply_remote(&ops[1])?;
     assert_eq!(b.list("kim@x", "INBOX", 0, 10)?.total, 0);
-    assert_eq!(b.list("kim@x", "Archive", 0, 10)?.total, 0);
+    assert_eq!(b.list("kim@x", "Trash", 0, 10)?.total, 0);
     assert_eq!(b.usage("kim@x")?, Usage::default());
 
     // Concurrent moves: both sides end in the folder of the later op.
@@ -103,8 +103,8 @@ fn a_deleted_message_never_comes_back_and_moves_are_last_writer_wins() -> Result
         b.put_blob(&msg(2, 10))?;
         b.apply_remote(&op)?;
     }
-    a.move_message("kim@x", &m2, "Work")?;
-    b.move_message("kim@x", &m2, "Home")?;
+    a.move_message("kim@x", &m2, "Junk")?;
+    b.move_message("kim@x", &m2, "Trash")?;
     let from_a = a.ops_since("node-a", 4, 10)?;
     let from_b = b.ops_since("node-b", 0, 10)?;
     for op in &from_b {
@@ -114,9 +114,9 @@ fn a_deleted_message_never_comes_back_and_moves_are_last_writer_wins() -> Result
         b.apply_remote(op)?;
     }
     let winner = if (from_a[0].ts, &from_a[0].id) > (from_b[0].ts, &from_b[0].id) {
-        "Work"
+        "Junk"
     } else {
-        "Home"
+        "Trash"
     };
     for s in [&a, &b] {
         assert_eq!(s.list("kim@x", winner, 0, 10)?.total, 1);

@@ -35,15 +35,24 @@
 mod blob;
 pub mod commands;
 mod directory_log;
+mod flags;
+mod folder_api;
+#[cfg(test)]
+mod folder_tests;
+pub mod folders;
 mod fsck;
 mod hlc;
 mod id;
+mod listing;
+#[cfg(test)]
+mod listing_bench;
 mod logins;
 #[cfg(test)]
 mod maintenance_tests;
 #[cfg(test)]
 mod model_tests;
 mod op;
+mod purge;
 mod replica;
 mod state;
 pub mod stats;
@@ -56,11 +65,14 @@ use std::sync::Mutex;
 use sled::transaction::TransactionError;
 
 pub use blob::{BlobId, BlobLocation, CompactReport, DataDirSpec, RebalanceReport};
+pub use folder_api::{FolderCounts, UserFolder};
+pub use folders::FolderProblem;
 pub use fsck::FsckReport;
 pub use hlc::HlcTimestamp;
 pub use id::{is_valid_node_name, MessageId, OpId};
+pub use listing::{ListOrder, SortKey};
 pub use logins::LoginStamp;
-pub use op::{Op, ReplicationOp, SummaryFields};
+pub use op::{Flag, Op, ReplicationOp, SummaryFields};
 pub use state::LoginRecord;
 pub use stats::{DiskStats, StoreStats};
 
@@ -81,6 +93,8 @@ pub struct MessageSummary {
     pub received_at: i64,
     pub size: u64,
     pub seen: bool,
+    pub flagged: bool,
+    pub answered: bool,
     /// The folder it is in.
     pub folder: String,
 }
@@ -115,6 +129,8 @@ pub enum StoreError {
     InvalidName(String),
     #[error("no such message")]
     NoSuchMessage,
+    #[error("{0}")]
+    Folder(#[from] FolderProblem),
     #[error("blob {0} is not stored here")]
     MissingBlob(String),
     #[error("invalid op: {0}")]
@@ -208,6 +224,7 @@ impl Store {
             blobs.index_tree().clone(),
             blobs.segments_tree().clone(),
         )?;
+        listing::backfill(&trees)?;
         let next_seq = match trees.oplog.scan_prefix(id::origin_prefix(node)).next_back() {
             Some(entry) => ReplicationOp::decode(&entry?.1)?.id.seq.saturating_add(1),
             None => 1,
@@ -300,6 +317,9 @@ impl Store {
     /// Moves a message of `user` to another of their folders.
     pub fn move_message(&self, user: &str, id: &MessageId, folder: &str) -> Result<(), StoreError> {
         check_name("folder", folder)?;
+        if !self.folder_exists(user, folder)? {
+            return Err(FolderProblem::NoSuchFolder.into());
+        }
         let rec = self.owned(user, id)?;
         if rec.folder == folder {
             return Ok(());
@@ -353,7 +373,8 @@ impl Store {
             .ok_or(StoreError::NoSuchMessage)
     }
 
-    /// Newest first; `offset`/`limit` for paging; `total` = messages in the folder.
+    /// Newest first; `offset`/`limit` for paging; `total` = messages in the
+    /// folder. Other orders: `list_sorted` (listing.rs).
     pub fn list(
         &self,
         user: &str,
@@ -361,34 +382,7 @@ impl Store {
         offset: usize,
         limit: usize,
     ) -> Result<MessagePage, StoreError> {
-        check_name("mailbox", user)?;
-        check_name("folder", folder)?;
-        let (total, _) = state::decode_stats(
-            self.trees
-                .folder_stats
-                .get(state::stats_key(user, folder))?
-                .as_deref(),
-        );
-        let mut messages = Vec::with_capacity(limit.min(1000));
-        for entry in self
-            .trees
-            .folders
-            .scan_prefix(state::folder_prefix(user, folder))
-            .skip(offset)
-            .take(limit)
-        {
-            let (_, id) = entry?;
-            let id: MessageId = std::str::from_utf8(&id)
-                .map_err(|_| StoreError::Corrupt("folder entry".into()))?
-                .parse()?;
-            if let Some(rec) = self.record(&id)? {
-                messages.push(self.summary(id, &rec)?);
-            }
-        }
-        Ok(MessagePage {
-            messages,
-            total: usize::try_from(total).unwrap_or(usize::MAX),
-        })
+        self.list_sorted(user, folder, ListOrder::default(), offset, limit)
     }
 
     /// The message and its bytes; None if there is none or it isn't `user`'s.
@@ -548,7 +542,10 @@ impl Store {
     }
 
     fn summary(&self, id: MessageId, rec: &MessageRecord) -> Result<MessageSummary, StoreError> {
-        let seen = self.flags(&id)?.is_some_and(|f| f.seen);
+        let flags = self.flags(&id)?;
+        let flag = |f: Flag| flags.as_ref().is_some_and(|r| r.get(f));
+        let (seen, flagged, answered) =
+            (flag(Flag::Seen), flag(Flag::Flagged), flag(Flag::Answered));
         Ok(MessageSummary {
             id,
             from: rec.summary.from.clone(),
@@ -557,6 +554,8 @@ impl Store {
             received_at: rec.received_at,
             size: rec.size,
             seen,
+            flagged,
+            answered,
             folder: rec.folder.clone(),
         })
     }

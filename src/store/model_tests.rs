@@ -15,7 +15,18 @@ use rand::{Rng, SeedableRng};
 use super::*;
 
 const USERS: [&str; 3] = ["kim@x", "lee@x", "park@x"];
-const FOLDERS: [&str; 3] = ["INBOX", "Archive", "Junk"];
+/// INBOX, a user folder "Archive" (made by `make_folders`), Junk.
+type Folders = BTreeMap<&'static str, [String; 3]>;
+
+/// Makes each user's "Archive" folder; returns every user's folders.
+fn make_folders(store: &Store) -> Result<Folders, StoreError> {
+    let mut out = BTreeMap::new();
+    for user in USERS {
+        let archive = store.create_folder(user, "Archive", None)?;
+        out.insert(user, ["INBOX".to_string(), archive, "Junk".to_string()]);
+    }
+    Ok(out)
+}
 
 /// Few distinct bodies, so single-instance sharing happens often.
 fn body(n: u64) -> Vec<u8> {
@@ -50,12 +61,16 @@ fn open_era(root: &Path, era: u64) -> Result<Store, StoreError> {
 #[derive(Clone, Debug)]
 struct Modeled {
     user: &'static str,
-    folder: &'static str,
+    folder: String,
     body: u64,
     seen: bool,
 }
 
-fn check(store: &Store, model: &BTreeMap<MessageId, Modeled>) -> Result<(), StoreError> {
+fn check(
+    store: &Store,
+    folders: &Folders,
+    model: &BTreeMap<MessageId, Modeled>,
+) -> Result<(), StoreError> {
     for user in USERS {
         let mine: Vec<&Modeled> = model.values().filter(|m| m.user == user).collect();
         let bytes: u64 = mine.iter().map(|m| body(m.body).len() as u64).sum();
@@ -66,7 +81,8 @@ fn check(store: &Store, model: &BTreeMap<MessageId, Modeled>) -> Result<(), Stor
                 messages: mine.len() as u64
             }
         );
-        for folder in FOLDERS {
+        for folder in &folders[user] {
+            let folder = folder.as_str();
             let here = mine.iter().filter(|m| m.folder == folder);
             let page = store.list(user, folder, 0, 10_000)?;
             assert_eq!(page.total, here.clone().count(), "{user}/{folder}");
@@ -89,6 +105,7 @@ fn check(store: &Store, model: &BTreeMap<MessageId, Modeled>) -> Result<(), Stor
 fn random_step(
     rng: &mut StdRng,
     store: &Store,
+    folders: &Folders,
     model: &mut BTreeMap<MessageId, Modeled>,
 ) -> Result<(), StoreError> {
     let pick = |rng: &mut StdRng, model: &BTreeMap<MessageId, Modeled>| {
@@ -100,9 +117,9 @@ fn random_step(
     match rng.gen_range(0..100) {
         0..=44 => {
             let user = USERS[rng.gen_range(0..USERS.len())];
-            let folder = FOLDERS[rng.gen_range(0..FOLDERS.len())];
+            let folder = folders[user][rng.gen_range(0..3)].clone();
             let n = rng.gen_range(0..12);
-            let id = store.deliver(user, folder, &body(n))?;
+            let id = store.deliver(user, &folder, &body(n))?;
             model.insert(
                 id,
                 Modeled {
@@ -121,9 +138,9 @@ fn random_step(
         }
         70..=79 => {
             if let Some(id) = pick(rng, model) {
-                let folder = FOLDERS[rng.gen_range(0..FOLDERS.len())];
                 let m = model.get_mut(&id).ok_or(StoreError::NoSuchMessage)?;
-                store.move_message(m.user, &id, folder)?;
+                let folder = folders[m.user][rng.gen_range(0..3)].clone();
+                store.move_message(m.user, &id, &folder)?;
                 m.folder = folder;
             }
         }
@@ -152,15 +169,16 @@ fn random_operations_match_the_model() -> Result<(), StoreError> {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut model = BTreeMap::new();
         let mut store = open_small(root.path())?;
+        let folders = make_folders(&store)?;
         for step in 0..250 {
-            random_step(&mut rng, &store, &mut model)?;
+            random_step(&mut rng, &store, &folders, &mut model)?;
             if step % 60 == 59 {
-                check(&store, &model)?;
+                check(&store, &folders, &model)?;
                 drop(store);
                 store = open_era(root.path(), step)?;
             }
         }
-        check(&store, &model)?;
+        check(&store, &folders, &model)?;
         // Everything deleted and compacted: no segment bytes are left live.
         for (id, m) in std::mem::take(&mut model) {
             store.expunge(m.user, &id)?;
@@ -169,7 +187,7 @@ fn random_operations_match_the_model() -> Result<(), StoreError> {
         let stats = store.stats()?;
         assert_eq!(stats.blobs, 0, "seed {seed}");
         assert!(stats.disks.iter().all(|d| d.bytes == d.garbage), "{stats}");
-        check(&store, &model)?;
+        check(&store, &folders, &model)?;
     }
     Ok(())
 }

@@ -62,6 +62,47 @@ pub enum Op {
         key: String,
         value: Option<String>,
     },
+    /// One flag of `message` was set or cleared. Last writer (by HLC
+    /// timestamp, then op id) wins, per flag; `SetSeen` is the older
+    /// spelling of `SetFlag { flag: Seen }` and is still applied.
+    SetFlag {
+        message: MessageId,
+        flag: Flag,
+        value: bool,
+    },
+    /// A user folder was made in `mailbox`. Its id `folder` is derived
+    /// from the op id (`folders::folder_id_of`), so it never changes when
+    /// the folder is renamed and two nodes never make the same id.
+    CreateFolder {
+        mailbox: String,
+        folder: String,
+        name: String,
+        parent: Option<String>,
+    },
+    /// A user folder's name and place (`parent`) changed together. Last
+    /// writer (by HLC timestamp, then op id) wins.
+    RenameFolder {
+        mailbox: String,
+        folder: String,
+        name: String,
+        parent: Option<String>,
+    },
+    /// A user folder was deleted: a tombstone that beats every other op on
+    /// it. Messages still in it (or moved or delivered into it later, by
+    /// a node that had not seen the delete) are in INBOX.
+    DeleteFolder { mailbox: String, folder: String },
+}
+
+/// The message flags the webmail sets (RFC 9051 §2.3.2 system flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// `\Seen`: the message was read.
+    Seen,
+    /// `\Flagged`: marked for attention.
+    Flagged,
+    /// `\Answered`: a reply was sent.
+    Answered,
 }
 
 /// Header summary stored with each message so listing reads no blobs.
@@ -113,7 +154,39 @@ impl ReplicationOp {
                 }
             }
             Op::Move { folder, .. } => check_name("folder", folder)?,
-            Op::SetSeen { .. } | Op::Expunge { .. } => {}
+            Op::SetSeen { .. } | Op::Expunge { .. } | Op::SetFlag { .. } => {}
+            Op::CreateFolder {
+                mailbox,
+                folder,
+                name,
+                parent,
+            } => {
+                check_name("mailbox", mailbox)?;
+                if *folder != super::folders::folder_id_of(&self.id) {
+                    return Err(StoreError::InvalidOp(format!(
+                        "folder id {folder:?} does not match op {:?}",
+                        self.id
+                    )));
+                }
+                super::folders::check_folder_op(folder, name, parent.as_deref())?;
+            }
+            Op::RenameFolder {
+                mailbox,
+                folder,
+                name,
+                parent,
+            } => {
+                check_name("mailbox", mailbox)?;
+                super::folders::check_folder_op(folder, name, parent.as_deref())?;
+            }
+            Op::DeleteFolder { mailbox, folder } => {
+                check_name("mailbox", mailbox)?;
+                if !super::folders::is_user_folder_id(folder) {
+                    return Err(StoreError::InvalidOp(format!(
+                        "{folder:?} is not a user folder"
+                    )));
+                }
+            }
             Op::Directory { tree, key, .. } => {
                 if !DIRECTORY_TREES.contains(&tree.as_str()) {
                     return Err(StoreError::InvalidOp(format!("directory tree {tree:?}")));

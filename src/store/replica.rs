@@ -3,9 +3,10 @@
 //! `Deliver` names, and a digest of the whole state for `pair verify`.
 //!
 //! The digest covers what users see and what must converge: every message
-//! (id, mailbox, folder, blob, size, flags) and every tombstone, in key
-//! order, so two nodes that applied the same ops in any order have the same
-//! digest. Physical layout (segments, disks, garbage) is not part of it.
+//! (id, mailbox, folder, blob, size), every tombstone, flag, user folder,
+//! directory record and login, in key order, so two nodes that applied the
+//! same ops in any order have the same digest. Physical layout (segments,
+//! disks, garbage) and derived indexes are not part of it.
 
 use super::blob::BlobId;
 use super::id::{self, MessageId};
@@ -87,6 +88,23 @@ impl Store {
             let (key, _) = entry?;
             hasher.update(&key);
             hasher.update(&[0]);
+        }
+        // Every flag, user folder (name, place, tombstone), directory record
+        // and login carries its last writer's stamp, so converged nodes
+        // hold byte-identical records here.
+        for (name, tree) in [
+            (&b"flags"[..], &self.trees.flags),
+            (&b"folder_defs"[..], &self.trees.folder_defs),
+            (&b"records"[..], &self.trees.records),
+        ] {
+            hasher.update(name);
+            for entry in tree.iter() {
+                let (key, value) = entry?;
+                hasher.update(&(key.len() as u64).to_be_bytes());
+                hasher.update(&key);
+                hasher.update(&(value.len() as u64).to_be_bytes());
+                hasher.update(&value);
+            }
         }
         Ok((hasher.finalize().to_hex().to_string(), messages))
     }

@@ -14,6 +14,11 @@
 //!   `login \0 user \0 L` -> the newest [`LoginRecord`];
 //!   `login \0 user \0 H !ts(12 bytes BE) op` -> every login, newest first;
 //!   `dir \0 tree \0 key` -> the directory's record ([`DirectoryRecord`]).
+//! - `folder_defs`: `mailbox \0 folder id` -> JSON `FolderRecord` (user
+//!   folders: name, parent, tombstone; see `folders.rs`).
+//! - `orphans`: `mailbox \0 folder id \0 message id` -> empty: messages
+//!   that asked for a folder not known here yet (they wait in INBOX).
+//! - `sort_index`: the listing again, per sort order (`listing.rs`).
 //! - `blobs`, `segments` (owned by `blob/`): refcounts are raised and
 //!   lowered here; a blob whose count reaches 0 leaves the index and its
 //!   record is counted as garbage in its segment.
@@ -33,7 +38,24 @@
 //!   comes back;
 //! - a `Move` of a message not here yet is dropped: ops of one origin
 //!   arrive in order, and a node can only move a message it has seen
-//!   delivered, so the `Deliver` always precedes it in practice.
+//!   delivered, so the `Deliver` always precedes it in practice;
+//! - flags (`SetFlag`, and the older `SetSeen`): last writer wins per flag
+//!   (`\Seen`, `\Flagged`, `\Answered` each have their own (timestamp,
+//!   op id)), so marking read on one node and flagging on the other both
+//!   stay;
+//! - user folders: ids come from the creating op, so a rename never moves
+//!   a message; name and parent are one last-writer-wins register;
+//!   `DeleteFolder` is a tombstone. A message's folder is the last
+//!   `Move`'s (or its `Deliver`'s) *if that folder is alive here*; a
+//!   deleted folder means INBOX, and a folder not known yet means INBOX
+//!   until its `CreateFolder` arrives (an `orphans` entry remembers it).
+//!   So "delete folder" on one node and "deliver into it" on the other
+//!   both end with the message in INBOX, whatever the order, and no mail
+//!   is lost. Two nodes creating the same name at once make two folders
+//!   (two ids); both are shown. A rename that makes a cycle through
+//!   concurrent renames, or a parent that was deleted, is shown at the
+//!   top level (the tree is drawn from converged state, see
+//!   `folders::FolderTree`).
 //!
 //! Untrusted input: ops from the peer, checked by `ReplicationOp::validate`
 //! before they reach `apply`.
@@ -43,9 +65,12 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 use super::blob::{add_garbage, BlobId, BlobLocation};
+use super::flags::{self, FlagStamp};
+use super::folders;
 use super::hlc::HlcTimestamp;
 use super::id::{MessageId, OpId};
-use super::op::{Op, ReplicationOp, SummaryFields};
+use super::listing;
+use super::op::{Flag, Op, ReplicationOp, SummaryFields};
 use super::StoreError;
 
 const HLC_HIGH: &[u8] = b"hlc_high";
@@ -64,6 +89,10 @@ pub struct MessageRecord {
     /// (timestamp, op) of the last `Move`; None = where it was delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved: Option<(HlcTimestamp, OpId)>,
+    /// The user folder the last `Deliver`/`Move` asked for while that
+    /// folder is not known here yet (the message is in INBOX meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wanted: Option<String>,
 }
 
 /// Flags of one message; each field carries the (timestamp, op) that last
@@ -73,6 +102,12 @@ pub struct FlagsRecord {
     pub seen: bool,
     pub seen_ts: HlcTimestamp,
     pub seen_op: OpId,
+    /// `\Flagged` and `\Answered` (absent in records written before they
+    /// existed: never set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flagged: Option<FlagStamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered: Option<FlagStamp>,
 }
 
 /// The sled trees ops are applied to.
@@ -89,6 +124,9 @@ pub struct Trees {
     pub records: sled::Tree,
     pub blobs: sled::Tree,
     pub segments: sled::Tree,
+    pub folder_defs: sled::Tree,
+    pub orphans: sled::Tree,
+    pub sort_index: sled::Tree,
 }
 
 impl Trees {
@@ -109,6 +147,9 @@ impl Trees {
             records: db.open_tree("records")?,
             blobs,
             segments,
+            folder_defs: db.open_tree("folder_defs")?,
+            orphans: db.open_tree("orphans")?,
+            sort_index: db.open_tree("sort_index")?,
         })
     }
 
@@ -172,31 +213,36 @@ pub fn encode_stats(total: u64, unseen: u64) -> [u8; 16] {
     b
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+pub type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
-fn abort<T>(e: StoreError) -> TxResult<T> {
+pub fn abort<T>(e: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
-fn tx_decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> TxResult<T> {
+pub fn tx_decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> TxResult<T> {
     decode(bytes).or_else(abort)
 }
 
 /// The trees one op may touch, inside its transaction.
-struct Tx<'a> {
-    messages: &'a TransactionalTree,
-    folders: &'a TransactionalTree,
-    flags: &'a TransactionalTree,
-    stats: &'a TransactionalTree,
-    tombstones: &'a TransactionalTree,
-    usage: &'a TransactionalTree,
-    records: &'a TransactionalTree,
-    blobs: &'a TransactionalTree,
-    segments: &'a TransactionalTree,
+pub struct Tx<'a> {
+    pub messages: &'a TransactionalTree,
+    pub folders: &'a TransactionalTree,
+    pub flags: &'a TransactionalTree,
+    pub stats: &'a TransactionalTree,
+    pub tombstones: &'a TransactionalTree,
+    pub usage: &'a TransactionalTree,
+    pub blobs: &'a TransactionalTree,
+    pub segments: &'a TransactionalTree,
+    pub folder_defs: &'a TransactionalTree,
+    pub orphans: &'a TransactionalTree,
+    pub sort_index: &'a TransactionalTree,
+    pub records: &'a TransactionalTree,
 }
 
 /// Applies `op` and logs it, atomically. Returns false if it was already
-/// applied (nothing changed).
+/// applied (nothing changed). Callers hold the store's writer lock, so the
+/// messages a folder op may rehome (`folders::affected`, read before the
+/// transaction since sled transactions cannot scan) cannot change meanwhile.
 pub fn apply(trees: &Trees, op: &ReplicationOp) -> Result<bool, StoreError> {
     apply_with(trees, op, false)
 }
@@ -213,6 +259,7 @@ pub fn apply_with(
     let log_key = op.id.log_key();
     let log_value = op.encode()?;
     let ts_value = encode(&op.ts)?;
+    let affected = folders::affected(trees, &op.op)?;
     (
         &trees.oplog,
         &trees.messages,
@@ -225,6 +272,9 @@ pub fn apply_with(
         &trees.records,
         &trees.blobs,
         &trees.segments,
+        &trees.folder_defs,
+        &trees.orphans,
+        &trees.sort_index,
     )
         .transaction(
             |(
@@ -239,6 +289,9 @@ pub fn apply_with(
                 records,
                 blobs,
                 segments,
+                folder_defs,
+                orphans,
+                sort_index,
             )| {
                 if oplog.get(&log_key)?.is_some() {
                     return Ok(false);
@@ -253,6 +306,9 @@ pub fn apply_with(
                     records,
                     blobs,
                     segments,
+                    folder_defs,
+                    orphans,
+                    sort_index,
                 };
                 match &op.op {
                     Op::Deliver { message, .. } if deleted_at_origin => {
@@ -261,7 +317,7 @@ pub fn apply_with(
                                 .insert(message.as_bytes(), encode(&op.ts).or_else(abort)?)?;
                         }
                     }
-                    _ => apply_op(&tx, op)?,
+                    _ => apply_op(&tx, op, &affected)?,
                 }
                 let high: HlcTimestamp = match meta.get(HLC_HIGH)? {
                     Some(v) => tx_decode(&v)?,
@@ -277,7 +333,7 @@ pub fn apply_with(
         .map_err(StoreError::from_tx)
 }
 
-fn apply_op(tx: &Tx, op: &ReplicationOp) -> TxResult<()> {
+fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()> {
     match &op.op {
         Op::Deliver {
             mailbox,
@@ -292,15 +348,17 @@ fn apply_op(tx: &Tx, op: &ReplicationOp) -> TxResult<()> {
             if gone || tx.messages.get(message.as_bytes())?.is_some() {
                 return Ok(());
             }
+            let (effective, wanted) = folders::resolve(tx, mailbox, folder)?;
             let rec = MessageRecord {
                 mailbox: mailbox.clone(),
-                folder: folder.clone(),
+                folder: effective,
                 blob: *blob,
                 size: *size,
                 received_at: *received_at,
                 ts: op.ts,
                 summary: summary.clone(),
                 moved: None,
+                wanted,
             };
             apply_deliver(tx, message, &rec)
         }
@@ -310,10 +368,26 @@ fn apply_op(tx: &Tx, op: &ReplicationOp) -> TxResult<()> {
             }
             apply_set_seen(tx.messages, tx.flags, tx.stats, op, message, *seen)
         }
+        Op::SetFlag {
+            message,
+            flag,
+            value,
+        } => {
+            if tx.tombstones.get(message.as_bytes())?.is_some() {
+                return Ok(());
+            }
+            match flag {
+                Flag::Seen => apply_set_seen(tx.messages, tx.flags, tx.stats, op, message, *value),
+                other => flags::apply_other(tx, op, message, *other, *value),
+            }
+        }
         Op::Move { message, folder } => apply_move(tx, op, message, folder),
         Op::Expunge { message } => apply_expunge(tx, op, message),
         Op::Login { user, ip, at } => apply_login(tx, op, user, ip, *at),
         Op::Directory { tree, key, value } => apply_directory(tx, op, tree, key, value.as_deref()),
+        Op::CreateFolder { .. } | Op::RenameFolder { .. } | Op::DeleteFolder { .. } => {
+            folders::apply(tx, op, affected)
+        }
     }
 }
 
@@ -409,7 +483,7 @@ fn apply_directory(
     Ok(())
 }
 
-fn is_seen(flags: &TransactionalTree, id: &MessageId) -> TxResult<bool> {
+pub fn is_seen(flags: &TransactionalTree, id: &MessageId) -> TxResult<bool> {
     Ok(match flags.get(id.as_bytes())? {
         Some(v) => tx_decode::<FlagsRecord>(&v)?.seen,
         None => false,
@@ -417,7 +491,7 @@ fn is_seen(flags: &TransactionalTree, id: &MessageId) -> TxResult<bool> {
 }
 
 /// Adds `total` and `unseen` (may be negative) to a folder's counts.
-fn bump_folder(
+pub fn bump_folder(
     stats: &TransactionalTree,
     mailbox: &str,
     folder: &str,
@@ -456,30 +530,22 @@ fn apply_move(tx: &Tx, op: &ReplicationOp, id: &MessageId, folder: &str) -> TxRe
     let Some(v) = tx.messages.get(id.as_bytes())? else {
         return Ok(()); // deleted, or (in theory) not delivered here yet
     };
-    let mut rec: MessageRecord = tx_decode(&v)?;
+    let rec: MessageRecord = tx_decode(&v)?;
     let newer = match &rec.moved {
         Some((ts, by)) => (ts, by) < (&op.ts, &op.id),
         None => rec.ts < op.ts,
     };
-    if !newer || rec.folder == folder {
-        if newer {
-            rec.moved = Some((op.ts, op.id.clone()));
-            tx.messages
-                .insert(id.as_bytes(), encode(&rec).or_else(abort)?)?;
-        }
+    if !newer {
         return Ok(());
     }
-    let unseen = if is_seen(tx.flags, id)? { 0 } else { 1 };
-    tx.folders.remove(folder_entry_key(&rec, id))?;
-    bump_folder(tx.stats, &rec.mailbox, &rec.folder, -1, -unseen)?;
-    rec.folder = folder.to_string();
-    rec.moved = Some((op.ts, op.id.clone()));
-    tx.folders
-        .insert(folder_entry_key(&rec, id), id.as_bytes())?;
-    bump_folder(tx.stats, &rec.mailbox, &rec.folder, 1, unseen)?;
-    tx.messages
-        .insert(id.as_bytes(), encode(&rec).or_else(abort)?)?;
-    Ok(())
+    let (effective, wanted) = folders::resolve(tx, &rec.mailbox, folder)?;
+    let next = MessageRecord {
+        folder: effective,
+        wanted,
+        moved: Some((op.ts, op.id.clone())),
+        ..rec.clone()
+    };
+    listing::relocate(tx, id, &rec, &next)
 }
 
 fn apply_expunge(tx: &Tx, op: &ReplicationOp, id: &MessageId) -> TxResult<()> {
@@ -489,10 +555,8 @@ fn apply_expunge(tx: &Tx, op: &ReplicationOp, id: &MessageId) -> TxResult<()> {
         return Ok(());
     };
     let rec: MessageRecord = tx_decode(&v)?;
-    let unseen = if is_seen(tx.flags, id)? { 0 } else { 1 };
+    listing::unplace(tx, id, &rec)?;
     tx.flags.remove(id.as_bytes())?;
-    tx.folders.remove(folder_entry_key(&rec, id))?;
-    bump_folder(tx.stats, &rec.mailbox, &rec.folder, -1, -unseen)?;
     bump_usage(tx.usage, &rec.mailbox, -signed(rec.size), -1)?;
     release_blob(tx, &rec.blob)
 }
@@ -527,10 +591,7 @@ fn apply_deliver(tx: &Tx, id: &MessageId, rec: &MessageRecord) -> TxResult<()> {
     tx.blobs.insert(&rec.blob.0, &loc.encode())?;
     tx.messages
         .insert(id.as_bytes(), encode(rec).or_else(abort)?)?;
-    tx.folders
-        .insert(folder_entry_key(rec, id), id.as_bytes())?;
-    let unseen = if is_seen(tx.flags, id)? { 0 } else { 1 };
-    bump_folder(tx.stats, &rec.mailbox, &rec.folder, 1, unseen)?;
+    listing::place(tx, id, rec)?;
     bump_usage(tx.usage, &rec.mailbox, signed(rec.size), 1)
 }
 
@@ -554,10 +615,16 @@ fn apply_set_seen(
         }
     }
     let was_seen = old.as_ref().is_some_and(|f| f.seen);
+    let (flagged, answered) = match old {
+        Some(old) => (old.flagged, old.answered),
+        None => (None, None),
+    };
     let rec = FlagsRecord {
         seen,
         seen_ts: op.ts,
         seen_op: op.id.clone(),
+        flagged,
+        answered,
     };
     flags.insert(id.as_bytes(), encode(&rec).or_else(abort)?)?;
     if was_seen == seen {

@@ -39,15 +39,28 @@ pub struct Form {
 impl Form {
     /// Parses `input`, refusing anything longer than `limit` bytes.
     pub fn parse(input: &[u8], limit: usize) -> Result<Form, FormError> {
+        Form::parse_repeating(input, limit, &[], 0)
+    }
+
+    /// Like `parse`, but the fields named in `repeatable` may appear up to
+    /// `max_repeats` times in all (e.g. one checkbox per listed message),
+    /// beside the usual `MAX_FIELDS` others. Read them with `all`.
+    pub fn parse_repeating(
+        input: &[u8],
+        limit: usize,
+        repeatable: &[&str],
+        max_repeats: usize,
+    ) -> Result<Form, FormError> {
         if input.len() > limit {
             return Err(FormError::TooLarge { limit });
         }
         let mut fields: Vec<(String, String)> = Vec::new();
+        let mut repeats = 0;
         for pair in input.split(|&b| b == b'&') {
             if pair.is_empty() {
                 continue;
             }
-            if fields.len() == MAX_FIELDS {
+            if fields.len() - repeats == MAX_FIELDS {
                 return Err(FormError::TooManyFields);
             }
             let (name, value) = match pair.iter().position(|&b| b == b'=') {
@@ -56,12 +69,25 @@ impl Form {
             };
             let name = decode(name)?;
             let value = decode(value)?;
-            if fields.iter().any(|(n, _)| *n == name) {
+            if repeatable.contains(&name.as_str()) {
+                if repeats == max_repeats {
+                    return Err(FormError::TooManyFields);
+                }
+                repeats += 1;
+            } else if fields.iter().any(|(n, _)| *n == name) {
                 return Err(FormError::Repeated(name));
             }
             fields.push((name, value));
         }
         Ok(Form { fields })
+    }
+
+    /// Every value of `name`, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of `name`, if present.
@@ -177,6 +203,24 @@ mod tests {
             Form::parse(many.join("&").as_bytes(), 1 << 20),
             Err(FormError::TooManyFields)
         );
+    }
+
+    #[test]
+    fn repeatable_fields_are_counted_apart() {
+        let form = Form::parse_repeating(b"m=a&m=b&x=1", 1024, &["m"], 2).unwrap();
+        assert_eq!(form.all("m").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(form.get("x"), Some("1"));
+        assert_eq!(
+            Form::parse_repeating(b"m=a&m=b&m=c", 1024, &["m"], 2),
+            Err(FormError::TooManyFields)
+        );
+        assert_eq!(
+            Form::parse_repeating(b"x=1&x=2", 1024, &["m"], 2),
+            Err(FormError::Repeated("x".into()))
+        );
+        let many: Vec<String> = (0..300).map(|i| format!("m=n{i}")).collect();
+        let form = Form::parse_repeating(many.join("&").as_bytes(), 1 << 20, &["m"], 500).unwrap();
+        assert_eq!(form.all("m").count(), 300);
     }
 
     #[test]

@@ -86,6 +86,16 @@ impl WebRequest {
 
     /// The parsed form body, checking size and content type.
     pub fn body_form(&self) -> Result<Form, FormError> {
+        self.body_form_repeating(&[], 0)
+    }
+
+    /// `body_form` where the fields in `repeatable` may repeat (up to
+    /// `max_repeats` in all; see `Form::parse_repeating`).
+    pub fn body_form_repeating(
+        &self,
+        repeatable: &[&str],
+        max_repeats: usize,
+    ) -> Result<Form, FormError> {
         if self.body_too_large || self.body.len() > MAX_FORM_BODY {
             return Err(FormError::TooLarge {
                 limit: MAX_FORM_BODY,
@@ -98,7 +108,7 @@ impl WebRequest {
         if !is_form && !self.body.is_empty() {
             return Err(FormError::WrongContentType);
         }
-        Form::parse(&self.body, MAX_FORM_BODY)
+        Form::parse_repeating(&self.body, MAX_FORM_BODY, repeatable, max_repeats)
     }
 }
 

@@ -18,10 +18,9 @@
 
 use std::str::FromStr;
 
-use super::pages::{self, CarriedRow, Chrome, ComposePage, Problem, UserBar};
+use super::pages::{self, CarriedRow, Chrome, ComposePage, Problem};
 use super::{Ctx, Webmail};
 use crate::config::Config;
-use crate::mailbox::folders::INBOX;
 use crate::mime::compose::{Attachment, Mailbox};
 use crate::mime::original::{self, Original};
 use crate::store::MessageId;
@@ -302,11 +301,8 @@ pub(super) fn render(
     feedback: Feedback,
 ) -> Reply {
     let t = ctx.lang.catalog();
-    let unread = webmail
-        .store
-        .unseen_count(&session.user, INBOX)
-        .unwrap_or(0);
-    let bar = UserBar::new(t, &session.user, unread, &session.csrf_token);
+    let folders = super::mailbox::user_folders(webmail, &session.user);
+    let bar = super::mailbox::user_bar(webmail, t, session, &folders, None);
     let mut carried = Vec::new();
     if let Some(id) = &state.carry_from {
         if let Ok(Some(raw)) = load(webmail, &session.user, id) {

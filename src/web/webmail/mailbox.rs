@@ -13,41 +13,21 @@
 //! Reads untrusted input: the page number, the `images` and `sent` flags,
 //! and message data from the store (displayed escaped).
 
+use super::folder_nav::{self, display_name, list_href};
+use super::list_query::{key_name, ListQuery};
 use super::pages::{
-    self, message_href, AttachmentRow, BodyDocument, Chrome, InboxPage, MessagePage, MessageRow,
-    Problem, QuotaBar, UserBar,
+    self, message_href, AttachmentRow, BodyDocument, Chrome, InboxPage, ListFields, MessagePage,
+    MessageRow, MoveTarget, Problem, QuotaBar, SortColumn, UserBar,
 };
 use super::{Ctx, Webmail};
-use crate::store::{MessageId, StoreError};
+use crate::store::folders::{DRAFTS, INBOX, SENT, TRASH};
+use crate::store::{MessageId, SortKey, StoreError, UserFolder};
 use crate::web::format;
 use crate::web::http::Reply;
 use crate::web::session::Session;
 
-use crate::mailbox::folders::{DRAFTS, INBOX, JUNK, SENT};
 use crate::mailbox::local_delivery::{DefaultQuota, Quota};
 use crate::web::i18n::Catalog;
-
-/// The folder named by `?folder=` (only the folders every user has, for
-/// now); `None` for anything else.
-fn folder_of(ctx: &Ctx<'_>) -> Option<&'static str> {
-    match ctx.query.get("folder") {
-        None | Some("INBOX") => Some(INBOX),
-        Some("Junk") => Some(JUNK),
-        Some("Sent") => Some(SENT),
-        Some("Drafts") => Some(DRAFTS),
-        Some(_) => None,
-    }
-}
-
-/// The catalog key of a folder's name.
-fn folder_title(folder: &str) -> &'static str {
-    match folder {
-        JUNK => "junk.title",
-        SENT => "sent.title",
-        DRAFTS => "drafts.title",
-        _ => "inbox.title",
-    }
-}
 
 /// CSP of the message body document; remote images only when allowed.
 fn body_csp(images: bool) -> String {
@@ -82,95 +62,162 @@ fn internal(ctx: &Ctx<'_>, err: &StoreError) -> Reply {
     pages::problem(ctx.lang, Problem::Internal, None)
 }
 
-/// The header bar of a logged-in page (with the unread count).
-fn user_bar(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Result<UserBar, Reply> {
+/// The header bar of a logged-in page: the inbox's unread count and the
+/// folder list (`current` marked). A store failure leaves the list out
+/// (logged) rather than the page.
+pub(super) fn user_bar(
+    webmail: &Webmail,
+    t: &Catalog,
+    session: &Session,
+    folders: &[UserFolder],
+    current: Option<&str>,
+) -> UserBar {
     let unread = webmail
         .store
         .unseen_count(&session.user, INBOX)
-        .map_err(|err| internal(ctx, &err))?;
-    Ok(UserBar::new(
-        ctx.lang.catalog(),
-        &session.user,
-        unread,
-        &session.csrf_token,
-    ))
+        .unwrap_or_else(|err| {
+            tracing::error!(%err, "unread count failed");
+            0
+        });
+    let bar = UserBar::new(t, &session.user, unread, &session.csrf_token);
+    match folder_nav::links(&webmail.store, t, &session.user, folders, current) {
+        Ok(links) => bar.with_folders(links),
+        Err(err) => {
+            tracing::error!(%err, "folder list failed");
+            bar
+        }
+    }
 }
 
-/// `GET /mail?page=N[&folder=Junk]`.
+/// The user's folders; an empty list (logged) when the store fails.
+pub(super) fn user_folders(webmail: &Webmail, user: &str) -> Vec<UserFolder> {
+    webmail.store.user_folders(user).unwrap_or_else(|err| {
+        tracing::error!(%err, "listing folders failed");
+        Vec::new()
+    })
+}
+
+/// The folders a message can be moved to: the system ones, then the
+/// user's, indented by depth.
+pub(super) fn move_targets(t: &Catalog, folders: &[UserFolder]) -> Vec<MoveTarget> {
+    let mut out: Vec<MoveTarget> = crate::store::folders::SYSTEM_FOLDERS
+        .iter()
+        .map(|id| MoveTarget {
+            id: id.to_string(),
+            name: display_name(t, &[], id).unwrap_or_default(),
+        })
+        .collect();
+    for (f, depth) in folder_nav::tree(folders) {
+        out.push(MoveTarget {
+            id: f.id.clone(),
+            name: format!("{}{}", "— ".repeat(depth), f.name),
+        });
+    }
+    out
+}
+
+/// The confirmation after an action (`?done=move&n=3`), if any.
+fn done_notice(ctx: &Ctx<'_>) -> Option<String> {
+    let t = ctx.lang.catalog();
+    let key = match ctx.query.get("done")? {
+        "move" => "actions.done_move",
+        "trash" => "actions.done_trash",
+        "delete" => "actions.done_delete",
+        "read" => "actions.done_read",
+        "unread" => "actions.done_unread",
+        "flag" => "actions.done_flag",
+        "unflag" => "actions.done_unflag",
+        "none" => "actions.none_selected",
+        _ => return None,
+    };
+    let n = ctx
+        .query
+        .get("n")
+        .filter(|n| n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or("0");
+    Some(t.fill(key, &[("count", n)]))
+}
+
+/// `GET /mail[?folder=F][&sort=from|subject|size|date][&order=asc|desc][&page=N]`.
 pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
     let t = ctx.lang.catalog();
-    let Some(requested) = page_number(ctx.query.get("page")) else {
+    let Some(mut query) = ListQuery::from_fields(|k| ctx.query.get(k)) else {
         return pages::problem(ctx.lang, Problem::BadPage, None);
     };
-    let Some(folder) = folder_of(ctx) else {
+    let folders = match webmail.store.user_folders(&session.user) {
+        Ok(f) => f,
+        Err(err) => return internal(ctx, &err),
+    };
+    let Some(heading) = display_name(t, &folders, &query.folder) else {
         return pages::problem(ctx.lang, Problem::NotFound, None);
     };
+    let folder = query.folder.clone();
     let size = webmail.config.mailbox.page_size.max(1);
-    let mut page = requested;
-    let mut listing = match webmail
-        .store
-        .list(&session.user, folder, (page - 1) * size, size)
-    {
+    let list = |page: usize| {
+        webmail.store.list_sorted(
+            &session.user,
+            &folder,
+            query.order(),
+            (page - 1) * size,
+            size,
+        )
+    };
+    let mut listing = match list(query.page) {
         Ok(listing) => listing,
         Err(err) => return internal(ctx, &err),
     };
     let pages = page_count(listing.total, size);
-    if page > pages {
+    if query.page > pages {
         // Past the end (mail was deleted meanwhile): show the last page.
-        page = pages;
-        listing = match webmail
-            .store
-            .list(&session.user, folder, (page - 1) * size, size)
-        {
+        listing = match list(pages) {
             Ok(listing) => listing,
             Err(err) => return internal(ctx, &err),
         };
+        query.page = pages;
     }
-    let bar = match user_bar(webmail, ctx, session) {
-        Ok(bar) => bar,
-        Err(reply) => return reply,
-    };
+    let page = query.page;
+    let bar = user_bar(webmail, t, session, &folders, Some(&folder));
     let rows = listing
         .messages
         .iter()
-        .map(|m| MessageRow {
-            // A draft opens in the compose form, to be finished.
-            href: if folder == DRAFTS {
-                format!("{}?draft={}", super::compose::PATH, m.id)
-            } else {
-                message_href(&m.id.to_string())
-            },
-            from: non_empty(&m.from, t.get("inbox.no_sender")),
-            subject: non_empty(&m.subject, t.get("inbox.no_subject")),
-            date: format::list_date(m.date, ctx.now),
-            iso_date: format::iso(m.date),
-            size: format::size(m.size),
-            seen: m.seen,
+        .map(|m| {
+            let subject = non_empty(&m.subject, t.get("inbox.no_subject"));
+            MessageRow {
+                id: m.id.to_string(),
+                flagged: m.flagged,
+                answered: m.answered,
+                // A draft opens in the compose form, to be finished.
+                href: if folder == DRAFTS {
+                    format!("{}?draft={}", super::compose::PATH, m.id)
+                } else {
+                    message_href(&m.id.to_string())
+                },
+                from: non_empty(&m.from, t.get("inbox.no_sender")),
+                subject,
+                date: format::list_date(m.date, ctx.now),
+                iso_date: format::iso(m.date),
+                size: format::size(m.size),
+                seen: m.seen,
+            }
         })
         .collect();
-    let title = folder_title(folder);
-    let here = if folder == INBOX {
-        "/mail".to_string()
-    } else {
-        format!("/mail?folder={folder}")
-    };
-    let link = |n: usize| {
-        if folder == INBOX {
-            format!("/mail?page={n}")
-        } else {
-            format!("/mail?folder={folder}&page={n}")
-        }
-    };
+    let here = query.href(page);
     // After sending: "1" the Sent copy was kept, "0" it could not be.
-    let notice = match (folder, ctx.query.get("sent")) {
+    let notice = match (folder.as_str(), ctx.query.get("sent")) {
         (SENT, Some("1")) => Some(t.get("sent.notice").to_string()),
         (SENT, Some("0")) => Some(t.get("sent.no_copy").to_string()),
-        _ => None,
+        _ => done_notice(ctx),
+    };
+    let column = |key: SortKey, label: &str, class: &'static str| SortColumn {
+        label: t.get(label).to_string(),
+        href: query.sort_href(key),
+        aria_sort: query.aria_sort(key),
+        class,
     };
     let view = InboxPage {
         t,
-        chrome: Chrome::new(t, title, &here, Some(bar)),
-        heading: t.get(title).to_string(),
+        chrome: Chrome::new(t, "inbox.title", &here, Some(bar)).titled(&heading),
+        heading,
         empty_text: if folder == INBOX {
             t.get("inbox.empty").to_string()
         } else {
@@ -184,12 +231,27 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
             "inbox.page_of",
             &[("page", &page.to_string()), ("pages", &pages.to_string())],
         ),
-        prev_href: (page > 1).then(|| link(page - 1)),
-        next_href: (page < pages).then(|| link(page + 1)),
+        prev_href: (page > 1).then(|| query.href(page - 1)),
+        next_href: (page < pages).then(|| query.href(page + 1)),
         quota: match quota_bar(webmail, t, &session.user) {
             Ok(q) => q,
             Err(err) => return internal(ctx, &err),
         },
+        csrf_token: session.csrf_token.clone(),
+        list: ListFields {
+            folder: folder.clone(),
+            sort: key_name(query.key),
+            order: if query.descending { "desc" } else { "asc" },
+            page,
+        },
+        columns: vec![
+            column(SortKey::From, "inbox.col_from", "from"),
+            column(SortKey::Subject, "inbox.col_subject", "subject"),
+            column(SortKey::Date, "inbox.col_date", "date"),
+            column(SortKey::Size, "inbox.col_size", "size"),
+        ],
+        targets: move_targets(t, &folders),
+        in_trash: folder == TRASH,
     };
     pages::render(200, &view)
 }
@@ -256,10 +318,10 @@ pub fn message(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &Message
     }
     let images = images_allowed(ctx);
     let rendered = crate::mime::render(&stored.raw, images);
-    let bar = match user_bar(webmail, ctx, session) {
-        Ok(bar) => bar,
-        Err(reply) => return reply,
-    };
+    let folder = stored.summary.folder.clone();
+    let folders = user_folders(webmail, &session.user);
+    let bar = user_bar(webmail, t, session, &folders, Some(&folder));
+    let folder_name = display_name(t, &folders, &folder).unwrap_or_default();
     let href = message_href(&id.to_string());
     let date = rendered.date.unwrap_or(stored.summary.date);
     let html_src = rendered.html.as_ref().map(|_| {
@@ -272,6 +334,14 @@ pub fn message(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &Message
     let compose_with = |action: &str| format!("{}?{action}={id}", super::compose::PATH);
     let view = MessagePage {
         t,
+        id: id.to_string(),
+        csrf_token: session.csrf_token.clone(),
+        back_href: list_href(&folder),
+        back_text: t.fill("message.back", &[("folder", &folder_name)]),
+        targets: move_targets(t, &folders),
+        flagged: stored.summary.flagged,
+        in_trash: folder == TRASH,
+        folder,
         raw_href: format!("{href}/raw"),
         reply_href: compose_with("reply"),
         reply_all_href: compose_with("reply_all"),

@@ -12,13 +12,18 @@
 //!   `Reply::finish` (security headers).
 //! - Mail pages are reached only through `require_session`; a missing,
 //!   ended or expired session never reaches a store call.
-//! - Every POST checks its CSRF token first (`login.rs`, `send.rs`).
+//! - Every POST checks its CSRF token first (`login.rs`, `send.rs`,
+//!   `actions.rs`, `folders_page.rs`).
 //! - Failures become localized pages (`pages::problem`); internal error text
 //!   goes to the log, never to the page.
 //!
 //! Reads untrusted input: yes, every request (path, query, cookies, form).
 
+mod actions;
 pub mod compose;
+mod folder_nav;
+mod folders_page;
+mod list_query;
 mod login;
 mod mailbox;
 pub mod pages;
@@ -62,6 +67,8 @@ pub enum Route {
     Logout,
     Inbox,
     Compose,
+    Actions,
+    Folders,
     Message(MessageId),
     MessageBody(MessageId),
     MessageRaw(MessageId),
@@ -78,6 +85,8 @@ impl Route {
             "/logout" => return Route::Logout,
             "/mail" => return Route::Inbox,
             compose::PATH => return Route::Compose,
+            "/mail/actions" => return Route::Actions,
+            folders_page::PATH => return Route::Folders,
             _ => {}
         }
         if let Some(name) = path.strip_prefix("/static/") {
@@ -225,6 +234,9 @@ impl Webmail {
             (Method::Get, Route::Inbox) => self.gated(ctx, mailbox::inbox),
             (Method::Get, Route::Compose) => self.gated(ctx, compose::show),
             (Method::Post, Route::Compose) => self.gated(ctx, send::submit),
+            (Method::Post, Route::Actions) => self.gated(ctx, actions::submit),
+            (Method::Get, Route::Folders) => self.gated(ctx, folders_page::show),
+            (Method::Post, Route::Folders) => self.gated(ctx, folders_page::submit),
             (Method::Get, Route::Message(id)) => {
                 self.gated(ctx, |w, c, s| mailbox::message(w, c, s, &id))
             }
@@ -355,6 +367,9 @@ mod tests {
         assert_eq!(Route::parse("/logout"), Route::Logout);
         assert_eq!(Route::parse("/mail"), Route::Inbox);
         assert_eq!(Route::parse("/mail/compose"), Route::Compose);
+        assert_eq!(Route::parse("/mail/actions"), Route::Actions);
+        assert_eq!(Route::parse("/mail/folders"), Route::Folders);
+        assert_eq!(Route::parse("/mail/folders/"), Route::NotFound);
         assert_eq!(Route::parse("/mail/compose/"), Route::NotFound);
         assert_eq!(Route::parse("/mail/"), Route::NotFound);
         assert_eq!(Route::parse("/login/"), Route::NotFound);

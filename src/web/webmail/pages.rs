@@ -13,6 +13,7 @@
 
 use askama::Template;
 
+use super::folder_nav::FolderLink;
 use crate::web::assets;
 use crate::web::form::encode;
 use crate::web::http::Reply;
@@ -34,6 +35,8 @@ pub struct UserBar {
     pub signed_in_text: String,
     pub unread_text: String,
     pub csrf_token: String,
+    /// The folder list beside the page (empty: none shown).
+    pub folders: Vec<FolderLink>,
 }
 
 impl Chrome {
@@ -52,14 +55,52 @@ impl Chrome {
     }
 }
 
+impl Chrome {
+    /// The same frame with a title of the caller's (e.g. a folder's name).
+    pub fn titled(mut self, title: &str) -> Chrome {
+        self.title = title.to_string();
+        self
+    }
+}
+
 impl UserBar {
     pub fn new(t: &Catalog, user: &str, unread: usize, csrf_token: &str) -> UserBar {
         UserBar {
             signed_in_text: t.fill("nav.signed_in_as", &[("user", user)]),
             unread_text: t.fill("nav.unread", &[("count", &unread.to_string())]),
             csrf_token: csrf_token.to_string(),
+            folders: Vec::new(),
         }
     }
+
+    /// The same bar with the folder list.
+    pub fn with_folders(mut self, folders: Vec<FolderLink>) -> UserBar {
+        self.folders = folders;
+        self
+    }
+}
+
+/// A folder a message can be moved to (`name` indented by depth).
+pub struct MoveTarget {
+    pub id: String,
+    pub name: String,
+}
+
+/// A sortable column header.
+pub struct SortColumn {
+    pub label: String,
+    pub href: String,
+    /// `aria-sort`: "ascending", "descending" or "none".
+    pub aria_sort: &'static str,
+    pub class: &'static str,
+}
+
+/// The hidden fields that bring an action back to the list it came from.
+pub struct ListFields {
+    pub folder: String,
+    pub sort: &'static str,
+    pub order: &'static str,
+    pub page: usize,
 }
 
 #[derive(Template)]
@@ -75,6 +116,9 @@ pub struct LoginPage<'a> {
 
 /// One line of the message list.
 pub struct MessageRow {
+    pub id: String,
+    pub flagged: bool,
+    pub answered: bool,
     pub href: String,
     pub from: String,
     pub subject: String,
@@ -101,6 +145,12 @@ pub struct InboxPage<'a> {
     pub prev_href: Option<String>,
     pub next_href: Option<String>,
     pub quota: QuotaBar,
+    pub csrf_token: String,
+    pub list: ListFields,
+    pub columns: Vec<SortColumn>,
+    pub targets: Vec<MoveTarget>,
+    /// In Trash, "delete" means for good.
+    pub in_trash: bool,
 }
 
 /// How full the user's mailbox is (a `<meter>`, no script needed).
@@ -123,6 +173,15 @@ pub struct AttachmentRow {
 pub struct MessagePage<'a> {
     pub t: &'a Catalog,
     pub chrome: Chrome,
+    pub id: String,
+    pub csrf_token: String,
+    /// The list of the message's folder.
+    pub back_href: String,
+    pub back_text: String,
+    pub folder: String,
+    pub targets: Vec<MoveTarget>,
+    pub flagged: bool,
+    pub in_trash: bool,
     /// The message source (`/raw`).
     pub raw_href: String,
     /// Where reply, reply all, forward and forward-as-attachment lead.
@@ -279,6 +338,9 @@ mod tests {
             empty_text: String::new(),
             notice: None,
             rows: vec![MessageRow {
+                id: "node-a.1".into(),
+                flagged: true,
+                answered: false,
                 href: message_href("abc"),
                 from: "\"Evil\" <evil@example.com>".into(),
                 subject: "<script>alert(1)</script>".into(),
@@ -297,6 +359,19 @@ mod tests {
                 percent: Some(95),
                 warning: Some(t.get("quota.nearly_full").into()),
             },
+            csrf_token: "tok".into(),
+            list: ListFields {
+                folder: "INBOX".into(),
+                sort: "date",
+                order: "desc",
+                page: 1,
+            },
+            columns: Vec::new(),
+            targets: vec![MoveTarget {
+                id: "node-a.2".into(),
+                name: "<script>f</script>".into(),
+            }],
+            in_trash: false,
         };
         let html = page.render().unwrap();
         assert!(!html.contains("<b>quota"), "{html}");
@@ -307,6 +382,7 @@ mod tests {
                 || html.contains("&lt;script&gt;")
         );
         assert!(!html.contains("<evil@"));
+        assert!(!html.contains("<script>f"));
         assert!(html.contains("<html lang=\"ko\">"));
         assert!(html.contains(t.get("inbox.unread_label")));
     }
@@ -317,6 +393,14 @@ mod tests {
         let page = MessagePage {
             t,
             chrome: Chrome::new(t, "inbox.title", "/mail/message/x", None),
+            id: "node-a.1".into(),
+            csrf_token: "tok".into(),
+            back_href: "/mail".into(),
+            back_text: "back".into(),
+            folder: "INBOX".into(),
+            targets: Vec::new(),
+            flagged: false,
+            in_trash: false,
             raw_href: "/mail/message/node-a.1/raw".into(),
             reply_href: String::new(),
             reply_all_href: String::new(),
