@@ -183,3 +183,55 @@ fn a_new_login_ends_the_other_session_and_tells_it_why() {
     assert!(page.body.contains("127.0.0.1"), "{}", page.body);
     assert_eq!(first.get("/mail").status, 303, "the old session is over");
 }
+
+#[test]
+fn settings_show_recent_logins_and_change_the_password() {
+    let node = Node::with_users();
+    let alice = node.web_login("alice");
+    let page = alice.get("/mail/settings?lang=en");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Recent logins"), "{}", page.body);
+    assert!(
+        page.body.contains("127.0.0.1"),
+        "the login's address: {}",
+        page.body
+    );
+    let token = Web::csrf_of(&page.body);
+    let change = |current: &str, new: &str, again: &str, token: &str| {
+        alice.post(
+            "/mail/settings?lang=en",
+            &[
+                ("csrf_token", token),
+                ("current", current),
+                ("new", new),
+                ("again", again),
+            ],
+        )
+    };
+    let old = password_of("alice");
+    // No CSRF token: refused, nothing changes.
+    let forged = change(&old, "brand-new-pass", "brand-new-pass", "");
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let wrong = change(
+        "not-my-password",
+        "brand-new-pass",
+        "brand-new-pass",
+        &token,
+    );
+    assert_eq!(wrong.status, 400);
+    assert!(
+        wrong.body.contains("current password is wrong"),
+        "{}",
+        wrong.body
+    );
+    let typo = change(&old, "brand-new-pass", "brand-new-pasz", &token);
+    assert!(typo.body.contains("not the same"), "{}", typo.body);
+    let short = change(&old, "short", "short", &token);
+    assert!(short.body.contains("too short"), "{}", short.body);
+    let ok = change(&old, "brand-new-pass", "brand-new-pass", &token);
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    // The old password no longer works; the new one does.
+    let fresh = Web::new(&node);
+    assert_eq!(fresh.login(&address_of("alice"), &old).0, 401);
+    assert_eq!(fresh.login(&address_of("alice"), "brand-new-pass").0, 303);
+}

@@ -28,6 +28,7 @@ mod login;
 mod mailbox;
 pub mod pages;
 mod send;
+mod settings;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -69,6 +70,7 @@ pub enum Route {
     Compose,
     Actions,
     Folders,
+    Settings,
     Message(MessageId),
     MessageBody(MessageId),
     MessageRaw(MessageId),
@@ -87,6 +89,7 @@ impl Route {
             compose::PATH => return Route::Compose,
             "/mail/actions" => return Route::Actions,
             folders_page::PATH => return Route::Folders,
+            settings::PATH => return Route::Settings,
             _ => {}
         }
         if let Some(name) = path.strip_prefix("/static/") {
@@ -237,6 +240,8 @@ impl Webmail {
             (Method::Post, Route::Actions) => self.gated(ctx, actions::submit),
             (Method::Get, Route::Folders) => self.gated(ctx, folders_page::show),
             (Method::Post, Route::Folders) => self.gated(ctx, folders_page::submit),
+            (Method::Get, Route::Settings) => self.gated(ctx, settings::show),
+            (Method::Post, Route::Settings) => self.gated(ctx, settings::submit),
             (Method::Get, Route::Message(id)) => {
                 self.gated(ctx, |w, c, s| mailbox::message(w, c, s, &id))
             }
