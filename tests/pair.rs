@@ -184,17 +184,27 @@ fn users_made_on_one_node_exist_on_the_other() {
         (status == 303).then_some(())
     })
     .unwrap_or_else(|| panic!("carol never reached B.\nB:\n{}", b.log("all")));
-    let (ok, t) = swaks(&[
-        "--server",
-        &b.smtp_addr(),
-        "--from",
-        "registrar@example.org",
-        "--to",
-        &address_of("carol"),
-        "--header",
-        "Subject: Welcome Carol",
-    ]);
-    assert!(ok && t.contains("250 2.0.0"), "{t}");
+    // B's engine reads the directory from its snapshot, republished a
+    // moment after the change arrives: until then it may still say 550.
+    wait_until(15, || {
+        let (ok, t) = swaks(&[
+            "--server",
+            &b.smtp_addr(),
+            "--from",
+            "registrar@example.org",
+            "--to",
+            &address_of("carol"),
+            "--header",
+            "Subject: Welcome Carol",
+        ]);
+        (ok && t.contains("250 2.0.0")).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "B's engine never accepted mail for carol.\nB:\n{}",
+            b.log("all")
+        )
+    });
     let on_a = a.web_login("carol");
     wait_until(20, || on_a.inbox().contains("Welcome Carol").then_some(()))
         .unwrap_or_else(|| panic!("mail to carol via B never showed on A"));

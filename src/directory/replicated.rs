@@ -1,4 +1,5 @@
-//! The directory's side of the pair: its records as (tree, key, value)
+//! The directory's side of the pair: its records (domains, users, aliases)
+//! as (tree, key, value)
 //! text, a watch on every change, and applying a record that won in the
 //! store's log (see `store::directory_log` and `mailbox::directory_sync`).
 //!
@@ -9,8 +10,11 @@
 
 use super::{Directory, DirectoryError};
 
-/// The trees that travel between the nodes.
-pub const TREES: [&str; 4] = ["domains", "users", "aliases", "admins"];
+/// The trees that travel between the nodes. Console admin accounts stay
+/// per node for now: each node makes its own on first start, and letting
+/// the later one overwrite the other would silently change the first
+/// node's admin password when the second one starts.
+pub const TREES: [&str; 3] = ["domains", "users", "aliases"];
 
 impl Directory {
     fn tree(&self, name: &str) -> Option<&sled::Tree> {

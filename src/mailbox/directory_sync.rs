@@ -1,5 +1,5 @@
 //! Keeps the directory and the store's log in step on a paired node, so
-//! users, aliases, domains and admins created on either node exist on both.
+//! users, aliases and domains created on either node exist on both.
 //!
 //! - At start: every directory record the log does not already say is
 //!   logged (changes made with the CLI while the appliance was stopped, or
