@@ -16,7 +16,10 @@
 
 mod duration;
 pub mod edit;
+mod pair;
+mod paths;
 mod size;
+mod store;
 mod template;
 
 use std::collections::BTreeMap;
@@ -26,7 +29,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use duration::{parse_duration, ConfigDuration};
+pub use pair::PairConfig;
 pub use size::{parse_size, ConfigSize};
+pub use store::{DataDirConfig, StoreConfig};
 pub use template::default_config_text;
 
 /// Environment variable naming the configuration file.
@@ -236,63 +241,6 @@ pub struct MailboxConfig {
     pub purge_trash_after: ConfigDuration,
     /// Mail in Junk longer than this is deleted for good ("0d" = never).
     pub purge_junk_after: ConfigDuration,
-}
-
-/// Where message bytes live (R5) and how their space is reclaimed.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// One entry per disk; empty = `<data_dir>/store` alone.
-    pub data_dirs: Vec<DataDirConfig>,
-    /// Sealed segments with at least this percentage of garbage are compacted.
-    pub compact_garbage_percent: u64,
-    /// How often the background compactor looks for such segments.
-    pub compact_every: ConfigDuration,
-}
-
-/// The active-active pair (R3): written by `campusmail pair init/join`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PairConfig {
-    /// Where this node's replication link listens ("ip:port"); empty = not paired.
-    pub listen: String,
-    /// The peer's replication address ("host:port").
-    pub peer: String,
-    /// The peer's node name (the name in its certificate).
-    pub peer_name: String,
-    /// SHA-256 fingerprint of the peer's certificate ("sha256:...").
-    pub peer_fingerprint: String,
-}
-
-impl PairConfig {
-    pub fn listen_addr(&self) -> Option<SocketAddr> {
-        self.listen.parse().ok()
-    }
-}
-
-/// One data directory (one disk).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataDirConfig {
-    /// Absolute, or relative to the data folder.
-    pub path: PathBuf,
-    /// Share of new mail relative to the other directories (e.g. its size in TB).
-    #[serde(default = "default_weight")]
-    pub weight: u32,
-}
-
-fn default_weight() -> u32 {
-    1
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            data_dirs: Vec::new(),
-            compact_garbage_percent: 30,
-            compact_every: ConfigDuration::secs(600),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -567,117 +515,6 @@ impl Config {
             return Err(self.invalid("routing.mx_port", "must be a port number (25)"));
         }
         Ok(())
-    }
-
-    fn validate_store(&self) -> Result<(), ConfigError> {
-        let s = &self.store;
-        for d in &s.data_dirs {
-            if d.path.as_os_str().is_empty() {
-                return Err(self.invalid("store.data_dirs", "every entry needs a path"));
-            }
-            if d.weight == 0 || d.weight > 10_000 {
-                return Err(self.invalid(
-                    "store.data_dirs",
-                    format!("{}: weight must be between 1 and 10000", d.path.display()),
-                ));
-            }
-        }
-        let mut paths: Vec<&PathBuf> = s.data_dirs.iter().map(|d| &d.path).collect();
-        paths.sort();
-        if paths.windows(2).any(|w| w[0] == w[1]) {
-            return Err(self.invalid("store.data_dirs", "a directory is listed twice"));
-        }
-        if s.compact_garbage_percent > 100 {
-            return Err(self.invalid("store.compact_garbage_percent", "must be between 0 and 100"));
-        }
-        if s.compact_every.as_secs() < 10 {
-            return Err(self.invalid("store.compact_every", "must be at least \"10s\""));
-        }
-        Ok(())
-    }
-
-    fn validate_pair(&self) -> Result<(), ConfigError> {
-        let p = &self.pair;
-        if !p.listen.is_empty() && p.listen_addr().is_none() {
-            return Err(self.invalid("pair.listen", "must be \"ip:port\", e.g. \"10.0.0.1:2700\""));
-        }
-        if !p.peer.is_empty() && parse_host_port(&p.peer).is_none() {
-            return Err(self.invalid("pair.peer", "must be \"host:port\""));
-        }
-        if !p.peer.is_empty() && !crate::store::is_valid_node_name(&p.peer_name) {
-            return Err(self.invalid("pair.peer_name", "must be the peer's node name"));
-        }
-        if !p.peer_fingerprint.is_empty() && !p.peer_fingerprint.starts_with("sha256:") {
-            return Err(self.invalid("pair.peer_fingerprint", "must start with \"sha256:\""));
-        }
-        Ok(())
-    }
-
-    /// The store's data directories (the default: `<data_dir>/store`).
-    pub fn store_data_dirs(&self) -> Vec<crate::store::DataDirSpec> {
-        if self.store.data_dirs.is_empty() {
-            return vec![crate::store::DataDirSpec {
-                path: self.store_dir(),
-                weight: 1,
-            }];
-        }
-        self.store
-            .data_dirs
-            .iter()
-            .map(|d| crate::store::DataDirSpec {
-                path: d.path.clone(),
-                weight: d.weight,
-            })
-            .collect()
-    }
-
-    /// Opens the message store as this configuration describes it.
-    pub fn open_store(&self) -> Result<crate::store::Store, crate::store::StoreError> {
-        crate::store::Store::open_with(&self.store_dir(), &self.store_data_dirs(), &self.node.name)
-    }
-
-    // Paths of the things each role owns inside the data folder.
-
-    /// The engine's spool: accepted messages waiting for delivery.
-    pub fn spool_dir(&self) -> PathBuf {
-        self.node.data_dir.join("spool")
-    }
-    /// The mailbox role's message store.
-    pub fn store_dir(&self) -> PathBuf {
-        self.node.data_dir.join("store")
-    }
-    /// The mailbox role's own directory database.
-    pub fn directory_db(&self) -> PathBuf {
-        self.node.data_dir.join("directory.db")
-    }
-    /// The read-only directory snapshot the engine reads.
-    pub fn directory_snapshot(&self) -> PathBuf {
-        self.node.data_dir.join("directory.snapshot.json")
-    }
-    /// The owner-only control socket of the running mailbox role.
-    pub fn control_socket(&self) -> PathBuf {
-        self.node.data_dir.join("control.sock")
-    }
-    /// The owner-only store control socket of the running mailbox role.
-    pub fn store_socket(&self) -> PathBuf {
-        self.node.data_dir.join("store.sock")
-    }
-    /// The owner-only pair control socket of the running mailbox role.
-    pub fn pair_socket(&self) -> PathBuf {
-        self.node.data_dir.join("pair.sock")
-    }
-    /// DKIM keys, one folder per domain.
-    pub fn dkim_dir(&self) -> PathBuf {
-        self.node.data_dir.join("dkim")
-    }
-    /// The owner-only control socket of the running engine role.
-    pub fn engine_socket(&self) -> PathBuf {
-        self.node.data_dir.join("engine.sock")
-    }
-    /// The owner-only secret with which the mailbox role (webmail) submits
-    /// mail to the engine on behalf of logged-in users (`auth::service`).
-    pub fn submission_secret(&self) -> PathBuf {
-        self.node.data_dir.join("submission-service.secret")
     }
 }
 

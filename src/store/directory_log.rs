@@ -10,7 +10,8 @@
 //! two versions on both nodes.
 
 use super::op::{Op, DIRECTORY_TREES};
-use super::state::{self, DirectoryRecord};
+use super::records::{self, DirectoryRecord};
+use super::state;
 use super::{Store, StoreError};
 
 impl Store {
@@ -54,7 +55,7 @@ impl Store {
         Ok(self
             .trees
             .records
-            .get(state::directory_key(tree, key))?
+            .get(records::directory_key(tree, key))?
             .map(|v| state::decode::<DirectoryRecord>(&v))
             .transpose()?
             .map(|r| r.value))

@@ -4,7 +4,8 @@
 //! feeds the user's "login history" page.
 
 use super::op::{check_name, Op};
-use super::state::{self, LoginRecord};
+use super::records::{self, LoginRecord};
+use super::state;
 use super::{HlcTimestamp, OpId, ReplicationOp, Store, StoreError};
 
 /// Where a login stands among all logins: later stamps win.
@@ -59,7 +60,7 @@ impl Store {
     pub fn last_login(&self, user: &str) -> Result<Option<LoginRecord>, StoreError> {
         self.trees
             .records
-            .get(state::login_latest_key(user))?
+            .get(records::login_latest_key(user))?
             .map(|v| state::decode(&v))
             .transpose()
     }
@@ -68,7 +69,7 @@ impl Store {
     pub fn login_history(&self, user: &str, limit: usize) -> Result<Vec<LoginRecord>, StoreError> {
         self.trees
             .records
-            .scan_prefix(state::login_history_prefix(user))
+            .scan_prefix(records::login_history_prefix(user))
             .take(limit)
             .map(|entry| state::decode(&entry?.1))
             .collect()

@@ -53,6 +53,7 @@ mod maintenance_tests;
 mod model_tests;
 mod op;
 mod purge;
+mod records;
 mod replica;
 mod state;
 pub mod stats;
@@ -73,7 +74,7 @@ pub use id::{is_valid_node_name, MessageId, OpId};
 pub use listing::{ListOrder, SortKey};
 pub use logins::LoginStamp;
 pub use op::{Flag, Op, ReplicationOp, SummaryFields};
-pub use state::LoginRecord;
+pub use records::LoginRecord;
 pub use stats::{DiskStats, StoreStats};
 
 use blob::BlobStore;
