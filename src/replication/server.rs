@@ -149,7 +149,8 @@ fn stream_log(
     let store = &rep.store;
     let fail = |e: crate::store::StoreError| WireError::Bad(e.to_string());
     let mut sent_blobs: HashSet<BlobId> = HashSet::new();
-    let mut last_write = Instant::now() - HEARTBEAT;
+    // None: nothing written yet, so the first idle round sends a heartbeat.
+    let mut last_write: Option<Instant> = None;
     loop {
         let mut sent = 0;
         for origin in store.origins().map_err(fail)? {
@@ -186,17 +187,17 @@ fn stream_log(
         }
         if sent > 0 {
             tls.flush()?;
-            last_write = Instant::now();
+            last_write = Some(Instant::now());
             continue;
         }
-        if last_write.elapsed() >= HEARTBEAT {
+        if last_write.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
             let mut heads = BTreeMap::new();
             for origin in store.origins().map_err(fail)? {
                 heads.insert(origin.clone(), store.last_seq(&origin).map_err(fail)?);
             }
             wire::write(tls, &Frame::Heartbeat { heads }, None)?;
             tls.flush()?;
-            last_write = Instant::now();
+            last_write = Some(Instant::now());
         }
         std::thread::sleep(POLL);
     }
