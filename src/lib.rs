@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod directory;
 pub mod engine;
+pub mod fsutil;
 pub mod mailbox;
 pub mod mime;
 pub mod replication;

@@ -32,8 +32,7 @@
 //! ones give `AuthError::DamagedKey`, never a panic).
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -388,22 +387,8 @@ fn write_private(folder: &Path, selector: &str, pem: &[u8]) -> Result<(), AuthEr
 /// tmp (created with `mode`), write, fsync, rename, fsync the folder: after
 /// this returns the file is durable under its name.
 fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AuthError> {
-    let folder = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = folder.join(format!(".{name}.tmp"));
-    let _ = fs::remove_file(&tmp);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(|source| io_error("create", &tmp, source))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|source| io_error("write", &tmp, source))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(|source| io_error("rename into place", path, source))?;
-    sync_dir(folder)
+    crate::fsutil::write_atomically(path, bytes, mode)
+        .map_err(|source| io_error("write", path, source))
 }
 
 fn create_private_dir(folder: &Path) -> Result<(), AuthError> {

@@ -17,7 +17,6 @@
 
 use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
@@ -70,7 +69,7 @@ pub fn make_token(config: &Config) -> anyhow::Result<String> {
         secret_hash: blake3::hash(secret.as_bytes()).to_hex().to_string(),
         expires_at: chrono::Utc::now().timestamp() + TOKEN_LIFETIME_SECS,
     };
-    write_private(&pending_path(&files), &serde_json::to_vec(&pending)?)?;
+    crate::fsutil::write_atomically(&pending_path(&files), &serde_json::to_vec(&pending)?, 0o600)?;
     let token = Token {
         addr: config.pair.listen.clone(),
         name: config.node.name.clone(),
@@ -78,20 +77,6 @@ pub fn make_token(config: &Config) -> anyhow::Result<String> {
         secret,
     };
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token)?))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Server side: checks the secret, spends the token, issues the joining

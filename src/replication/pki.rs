@@ -136,8 +136,7 @@ impl PairFiles {
     }
 
     fn write(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
-        use std::io::Write;
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        use std::os::unix::fs::DirBuilderExt;
         let err = |source| PkiError::File {
             path: path.to_path_buf(),
             source,
@@ -147,17 +146,7 @@ impl PairFiles {
             .mode(0o700)
             .create(&self.dir)
             .map_err(err)?;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(err)?;
-        f.write_all(bytes).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)
+        crate::fsutil::write_atomically(path, bytes, mode).map_err(err)
     }
 
     /// SHA-256 fingerprint of this node's certificate ("sha256:hex").

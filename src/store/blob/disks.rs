@@ -15,8 +15,6 @@
 //! - disk numbers are never reused while segments name them.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -95,12 +93,7 @@ fn read_identity(dir: &Path) -> Result<Option<IdentityFile>, StoreError> {
 fn write_identity(dir: &Path, identity: &IdentityFile) -> Result<(), StoreError> {
     let json = serde_json::to_vec_pretty(identity)
         .map_err(|e| StoreError::Corrupt(format!("identity file: {e}")))?;
-    let tmp = dir.join(format!("{IDENTITY_FILE}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(&json)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(IDENTITY_FILE))?;
-    File::open(dir)?.sync_all()?;
+    crate::fsutil::write_atomically(&dir.join(IDENTITY_FILE), &json, 0o600)?;
     Ok(())
 }
 
