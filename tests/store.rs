@@ -148,20 +148,31 @@ fn sigkill_during_deliveries_leaves_a_store_fsck_passes() {
     assert!(report.contains("the store is consistent"), "{report}");
 
     // Running again: every accepted message arrives exactly once, and the
-    // commands go through the running role.
+    // commands go through the running role. The message in flight when the
+    // process died may have been made durable without its 250 reaching the
+    // client (RFC 5321 §6.1 allows that duplicate-risk window), so one more
+    // than the client counted may arrive, never fewer, never twice.
     node.start("all");
     let web = node.web_login("bob");
-    wait_until(60, || (web.message_links().len() == accepted).then_some(())).unwrap_or_else(|| {
+    let delivered = wait_until(60, || {
+        let n = web.message_links().len();
+        (n >= accepted).then_some(n)
+    })
+    .unwrap_or_else(|| {
         panic!(
             "{} of {accepted} delivered.\n{}",
             web.message_links().len(),
             node.log("all")
         )
     });
+    assert!(
+        delivered <= accepted + 1,
+        "{delivered} delivered, {accepted} accepted"
+    );
     let report = node.cli_ok(&["store", "fsck"], None);
     assert!(report.contains("the store is consistent"), "{report}");
     let s = stats(&node);
-    assert_eq!(s["messages"].as_u64(), Some(accepted as u64), "{s}");
+    assert_eq!(s["messages"].as_u64(), Some(delivered as u64), "{s}");
 }
 
 #[test]
