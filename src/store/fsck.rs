@@ -14,9 +14,11 @@
 //!   existing message in that folder and every message is listed once
 //!   (repair: remove or add entries); folder counts and mailbox usage equal
 //!   what the messages add up to (repair: rewrite them);
-//! - the sort index and the `orphans` entries (messages waiting for a
-//!   folder) are exactly what the messages imply (repair: remove or add
-//!   entries); each message is in a system folder or a live user folder,
+//! - each delivery row counts the messages naming it (repair: set the
+//!   count; a row no message names is removed);
+//! - the sort index (for the folders that have one) and the `orphans`
+//!   entries (messages waiting for a folder) are exactly what the
+//!   messages imply (repair: remove or add entries); each message is in a system folder or a live user folder,
 //!   and waits only for a folder not known here (not repairable here: the
 //!   ops that would settle it are missing; named so it can be looked at);
 //!   each folder record decodes.
