@@ -455,6 +455,24 @@ fn a_message_with_too_many_received_fields_is_refused_as_a_loop() {
     assert!(reply.starts_with("250"), "{reply}");
 }
 
+#[test]
+fn only_the_service_login_may_submit_from_the_null_sender() {
+    let node = Node::with_users();
+    // A user on the submission port may not hide behind <> (R7).
+    let mut s = SubmissionTls::connect(&node);
+    let r = s.auth_plain("", &address_of("alice"), &password_of("alice"));
+    assert!(r.starts_with("235"), "{r}");
+    let r = s.cmd("MAIL FROM:<>");
+    assert!(r.starts_with("553"), "{r}");
+    // The webmail's service identity, for an auto-reply: RFC 3834 §3.3.
+    let secret = std::fs::read_to_string(node.data().join("submission-service.secret")).unwrap();
+    let mut s = SubmissionTls::connect(&node);
+    let r = s.auth_plain(&address_of("alice"), "campusmail-webmail", secret.trim());
+    assert!(r.starts_with("235"), "{r}");
+    let r = s.cmd("MAIL FROM:<>");
+    assert!(r.starts_with("250"), "{r}");
+}
+
 fn is_root() -> bool {
     std::process::Command::new("id")
         .arg("-u")
