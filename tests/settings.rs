@@ -85,7 +85,11 @@ fn forms_need_their_csrf_token_and_bad_values_get_clear_messages() {
     // What was typed comes back in the form.
     assert!(r.body.contains(&long[..30]), "typed text kept");
     save_ok(&alice, &[("section", "language"), ("language", "en")]);
-    let cases: [(&[(&str, &str)], &str); 5] = [
+    let cases: [(&[(&str, &str)], &str); 6] = [
+        (
+            &[("section", "forward"), ("forward_to", "ghost@campus.test")],
+            "No one receives mail at that address",
+        ),
         (
             &[("section", "forward"), ("forward_to", "not an address")],
             "is not a mail address",

@@ -134,11 +134,13 @@ pub enum SettingsProblem {
     BadForwardAddress,
     #[error("mail cannot be forwarded to the same address")]
     ForwardToSelf,
+    #[error("the forwarding address is in a local domain but no one receives mail there")]
+    ForwardToNobody,
 }
 
 impl SettingsProblem {
     /// Every problem, for the test that each has its messages.
-    pub const ALL: [SettingsProblem; 10] = [
+    pub const ALL: [SettingsProblem; 11] = [
         SettingsProblem::BadLanguage,
         SettingsProblem::SignatureTooLong,
         SettingsProblem::VacationSubjectTooLong,
@@ -149,6 +151,7 @@ impl SettingsProblem {
         SettingsProblem::BadPeriod,
         SettingsProblem::BadForwardAddress,
         SettingsProblem::ForwardToSelf,
+        SettingsProblem::ForwardToNobody,
     ];
 
     /// The catalog key of the message shown to the user.
@@ -164,6 +167,7 @@ impl SettingsProblem {
             SettingsProblem::BadPeriod => "settings.err_period",
             SettingsProblem::BadForwardAddress => "settings.err_forward_address",
             SettingsProblem::ForwardToSelf => "settings.err_forward_self",
+            SettingsProblem::ForwardToNobody => "settings.err_forward_nobody",
         }
     }
 }
@@ -258,6 +262,16 @@ impl Directory {
             .user(address)?
             .ok_or_else(|| DirectoryError::NoSuchUser(address.to_string()))?;
         let settings = settings.check(&user.address)?;
+        if let Some(forward) = &settings.forward {
+            // A local forward must reach someone: an unknown or disabled
+            // local address would bounce every message forwarded there.
+            let local = self
+                .domains
+                .contains_key(super::address::domain_of(&forward.to))?;
+            if local && self.mailboxes_for(&forward.to)?.is_empty() {
+                return Err(SettingsProblem::ForwardToNobody.into());
+            }
+        }
         self.settings
             .insert(user.address.as_bytes(), serde_json::to_vec(&settings)?)?;
         self.commit()?;
@@ -415,6 +429,17 @@ mod tests {
         assert!(matches!(
             d.set_user_settings("ghost@campus.test", settings.clone()),
             Err(DirectoryError::NoSuchUser(_))
+        ));
+        let to_nobody = UserSettings {
+            forward: Some(Forward {
+                to: "ghost@campus.test".into(),
+                keep_copy: true,
+            }),
+            ..UserSettings::default()
+        };
+        assert!(matches!(
+            d.set_user_settings("kim@campus.test", to_nobody),
+            Err(DirectoryError::Settings(SettingsProblem::ForwardToNobody))
         ));
         d.set_user_settings("kim@campus.test", settings).unwrap();
         let read = d.user_settings("KIM@campus.test").unwrap();
