@@ -5,7 +5,8 @@
 //! Owns: the `settings` tree (one JSON record per user who changed
 //! anything; a user without one has the defaults) and the per-node
 //! `vacation_replies` tree (when each sender last got an auto-reply from
-//! each user, RFC 3834 §2 "once per period").
+//! each user, RFC 3834 §2 "once per period"; records older than the longest
+//! period are pruned).
 //!
 //! Invariants:
 //! - A record is written only after `UserSettings::check` accepted it, and
@@ -315,6 +316,24 @@ impl Directory {
         self.vacation_replies.flush()?;
         Ok(true)
     }
+
+    /// Forgets `user`'s replies older than the longest period there can
+    /// be, so the memory stays as large as one period's correspondents.
+    pub fn prune_vacation_replies(&self, user: &str, now: i64) -> Result<usize, DirectoryError> {
+        let oldest = now.saturating_sub(i64::from(MAX_PERIOD_DAYS) * 24 * 3600);
+        let mut prefix = user.as_bytes().to_vec();
+        prefix.push(0);
+        let mut forgotten = 0;
+        for item in self.vacation_replies.scan_prefix(&prefix) {
+            let (key, last) = item?;
+            let last = <[u8; 8]>::try_from(last.as_ref()).map_or(0, i64::from_be_bytes);
+            if last < oldest {
+                self.vacation_replies.remove(key)?;
+                forgotten += 1;
+            }
+        }
+        Ok(forgotten)
+    }
 }
 
 #[cfg(test)]
@@ -459,6 +478,20 @@ mod tests {
             .unwrap());
         assert!(d
             .claim_vacation_reply("kim@campus.test", "p@x.test", 1000 + 7 * day, 7 * day)
+            .unwrap());
+        // Older than any period: forgotten; q (claimed at 2000) stays.
+        let later = 2000 + i64::from(MAX_PERIOD_DAYS) * day;
+        assert_eq!(
+            d.prune_vacation_replies("kim@campus.test", later).unwrap(),
+            0
+        );
+        assert_eq!(
+            d.prune_vacation_replies("kim@campus.test", later + 1)
+                .unwrap(),
+            1
+        );
+        assert!(d
+            .claim_vacation_reply("kim@campus.test", "q@x.test", later + 1, day)
             .unwrap());
     }
 }

@@ -150,6 +150,9 @@ impl Worker {
             .directory
             .claim_vacation_reply(&job.user, &job.sender, now, period)
             .map_err(|e| e.to_string())?;
+        if let Err(e) = self.directory.prune_vacation_replies(&job.user, now) {
+            tracing::warn!(error = %e, user = %job.user, "old auto-reply records not pruned");
+        }
         if !due {
             tracing::info!(user = %job.user, sender = %job.sender, "no auto-reply: this sender was answered within the period");
             return Ok(());
