@@ -168,8 +168,9 @@ impl Directory {
             snap.aliases
                 .insert(String::from_utf8_lossy(&k).into_owned(), targets);
         }
+        // A disabled user's mail is refused, never forwarded.
         for (user, forward) in self.forwards()? {
-            if snap.users.contains_key(&user) {
+            if snap.users.get(&user).is_some_and(|u| u.enabled) {
                 snap.forwards.insert(
                     user,
                     SnapshotForward {
