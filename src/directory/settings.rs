@@ -467,7 +467,10 @@ mod tests {
         assert_eq!(published.forwards["kim@campus.test"].to, "lee@remote.test");
         d.set_enabled("kim@campus.test", false).unwrap();
         let published = super::super::snapshot::DirectorySnapshot::read(&snap).unwrap();
-        assert!(published.forwards.is_empty(), "disabled users forward nothing");
+        assert!(
+            published.forwards.is_empty(),
+            "disabled users forward nothing"
+        );
         d.set_enabled("kim@campus.test", true).unwrap();
 
         let day = 24 * 3600;

@@ -53,4 +53,15 @@ mod tests {
         );
         assert_eq!(folder_for(b"X-Campusmail-Deliver-To: Trash\r\n\r\n"), INBOX);
     }
+
+    #[test]
+    fn the_engine_mark_tells_bulk_lane_mail() {
+        assert!(is_bulk_lane(
+            b"Return-Path: <a@x.test>\r\nX-Campusmail-Lane: bulk\r\n\r\n"
+        ));
+        assert!(!is_bulk_lane(
+            b"Subject: x\r\n\r\nX-Campusmail-Lane: bulk\r\n"
+        ));
+        assert!(!is_bulk_lane(b"X-Campusmail-Lane: normal\r\n\r\n"));
+    }
 }
