@@ -117,7 +117,7 @@ pub struct SummaryFields {
 }
 
 /// The directory's trees that travel in the log.
-pub const DIRECTORY_TREES: [&str; 4] = ["domains", "users", "aliases", "admins"];
+pub const DIRECTORY_TREES: [&str; 5] = ["domains", "users", "aliases", "admins", "settings"];
 
 /// Most mailboxes one `Deliver` op may name (the engine hands mail over
 /// in LMTP transactions of at most a few thousand recipients).
