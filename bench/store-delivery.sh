@@ -225,6 +225,18 @@ start_campusmail() { # case
     done
     grep -qx ready "$CM_DIR/stdout.log" || die "campusmail did not become ready"
 }
+
+campusmail_dir_figures() { # prints "bytes/writes/reads,..." per data directory
+    "$BIN" --config "$CM_DIR/appliance.toml" store stats --json 2>/dev/null | python3 -c '
+import json, sys
+try:
+    disks = json.load(sys.stdin)["disks"]
+except Exception:
+    print("n/a"); sys.exit()
+print(",".join("%s/%s/%s" % (d["bytes"], d["writes"], d["reads"]) for d in disks))
+'
+}
+
 # What campusmail stores mail in: the store folder (segments + sled
 # metadata), plus the extra data directories when there are several.
 campusmail_store_kib() {
@@ -306,6 +318,10 @@ run_source_case() { # case rcpts
     # Measured while it still runs (the reads need the "single" store up);
     # every delivery was flushed before its 250.
     R[$1_campusmail_kib]=$(campusmail_store_kib)
+    # Per data directory: bytes stored and writes, from the running
+    # appliance (reads: after the reads case).
+    R[$1_campusmail_dirs]=$(campusmail_dir_figures)
+    log "$1: per data directory (bytes/writes/reads): ${R[$1_campusmail_dirs]}"
     log "$1: campusmail ${R[$1_campusmail_rate]} msg/s, ${R[$1_campusmail_cpu]} CPU s, ${R[$1_campusmail_kib]} KiB"
 }
 
@@ -373,6 +389,8 @@ for p in picks:
 print(f"{n / (time.time() - start):.1f}")
 EOF
 ) || die "dovecot reads"
+    R[reads_campusmail_dirs]=$(campusmail_dir_figures)
+    log "reads: per data directory (bytes/writes/reads): ${R[reads_campusmail_dirs]}"
     log "reads: campusmail ${R[reads_campusmail]}/s (HTTPS raw), Maildir files ${R[reads_dovecot]}/s"
 }
 
@@ -496,6 +514,7 @@ reads=$READS reads_dovecot_files_per_s=$(v reads_dovecot) reads_campusmail_https
 big_rcpts=$BIG_RCPTS big_size=$BIG_SIZE big_chunk=$BIG_CHUNK \
 big_dovecot_rcpt_per_s=$(v big_dovecot_rate) big_campusmail_rcpt_per_s=$(v big_campusmail_rate) \
 big_dovecot_kib=$(v big_dovecot_kib) big_campusmail_kib=$(v big_campusmail_kib) \
+single_campusmail_dirs=$(v single_campusmail_dirs) reads_campusmail_dirs=$(v reads_campusmail_dirs) \
 big_campusmail_before_kib=$(v big_campusmail_before_kib) big_campusmail_total_kib=$(v big_campusmail_total_kib) \
 big_campusmail_blob_kib=$(v big_campusmail_blob_kib) big_copies_kib=$(v big_copies_kib) \
 big_size_ratio=$(ratio "$(v big_dovecot_kib)" "$(v big_campusmail_kib)") \
