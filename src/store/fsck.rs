@@ -99,6 +99,20 @@ impl fmt::Display for FsckReport {
     }
 }
 
+/// `meta` key of the last fsck's outcome.
+const LAST_FSCK: &[u8] = b"last_fsck";
+
+/// The outcome of the last fsck run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LastFsck {
+    /// Unix seconds when it finished.
+    pub at: i64,
+    pub messages: u64,
+    /// Problems found (those repaired included, when it repaired).
+    pub problems: u64,
+    pub repaired: u64,
+}
+
 /// What the messages say the derived state should be.
 #[derive(Default)]
 struct Expected {
@@ -148,10 +162,31 @@ impl Store {
         )?;
         self.check_folder_defs(&mut report)?;
         self.check_deliveries(repair, &expected.deliveries, &mut report)?;
-        if repair {
-            self.db.flush()?;
-        }
+        self.record_fsck(&report)?;
+        self.db.flush()?;
         Ok(report)
+    }
+
+    /// Remembers when fsck last ran and what it found (the console's
+    /// storage page shows it).
+    fn record_fsck(&self, report: &FsckReport) -> Result<(), StoreError> {
+        let last = LastFsck {
+            at: chrono::Utc::now().timestamp(),
+            messages: report.messages as u64,
+            problems: report.problems.len() as u64,
+            repaired: report.repaired.len() as u64,
+        };
+        self.trees.meta.insert(LAST_FSCK, state::encode(&last)?)?;
+        Ok(())
+    }
+
+    /// When fsck last ran here and what it found; None if it never ran.
+    pub fn last_fsck(&self) -> Result<Option<LastFsck>, StoreError> {
+        self.trees
+            .meta
+            .get(LAST_FSCK)?
+            .map(|v| state::decode(&v))
+            .transpose()
     }
 
     /// Walks every segment; returns the blobs found where the index says.

@@ -75,7 +75,7 @@ use sled::transaction::TransactionError;
 pub use blob::{BlobId, BlobLocation, CompactReport, DataDirSpec, RebalanceReport};
 pub use folder_api::{FolderCounts, UserFolder};
 pub use folders::FolderProblem;
-pub use fsck::FsckReport;
+pub use fsck::{FsckReport, LastFsck};
 pub use hlc::HlcTimestamp;
 pub use id::{is_valid_node_name, MessageId, OpId};
 pub use listing::{ListOrder, SortKey};

@@ -14,7 +14,7 @@ use super::{start, WebContext, WebHandle};
 pub(super) struct Stack {
     pub(super) web: WebHandle,
     client_tls: Arc<rustls::ClientConfig>,
-    store: Arc<crate::store::Store>,
+    pub(crate) store: Arc<crate::store::Store>,
     _dir: tempfile::TempDir,
 }
 

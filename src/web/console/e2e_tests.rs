@@ -258,4 +258,20 @@ fn storage_page_shows_each_data_directory_to_admins_only() {
     assert!(page.body.contains("/store</code>"), "{}", page.body);
     assert!(page.body.contains("in use"), "{}", page.body);
     assert!(page.body.contains("<meter"), "{}", page.body);
+    // One directory holds everything it is meant to.
+    assert!(page.body.contains("(target 100%)"), "{}", page.body);
+    assert!(
+        page.body.contains("has not been checked yet"),
+        "{}",
+        page.body
+    );
+    // After a check the page says when and what it found.
+    stack.store.fsck(false).unwrap();
+    let page = stack.https("GET", "/admin/storage?lang=en", &jar, None);
+    assert!(
+        page.body.contains("Last check (campusmail store fsck)"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("no problems left"), "{}", page.body);
 }

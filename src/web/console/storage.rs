@@ -24,6 +24,8 @@ pub struct DiskRow {
     pub writes: u64,
     /// Share of the file system in use, for the meter (0-100).
     pub used_percent: Option<u64>,
+    /// Its share of the stored bytes beside the share its weight asks for.
+    pub balance: String,
 }
 
 #[derive(Template)]
@@ -33,6 +35,10 @@ struct StoragePage<'a> {
     chrome: ConsoleChrome,
     summary: String,
     disks: Vec<DiskRow>,
+    /// When `store fsck` last ran and what it found.
+    last_check: String,
+    /// The last check found problems that are still to be repaired.
+    check_warning: bool,
 }
 
 pub fn show(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
@@ -44,10 +50,24 @@ pub fn show(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
             return problem(ctx.lang, Problem::Internal, Some(session));
         }
     };
+    let stored: u64 = stats.disks.iter().map(|d| d.bytes).sum();
+    let weights: u64 = stats
+        .disks
+        .iter()
+        .filter(|d| !d.draining)
+        .map(|d| u64::from(d.weight))
+        .sum();
     let disks = stats
         .disks
         .iter()
         .map(|d| DiskRow {
+            balance: balance(
+                t,
+                d.bytes,
+                stored,
+                if d.draining { 0 } else { d.weight },
+                weights,
+            ),
             path: d.path.display().to_string(),
             weight: d.weight,
             state: t
@@ -77,7 +97,32 @@ pub fn show(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
             },
         })
         .collect();
+    let (last_check, check_warning) = match console.store.last_fsck() {
+        Ok(Some(last)) => (
+            t.fill(
+                if last.problems > last.repaired {
+                    "console.storage_check_problems"
+                } else {
+                    "console.storage_check_clean"
+                },
+                &[
+                    ("when", &crate::web::format::date_time(last.at)),
+                    ("messages", &last.messages.to_string()),
+                    ("problems", &last.problems.to_string()),
+                    ("repaired", &last.repaired.to_string()),
+                ],
+            ),
+            last.problems > last.repaired,
+        ),
+        Ok(None) => (t.get("console.storage_check_never").to_string(), false),
+        Err(err) => {
+            tracing::warn!(%err, "last fsck unreadable");
+            (t.get("console.storage_check_never").to_string(), false)
+        }
+    };
     let page = StoragePage {
+        last_check,
+        check_warning,
         t,
         chrome: ConsoleChrome::new(t, "console.storage_title", "/admin/storage", Some(session)),
         summary: t.fill(
@@ -90,6 +135,25 @@ pub fn show(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
         disks,
     };
     render(200, &page)
+}
+
+/// "27% (target 25%)": a directory's share of the stored bytes and of
+/// the weights (a draining directory's target is 0).
+fn balance(t: &Catalog, bytes: u64, stored: u64, weight: u32, weights: u64) -> String {
+    let percent = |part: u64, whole: u64| {
+        if whole == 0 {
+            0
+        } else {
+            (u128::from(part) * 100 / u128::from(whole)) as u64
+        }
+    };
+    t.fill(
+        "console.storage_balance",
+        &[
+            ("share", &percent(bytes, stored).to_string()),
+            ("target", &percent(u64::from(weight), weights).to_string()),
+        ],
+    )
 }
 
 use crate::web::http::Reply;
