@@ -7,8 +7,11 @@
 //! The file: UTF-8 (a byte-order mark, as spreadsheet programs write, is
 //! skipped), a header line naming the columns in any order, then one user per
 //! line. Columns: `address` (required), `class` (optional; empty means the
-//! class `user add` gives, `default`) and `password` (optional; empty means
-//! the account cannot log in until `campusmail user passwd` sets one). Fields
+//! class `user add` gives, `default`), `password` (optional; empty means
+//! the account cannot log in until `campusmail user passwd` sets one),
+//! `display_name` and `leave_date` (optional, YYYY-MM-DD), and `state`
+//! (optional: `enabled`, the default, or `disabled`). The export
+//! (`export.rs`) writes the same columns, without passwords. Fields
 //! may be quoted as RFC 4180 says (`"a,b"`, `"say ""hi"""`); blank lines are
 //! skipped. Line numbers in reports are the file's own, header = line 1.
 //!
@@ -36,7 +39,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::address::{domain_of, normalize_address};
+use super::classes::{checked_class_name, checked_leave_date, MAX_CLASS_CHARS};
+use super::csv::records;
 use super::password::{self, MIN_PASSWORD_CHARS, NO_PASSWORD};
+use super::user_admin::checked_display_name;
 use super::{Directory, DirectoryError, UserRecord};
 
 /// Largest file `read_rows` accepts (30,000 rows take about 2 MB).
@@ -45,8 +51,6 @@ pub const MAX_IMPORT_BYTES: u64 = 16 * 1024 * 1024;
 pub const MAX_IMPORT_ROWS: usize = 200_000;
 /// Problems listed in a report; the rest are counted.
 const MAX_LISTED_PROBLEMS: usize = 100;
-/// Longest user class name.
-const MAX_CLASS_CHARS: usize = 32;
 
 /// One user row of the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +60,13 @@ pub struct ImportRow {
     pub address: String,
     pub class: Option<String>,
     pub password: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub leave_date: Option<String>,
+    /// "enabled" (or None) / "disabled".
+    #[serde(default)]
+    pub state: Option<String>,
 }
 
 /// What `campusmail user import` sends to the directory (in-process, or
@@ -179,87 +190,6 @@ pub fn read_rows(path: &Path) -> Result<Vec<ImportRow>, ImportFileError> {
     parse_csv(&text).map_err(ImportFileError::Problems)
 }
 
-/// One CSV record: the line it starts on and its fields.
-type Record = (usize, Vec<String>);
-
-/// Splits `text` into records (RFC 4180 quoting; CRLF or LF line ends).
-fn records(text: &str) -> Result<Vec<Record>, RowProblem> {
-    let mut out = Vec::new();
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut line = 1usize;
-    let mut start = 1usize;
-    let mut chars = text.chars().peekable();
-    // States: at a field's start, inside an unquoted field, inside quotes,
-    // just after a closing quote.
-    let (mut quoted, mut after_quote, mut at_start) = (false, false, true);
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => {
-                    quoted = false;
-                    after_quote = true;
-                }
-                '\n' => {
-                    line += 1;
-                    field.push('\n');
-                }
-                c => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            ',' => {
-                fields.push(std::mem::take(&mut field));
-                (after_quote, at_start) = (false, true);
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                fields.push(std::mem::take(&mut field));
-                out.push((start, std::mem::take(&mut fields)));
-                line += 1;
-                start = line;
-                (after_quote, at_start) = (false, true);
-            }
-            '"' if at_start => {
-                quoted = true;
-                at_start = false;
-            }
-            _ if after_quote => {
-                return Err(RowProblem {
-                    line,
-                    what: "text after a closing quote; a quoted field must end at the comma".into(),
-                });
-            }
-            '"' => {
-                return Err(RowProblem {
-                    line,
-                    what: "a quote inside an unquoted field; quote the whole field and double the quote (\"a\"\"b\")".into(),
-                });
-            }
-            c => {
-                field.push(c);
-                at_start = false;
-            }
-        }
-    }
-    if quoted {
-        return Err(RowProblem {
-            line: start,
-            what: "a quoted field is never closed".into(),
-        });
-    }
-    if !field.is_empty() || !fields.is_empty() || after_quote {
-        fields.push(field);
-        out.push((start, fields));
-    }
-    Ok(out)
-}
-
 fn is_blank(fields: &[String]) -> bool {
     fields.iter().all(|f| f.trim().is_empty())
 }
@@ -283,16 +213,20 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportRow>, ImportProblems> {
     };
     let mut problems = Vec::new();
     let (mut address, mut class, mut pass) = (None, None, None);
+    let (mut name_col, mut leave_col, mut state_col) = (None, None, None);
     for (i, name) in header.iter().enumerate() {
         let slot = match name.trim().to_ascii_lowercase().as_str() {
             "address" => &mut address,
             "class" => &mut class,
             "password" => &mut pass,
+            "display_name" => &mut name_col,
+            "leave_date" => &mut leave_col,
+            "state" => &mut state_col,
             other => {
                 problems.push(RowProblem {
                     line: header_line,
                     what: format!(
-                        "unknown column {other:?}; the columns are address, class and password"
+                        "unknown column {other:?}; the columns are address, class, password, display_name, leave_date and state"
                     ),
                 });
                 continue;
@@ -341,6 +275,9 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportRow>, ImportProblems> {
                 .map(|c| c.trim().to_string())
                 .filter(|c| !c.is_empty()),
             password: get(pass),
+            display_name: get(name_col),
+            leave_date: get(leave_col),
+            state: get(state_col).map(|s| s.trim().to_ascii_lowercase()),
         });
     }
     if rows.len() > MAX_IMPORT_ROWS {
@@ -357,22 +294,15 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportRow>, ImportProblems> {
     }
 }
 
-/// A class name: letters, digits, `-` and `_`, stored lower-cased.
-fn checked_class(class: &str) -> Option<String> {
-    let ok = !class.is_empty()
-        && class.chars().count() <= MAX_CLASS_CHARS
-        && class
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
-    ok.then(|| class.to_lowercase())
-}
-
 /// A row that passed every check, before its password is hashed.
 struct CheckedRow<'a> {
     line: usize,
     address: String,
     class: String,
     password: Option<&'a str>,
+    display_name: Option<String>,
+    leave_date: Option<String>,
+    enabled: bool,
 }
 
 impl Directory {
@@ -392,11 +322,13 @@ impl Directory {
             let record = UserRecord {
                 address: row.address.clone(),
                 password_hash: hash.unwrap_or_else(|| NO_PASSWORD.to_string()),
-                enabled: true,
+                enabled: row.enabled,
                 class: row.class.clone(),
                 created_at: now,
                 quota_bytes: None,
                 quota_messages: None,
+                display_name: row.display_name.clone(),
+                leave_date: row.leave_date.clone(),
             };
             batch.insert(row.address.as_bytes(), serde_json::to_vec(&record)?);
             addresses.insert(row.address.as_str());
@@ -484,7 +416,7 @@ impl Directory {
             }
             let class = match row.class.as_deref() {
                 None => "default".to_string(),
-                Some(c) => match checked_class(c) {
+                Some(c) => match checked_class_name(c) {
                     Some(c) => c,
                     None => {
                         problem(format!("{c:?} is not a class name (letters, digits, - and _, at most {MAX_CLASS_CHARS})"));
@@ -500,11 +432,40 @@ impl Directory {
                     continue;
                 }
             }
+            let display_name = match row.display_name.as_deref().map(checked_display_name) {
+                None => None,
+                Some(Ok(name)) => name,
+                Some(Err(e)) => {
+                    problem(format!("display_name: {e}"));
+                    continue;
+                }
+            };
+            let leave_date = match row.leave_date.as_deref().map(checked_leave_date) {
+                None => None,
+                Some(Ok(date)) => date,
+                Some(Err(e)) => {
+                    problem(format!("leave_date: {e}"));
+                    continue;
+                }
+            };
+            let enabled = match row.state.as_deref() {
+                None | Some("enabled") => true,
+                Some("disabled") => false,
+                Some(other) => {
+                    problem(format!(
+                        "state {other:?} is neither enabled nor disabled (or leave it empty)"
+                    ));
+                    continue;
+                }
+            };
             checked.push(CheckedRow {
                 line: row.line,
                 address,
                 class,
                 password: row.password.as_deref(),
+                display_name,
+                leave_date,
+                enabled,
             });
         }
         if problems.is_empty() {

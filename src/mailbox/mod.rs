@@ -16,6 +16,7 @@ mod directory_sync;
 pub mod folders;
 pub mod lmtp;
 pub mod local_delivery;
+pub mod mailbox_removal;
 mod purger;
 pub mod store_admin;
 pub mod submission;
@@ -88,6 +89,7 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
         directory: directory.clone(),
         tls,
     })?;
+    crate::web::console::lifecycle::start(web.webmail().clone())?;
     if let Some(rep) = &replication {
         directory_sync::start(directory.clone(), store.clone(), rep)?;
         // R6 across the pair: a login on the peer ends the session here.

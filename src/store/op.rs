@@ -115,7 +115,7 @@ pub struct SummaryFields {
 }
 
 /// The directory's trees that travel in the log.
-pub const DIRECTORY_TREES: [&str; 4] = ["domains", "users", "aliases", "admins"];
+pub const DIRECTORY_TREES: [&str; 5] = ["domains", "users", "aliases", "admins", "classes"];
 
 /// Longest mailbox or folder name accepted (bytes).
 pub const MAX_NAME: usize = 320;

@@ -114,6 +114,9 @@ pub struct UserRow {
     pub enabled: bool,
     pub state: String,
     pub class: String,
+    pub display_name: String,
+    /// The user's own page (`/admin/users/edit?address=`).
+    pub edit_href: String,
 }
 
 /// What the users page shows (built by `users.rs`).
@@ -300,6 +303,8 @@ mod tests {
                     enabled: true,
                     state: "enabled".into(),
                     class: "<i>".into(),
+                    display_name: "<i>".into(),
+                    edit_href: "/admin/users/edit?address=x".into(),
                 }],
                 count_text: String::new(),
                 more_text: Some("more".into()),

@@ -1,4 +1,5 @@
-//! The console's user pages: search, create, disable.
+//! The console's user pages: search, create, disable (one user's own page
+//! is `user_edit.rs`).
 //!
 //! Owns: the translation of directory outcomes into plain-words messages
 //! on the page and short codes in the audit log.
@@ -39,6 +40,17 @@ pub fn list(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
     render(console, ctx, session, query, "", None)
 }
 
+/// The users page (every user) with the outcome of a change made elsewhere.
+pub(super) fn render_outcome(
+    console: &Console,
+    ctx: &Ctx<'_>,
+    session: &Session,
+    outcome: Outcome,
+    status: u16,
+) -> Reply {
+    render(console, ctx, session, "", "", Some((status, outcome)))
+}
+
 /// The users page: the matching users and, after a change, its outcome.
 fn render(
     console: &Console,
@@ -69,6 +81,8 @@ fn render(
                 .to_string(),
             enabled: u.enabled,
             class: u.class,
+            display_name: u.display_name.unwrap_or_default(),
+            edit_href: super::directory_routes::link("/admin/users/edit", "address", &u.address),
             address: u.address,
         })
         .collect();

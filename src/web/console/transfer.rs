@@ -1,0 +1,205 @@
+//! CSV import and export of users from the console
+//! (`/admin/users/import`, `/admin/users/export`).
+//!
+//! Owns: nothing. The upload is parsed by the strict multipart parser
+//! (`web::multipart`) and the CSV by the CLI's own reader
+//! (`directory::import::parse_csv`); the import runs as the CLI's
+//! `DirectoryCommand::UserImport`: all rows or none, with every problem
+//! reported by line.
+//!
+//! Invariants:
+//! - The CSRF field of the multipart form is checked before the file is
+//!   looked at; the body limit (`MAX_UPLOAD`) applies only to this path
+//!   with a live admin session (`Console::body_limit`), before the body is read.
+//! - The export holds no password or hash, starts with a UTF-8 byte-order
+//!   mark (so spreadsheet programs read Korean names right; the import
+//!   skips it) and is audited like every other action.
+//!
+//! Reads untrusted input: the uploaded file of a signed-in admin.
+
+use super::directory_routes::Outcome;
+use super::directory_views::{chrome, page, ImportPage};
+use super::pages::{self, Problem};
+use super::{Console, Ctx};
+use crate::directory::commands::{execute, DirectoryCommand};
+use crate::directory::import::{parse_csv, ImportProblems, ImportRequest, MAX_IMPORT_BYTES};
+use crate::directory::DirectoryError;
+use crate::web::csrf;
+use crate::web::http::Reply;
+use crate::web::multipart;
+use crate::web::session::Session;
+
+/// Largest import request: the CLI's file limit and room for the form.
+pub const MAX_UPLOAD: usize = MAX_IMPORT_BYTES as usize + 64 * 1024;
+/// Problem lines shown on the page (the rest are counted).
+const SHOWN_PROBLEMS: usize = 200;
+
+/// `GET /admin/users/import`.
+pub fn show(_console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
+    render(ctx, session, None, Vec::new())
+}
+
+fn render(
+    ctx: &Ctx<'_>,
+    session: &Session,
+    outcome: Option<Outcome>,
+    report: Vec<String>,
+) -> Reply {
+    let t = ctx.lang.catalog();
+    let status = outcome.as_ref().map_or(200, Outcome::status);
+    let (message, error) = outcome.map_or((None, None), Outcome::texts);
+    page(
+        status,
+        &ImportPage {
+            t,
+            chrome: chrome(ctx, "cdir.import_title", "/admin/users/import", session),
+            csrf_token: session.csrf_token.clone(),
+            message,
+            error,
+            report,
+            limit_text: t.fill(
+                "cdir.import_limit",
+                &[("mb", &(MAX_IMPORT_BYTES / (1024 * 1024)).to_string())],
+            ),
+        },
+    )
+}
+
+/// The problem lines of a refused import, as shown.
+fn problem_lines(problems: &ImportProblems, t: &crate::web::i18n::Catalog) -> Vec<String> {
+    let mut lines: Vec<String> = problems
+        .problems
+        .iter()
+        .take(SHOWN_PROBLEMS)
+        .map(|p| {
+            t.fill(
+                "cdir.import_line",
+                &[("line", &p.line.to_string()), ("what", &p.what)],
+            )
+        })
+        .collect();
+    if problems.problems.len() > SHOWN_PROBLEMS {
+        let more = (problems.problems.len() - SHOWN_PROBLEMS).to_string();
+        lines.push(t.fill("cdir.import_more", &[("count", &more)]));
+    }
+    lines
+}
+
+/// `POST /admin/users/import` (multipart: csrf_token, file, skip_existing).
+pub fn import(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
+    let t = ctx.lang.catalog();
+    if ctx.req.body_too_large {
+        let failed = Outcome::Failed(
+            413,
+            t.fill(
+                "cdir.import_too_large",
+                &[("mb", &(MAX_IMPORT_BYTES / (1024 * 1024)).to_string())],
+            ),
+        );
+        return render(ctx, session, Some(failed), Vec::new());
+    }
+    let content_type = ctx.req.content_type.as_deref().unwrap_or("");
+    let form = match multipart::parse(content_type, &ctx.req.body) {
+        Ok(form) => form,
+        Err(err) => {
+            tracing::debug!(%err, "console import: malformed upload");
+            return pages::problem(ctx.lang, Problem::BadRequest, Some(session));
+        }
+    };
+    if !csrf::matches(&session.csrf_token, form.get(csrf::FIELD)) {
+        tracing::warn!(ip = %ctx.ip(), "console import refused: CSRF token mismatch");
+        return pages::problem(ctx.lang, Problem::FormExpired, Some(session));
+    }
+    let Some(file) = form
+        .files
+        .iter()
+        .find(|f| f.field == "file" && !f.data.is_empty())
+    else {
+        let failed = Outcome::Failed(400, t.get("cdir.import_no_file").to_string());
+        return render(ctx, session, Some(failed), Vec::new());
+    };
+    let target = if file.name.is_empty() {
+        "upload.csv".to_string()
+    } else {
+        file.name.clone()
+    };
+    let Ok(text) = std::str::from_utf8(&file.data) else {
+        console.audit(ctx, &session.user, "user_import", &target, "not_utf8");
+        let failed = Outcome::Failed(400, t.get("cdir.import_not_utf8").to_string());
+        return render(ctx, session, Some(failed), Vec::new());
+    };
+    let refused = |problems: &ImportProblems| {
+        console.audit(ctx, &session.user, "user_import", &target, "refused");
+        let lead = t.fill(
+            "cdir.import_refused",
+            &[("count", &problems.problems.len().to_string())],
+        );
+        render(
+            ctx,
+            session,
+            Some(Outcome::Failed(400, lead)),
+            problem_lines(problems, t),
+        )
+    };
+    let rows = match parse_csv(text) {
+        Ok(rows) => rows,
+        Err(problems) => return refused(&problems),
+    };
+    let command = DirectoryCommand::UserImport(ImportRequest {
+        rows,
+        skip_existing: form.get("skip_existing") == Some("yes"),
+    });
+    match execute(&console.directory, &command) {
+        Ok(report) => {
+            console.audit(ctx, &session.user, "user_import", &target, "ok");
+            tracing::info!(admin = %session.user, file = %target, "console import");
+            let done = Outcome::Done(t.get("cdir.import_done").to_string());
+            render(
+                ctx,
+                session,
+                Some(done),
+                report.lines().map(str::to_string).collect(),
+            )
+        }
+        Err(DirectoryError::ImportRefused(problems)) => refused(&problems),
+        Err(err) => {
+            let (status, code, text) = super::directory_routes::explain(ctx, &err, &target);
+            console.audit(ctx, &session.user, "user_import", &target, code);
+            render(
+                ctx,
+                session,
+                Some(Outcome::Failed(status, text)),
+                Vec::new(),
+            )
+        }
+    }
+}
+
+/// `GET /admin/users/export`: every user as a CSV download.
+pub fn export(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
+    match execute(&console.directory, &DirectoryCommand::UserExport) {
+        Ok(csv) => {
+            console.audit(ctx, &session.user, "user_export", "", "ok");
+            let day = chrono::Utc::now().format("%Y-%m-%d");
+            let mut body = "\u{feff}".to_string();
+            body.push_str(&csv);
+            Reply {
+                status: 200,
+                headers: vec![
+                    ("Content-Type", "text/csv; charset=utf-8".into()),
+                    (
+                        "Content-Disposition",
+                        format!("attachment; filename=\"users-{day}.csv\""),
+                    ),
+                    ("Cache-Control", "no-store".into()),
+                ],
+                body: body.into_bytes(),
+            }
+        }
+        Err(err) => {
+            tracing::error!(%err, "directory failed exporting users");
+            console.audit(ctx, &session.user, "user_export", "", "directory_error");
+            pages::problem(ctx.lang, Problem::Internal, Some(session))
+        }
+    }
+}
