@@ -286,6 +286,12 @@ mod tests {
         };
         d.add_class("Student", &change).unwrap();
         assert!(d.add_class("student", &change).is_err(), "no duplicate");
+        // The class travels to the peer like users do.
+        assert!(d
+            .records()
+            .unwrap()
+            .iter()
+            .any(|(tree, key, _)| *tree == "classes" && key == "student"));
         assert!(d.add_class("bad name", &change).is_err());
         d.add_user("kim@campus.test", "long-password").unwrap();
         d.add_user("lee@campus.test", "long-password").unwrap();

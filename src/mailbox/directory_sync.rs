@@ -93,3 +93,22 @@ fn first_pass(directory: &Directory, store: &Store) {
         tracing::info!(records = logged, "directory records logged for the peer");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree the directory replicates must be one the log accepts, or its
+    /// changes would fail to log (and never reach the peer).
+    #[test]
+    fn the_log_accepts_every_replicated_directory_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store"), "node-a").unwrap();
+        for tree in crate::directory::replicated::TREES {
+            assert!(
+                store.record_directory(tree, "key", Some("{}")).unwrap(),
+                "{tree}"
+            );
+        }
+    }
+}
