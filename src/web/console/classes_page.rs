@@ -32,9 +32,10 @@ fn render(console: &Console, ctx: &Ctx<'_>, session: &Session, outcome: Option<O
             return pages::problem(ctx.lang, Problem::Internal, Some(session));
         }
     };
-    let limit = |v: Option<u64>| match v {
+    let limit = |v: Option<u64>, bytes: bool| match v {
         None => t.get("cdir.default_limit").to_string(),
         Some(0) => t.get("cdir.no_limit").to_string(),
+        Some(n) if bytes => super::user_edit::bytes_text(n),
         Some(n) => n.to_string(),
     };
     let mut total = (0, 0);
@@ -48,7 +49,13 @@ fn render(console: &Console, ctx: &Ctx<'_>, session: &Session, outcome: Option<O
                 Some(c) => {
                     defined.push(c.name.clone());
                     (
-                        format!("{} / {}", limit(c.quota_bytes), limit(c.quota_messages)),
+                        t.fill(
+                            "cdir.quota_text",
+                            &[
+                                ("bytes", &limit(c.quota_bytes, true)),
+                                ("messages", &limit(c.quota_messages, false)),
+                            ],
+                        ),
                         match c.disable_after_days {
                             None => t.get("cdir.rule_never").to_string(),
                             Some(d) => t.fill("cdir.rule_days", &[("days", &d.to_string())]),
@@ -62,9 +69,14 @@ fn render(console: &Console, ctx: &Ctx<'_>, session: &Session, outcome: Option<O
                 defined: s.record.is_some(),
                 quota_text,
                 rule_text,
-                enabled: s.enabled,
-                disabled: s.disabled,
-                total: s.enabled + s.disabled,
+                seats_text: t.fill(
+                    "cdir.seats_cell",
+                    &[
+                        ("enabled", &s.enabled.to_string()),
+                        ("disabled", &s.disabled.to_string()),
+                        ("total", &(s.enabled + s.disabled).to_string()),
+                    ],
+                ),
             }
         })
         .collect();

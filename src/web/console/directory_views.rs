@@ -76,9 +76,8 @@ pub struct ClassRow {
     pub defined: bool,
     pub quota_text: String,
     pub rule_text: String,
-    pub enabled: usize,
-    pub disabled: usize,
-    pub total: usize,
+    /// "12 enabled, 3 disabled (15 seats)".
+    pub seats_text: String,
 }
 
 #[derive(Template)]

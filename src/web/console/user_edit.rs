@@ -27,6 +27,11 @@ use crate::web::form::Form;
 use crate::web::http::Reply;
 use crate::web::session::Session;
 
+/// A byte count exactly (as typed into the forms) and as people read it.
+pub(super) fn bytes_text(n: u64) -> String {
+    format!("{n} B ({})", crate::web::format::size(n))
+}
+
 /// `GET /admin/users/edit?address=`.
 pub fn show(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
     let address = query_value(ctx, "address");
@@ -66,22 +71,23 @@ fn render(
     }
     let (bytes, messages) = console.directory.limits_of(&user);
     let (default_bytes, default_messages) = console.default_quota;
-    let effective = |v: Option<u64>, default: u64| match v.unwrap_or(default) {
+    let effective = |v: Option<u64>, default: u64, in_bytes: bool| match v.unwrap_or(default) {
         0 => t.get("cdir.no_limit").to_string(),
+        n if in_bytes => bytes_text(n),
         n => n.to_string(),
     };
     let limits_text = t.fill(
         "cdir.limits_text",
         &[
-            ("bytes", &effective(bytes, default_bytes)),
-            ("messages", &effective(messages, default_messages)),
+            ("bytes", &effective(bytes, default_bytes, true)),
+            ("messages", &effective(messages, default_messages, false)),
         ],
     );
     let usage_text = match console.store.usage(&user.address) {
         Ok(usage) => t.fill(
             "cdir.usage_text",
             &[
-                ("bytes", &usage.bytes.to_string()),
+                ("bytes", &bytes_text(usage.bytes)),
                 ("messages", &usage.messages.to_string()),
             ],
         ),
