@@ -402,6 +402,11 @@ fn domains_aliases_groups_and_csv_from_the_console() {
         &[("domain", DOMAIN), ("confirm", "yes")],
     );
     assert_eq!(r.status, 400, "a domain with users stays: {}", r.body);
+    assert!(
+        r.body.contains("아직 사용자 2명과 별칭 0개"),
+        "said in Korean: {}",
+        r.body
+    );
 
     // A group with two members: both receive its mail.
     let r = post(

@@ -217,4 +217,15 @@ fn users_made_on_one_node_exist_on_the_other() {
             .then_some(())
     })
     .unwrap_or_else(|| panic!("the disable never reached A"));
+    // ... and ends carol's webmail session there as well.
+    wait_until(15, || (on_a.get("/mail").status == 303).then_some(()))
+        .unwrap_or_else(|| panic!("carol's session on A outlived the disable on B"));
+    // User classes travel too.
+    a.cli_ok(&["class", "add", "staff", "--quota-bytes", "2GB"], None);
+    wait_until(15, || {
+        b.cli_ok(&["class", "list"], None)
+            .contains("staff\tquota 2000000000 bytes")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the class never reached B"));
 }

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::refusal::Refusal;
 use super::{Directory, DirectoryError, UserRecord};
 
 /// Longest class name.
@@ -76,9 +77,7 @@ pub fn checked_class_name(name: &str) -> Option<String> {
 }
 
 fn bad_name(name: &str) -> DirectoryError {
-    DirectoryError::BadValue(format!(
-        "{name:?} is not a class name: use letters, digits, - and _, at most {MAX_CLASS_CHARS} characters"
-    ))
+    Refusal::BadClassName(name.trim().to_string()).into()
 }
 
 impl Directory {
@@ -91,9 +90,7 @@ impl Directory {
         let name = checked_class_name(name).ok_or_else(|| bad_name(name))?;
         let _writes = self.writes.lock().map_err(|_| DirectoryError::Poisoned)?;
         if self.classes.contains_key(&name)? {
-            return Err(DirectoryError::BadValue(format!(
-                "the class {name} exists already; change it with `campusmail class set {name} ...`"
-            )));
+            return Err(Refusal::ClassExists(name).into());
         }
         let mut record = ClassRecord {
             name: name.clone(),
@@ -133,9 +130,11 @@ impl Directory {
         }
         let members = self.users()?.iter().filter(|u| u.class == name).count();
         if members > 0 {
-            return Err(DirectoryError::BadValue(format!(
-                "the class {name} still has {members} users; move them to another class first"
-            )));
+            return Err(Refusal::ClassInUse {
+                class: name,
+                users: members,
+            }
+            .into());
         }
         self.classes.remove(name.as_bytes())?;
         self.commit()
@@ -227,9 +226,7 @@ impl Directory {
 }
 
 fn no_class(name: &str) -> DirectoryError {
-    DirectoryError::BadValue(format!(
-        "there is no class {name}; define it first with `campusmail class add {name}` or on the console's Classes page"
-    ))
+    Refusal::NoSuchClass(name.to_string()).into()
 }
 
 fn apply(record: &mut ClassRecord, change: &ClassChange) -> Result<(), DirectoryError> {
@@ -241,9 +238,7 @@ fn apply(record: &mut ClassRecord, change: &ClassChange) -> Result<(), Directory
     }
     if let Some(days) = change.disable_after_days {
         if days.is_some_and(|d| d > MAX_GRACE_DAYS) {
-            return Err(DirectoryError::BadValue(format!(
-                "a grace period of more than {MAX_GRACE_DAYS} days is not accepted; use \"never\" for no automatic disabling"
-            )));
+            return Err(Refusal::GraceTooLong.into());
         }
         record.disable_after_days = days;
     }
@@ -258,11 +253,7 @@ pub fn checked_leave_date(text: &str) -> Result<Option<String>, DirectoryError> 
     }
     chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map(|d| Some(d.format("%Y-%m-%d").to_string()))
-        .map_err(|_| {
-            DirectoryError::BadValue(format!(
-                "{text:?} is not a date; write the leave date as YYYY-MM-DD (e.g. 2027-02-28), or \"none\""
-            ))
-        })
+        .map_err(|_| Refusal::BadLeaveDate(text.to_string()).into())
 }
 
 #[cfg(test)]

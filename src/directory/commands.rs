@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::classes::{ClassChange, ClassRecord};
 use super::import::ImportRequest;
+use super::refusal::Refusal;
 use super::{Directory, DirectoryError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -107,11 +108,10 @@ impl ClassSettings {
         let days = |t: &str| -> Result<Option<u32>, DirectoryError> {
             match t.trim() {
                 "never" | "none" | "" => Ok(None),
-                n => n.parse::<u32>().map(Some).map_err(|_| {
-                    DirectoryError::BadValue(format!(
-                        "{n:?} is not a number of days; give a number (0 or more) or \"never\""
-                    ))
-                }),
+                n => n
+                    .parse::<u32>()
+                    .map(Some)
+                    .map_err(|_| Refusal::BadDays(n.to_string()).into()),
             }
         };
         Ok(ClassChange {
@@ -173,8 +173,12 @@ fn parse_limit(
     match text.trim() {
         "default" => Ok(None),
         "unlimited" | "none" => Ok(Some(0)),
-        t => parse(t).map(Some).map_err(|e| {
-            DirectoryError::BadValue(format!("{e}; or use \"default\" or \"unlimited\""))
+        t => parse(t).map(Some).map_err(|reason| {
+            Refusal::BadLimit {
+                typed: t.to_string(),
+                reason,
+            }
+            .into()
         }),
     }
 }

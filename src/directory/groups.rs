@@ -17,6 +17,7 @@
 //! Reads untrusted input: addresses from the console and the CLI (checked).
 
 use super::address::{domain_of, normalize_address};
+use super::refusal::Refusal;
 use super::{Directory, DirectoryError};
 
 /// Most members one alias or group may have.
@@ -28,9 +29,7 @@ impl Directory {
         let domain = domain.trim().to_ascii_lowercase();
         let _writes = self.writes.lock().map_err(|_| DirectoryError::Poisoned)?;
         if !self.domains.contains_key(&domain)? {
-            return Err(DirectoryError::BadValue(format!(
-                "the domain {domain} is not served here"
-            )));
+            return Err(Refusal::NoSuchDomain(domain).into());
         }
         let in_domain = |key: &[u8]| domain_of(&String::from_utf8_lossy(key)) == domain;
         let mut users = 0;
@@ -46,9 +45,12 @@ impl Directory {
             }
         }
         if users + aliases > 0 {
-            return Err(DirectoryError::BadValue(format!(
-                "the domain {domain} still has {users} users and {aliases} aliases; delete or move them first"
-            )));
+            return Err(Refusal::DomainInUse {
+                domain,
+                users,
+                aliases,
+            }
+            .into());
         }
         self.domains.remove(domain.as_bytes())?;
         self.commit()
@@ -99,14 +101,10 @@ impl Directory {
             members.retain(|m| *m != target);
         }
         if members.is_empty() {
-            return Err(DirectoryError::BadValue(format!(
-                "{alias} would have no member left; remove the alias itself instead"
-            )));
+            return Err(Refusal::LastMember(alias).into());
         }
         if members.len() > MAX_MEMBERS {
-            return Err(DirectoryError::BadValue(format!(
-                "an alias may have at most {MAX_MEMBERS} members"
-            )));
+            return Err(Refusal::TooManyMembers.into());
         }
         members.sort();
         self.aliases
@@ -117,7 +115,7 @@ impl Directory {
 }
 
 fn no_alias(alias: &str) -> DirectoryError {
-    DirectoryError::BadValue(format!("there is no alias {}", alias.trim()))
+    Refusal::NoSuchAlias(alias.trim().to_string()).into()
 }
 
 #[cfg(test)]

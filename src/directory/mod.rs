@@ -26,6 +26,7 @@ pub mod groups;
 pub mod import;
 pub mod lifecycle;
 pub mod password;
+pub mod refusal;
 pub mod replicated;
 mod search;
 pub mod snapshot;
@@ -67,6 +68,8 @@ pub enum DirectoryError {
     Password(#[from] password::PasswordError),
     #[error("{0}")]
     BadValue(String),
+    #[error(transparent)]
+    Refused(#[from] refusal::Refusal),
     #[error("{0}")]
     ImportRefused(import::ImportProblems),
     #[error("the directory's write lock was poisoned by a panic; restart campusmail")]

@@ -16,6 +16,7 @@
 //! Reads untrusted input: names from the console and the CLI (checked).
 
 use super::address::normalize_address;
+use super::refusal::Refusal;
 use super::{Directory, DirectoryError};
 
 /// Longest display name, in characters.
@@ -25,14 +26,10 @@ pub const MAX_DISPLAY_NAME: usize = 100;
 pub fn checked_display_name(name: &str) -> Result<Option<String>, DirectoryError> {
     let name = name.trim();
     if name.chars().count() > MAX_DISPLAY_NAME {
-        return Err(DirectoryError::BadValue(format!(
-            "the name is longer than {MAX_DISPLAY_NAME} characters"
-        )));
+        return Err(Refusal::NameTooLong.into());
     }
     if name.chars().any(char::is_control) {
-        return Err(DirectoryError::BadValue(
-            "the name holds a control character (a line break or tab); type it on one line".into(),
-        ));
+        return Err(Refusal::NameHasControl.into());
     }
     Ok((!name.is_empty()).then(|| name.to_string()))
 }

@@ -91,7 +91,12 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
     })?;
     crate::web::console::lifecycle::start(web.webmail().clone())?;
     if let Some(rep) = &replication {
-        directory_sync::start(directory.clone(), store.clone(), rep)?;
+        directory_sync::start(
+            directory.clone(),
+            store.clone(),
+            rep,
+            web.webmail().sessions.clone(),
+        )?;
         // R6 across the pair: a login on the peer ends the session here.
         let sessions = web.webmail().sessions.clone();
         rep.on_remote_op(Box::new(move |op| {

@@ -21,6 +21,7 @@
 use super::pages::{self, Problem};
 use super::{Console, Ctx};
 use crate::directory::commands::{execute, DirectoryCommand};
+use crate::directory::refusal::Refusal;
 use crate::directory::DirectoryError;
 use crate::web::http::{Method, Reply};
 use crate::web::session::Session;
@@ -267,8 +268,9 @@ pub fn explain(ctx: &Ctx<'_>, err: &DirectoryError, target: &str) -> (u16, &'sta
                 )],
             ),
         ),
-        // The directory's own words say what to do (they are English:
-        // shown after a localized lead-in).
+        DirectoryError::Refused(why) => (400, "refused", refusal_text(t, why)),
+        // Any other refusal in the directory's own (English) words, after
+        // a localized lead-in.
         DirectoryError::BadValue(text) => {
             (400, "refused", t.fill("cdir.err_refused", &[("why", text)]))
         }
@@ -285,6 +287,51 @@ pub fn explain(ctx: &Ctx<'_>, err: &DirectoryError, target: &str) -> (u16, &'sta
                 t.get("console.err_directory").to_string(),
             )
         }
+    }
+}
+
+/// A refusal in the page's language.
+fn refusal_text(t: &crate::web::i18n::Catalog, why: &Refusal) -> String {
+    use crate::directory::classes::{MAX_CLASS_CHARS, MAX_GRACE_DAYS};
+    use crate::directory::groups::MAX_MEMBERS;
+    use crate::directory::user_admin::MAX_DISPLAY_NAME;
+    let n = |v: usize| v.to_string();
+    match why {
+        Refusal::BadClassName(name) => t.fill(
+            "cdir.ref_bad_class_name",
+            &[("name", name), ("max", &n(MAX_CLASS_CHARS))],
+        ),
+        Refusal::ClassExists(class) => t.fill("cdir.ref_class_exists", &[("class", class)]),
+        Refusal::NoSuchClass(class) => t.fill("cdir.ref_no_such_class", &[("class", class)]),
+        Refusal::ClassInUse { class, users } => t.fill(
+            "cdir.ref_class_in_use",
+            &[("class", class), ("users", &n(*users))],
+        ),
+        Refusal::GraceTooLong => t.fill(
+            "cdir.ref_grace_too_long",
+            &[("max", &MAX_GRACE_DAYS.to_string())],
+        ),
+        Refusal::BadDays(typed) => t.fill("cdir.ref_bad_days", &[("typed", typed)]),
+        Refusal::BadLimit { typed, .. } => t.fill("cdir.ref_bad_limit", &[("typed", typed)]),
+        Refusal::BadLeaveDate(typed) => t.fill("cdir.ref_bad_leave_date", &[("typed", typed)]),
+        Refusal::NameTooLong => t.fill("cdir.ref_name_too_long", &[("max", &n(MAX_DISPLAY_NAME))]),
+        Refusal::NameHasControl => t.get("cdir.ref_name_control").to_string(),
+        Refusal::NoSuchDomain(domain) => t.fill("cdir.ref_no_such_domain", &[("domain", domain)]),
+        Refusal::DomainInUse {
+            domain,
+            users,
+            aliases,
+        } => t.fill(
+            "cdir.ref_domain_in_use",
+            &[
+                ("domain", domain),
+                ("users", &n(*users)),
+                ("aliases", &n(*aliases)),
+            ],
+        ),
+        Refusal::NoSuchAlias(alias) => t.fill("cdir.ref_no_such_alias", &[("alias", alias)]),
+        Refusal::LastMember(alias) => t.fill("cdir.ref_last_member", &[("alias", alias)]),
+        Refusal::TooManyMembers => t.fill("cdir.ref_too_many_members", &[("max", &n(MAX_MEMBERS))]),
     }
 }
 
@@ -306,6 +353,22 @@ pub fn link(path: &str, name: &str, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_told_in_both_languages() {
+        use crate::web::i18n::Lang;
+        let why = Refusal::DomainInUse {
+            domain: "campus.test".into(),
+            users: 3,
+            aliases: 1,
+        };
+        for lang in [Lang::Ko, Lang::En] {
+            let text = refusal_text(lang.catalog(), &why);
+            assert!(text.contains("campus.test") && text.contains('3'), "{text}");
+            assert!(!text.contains('{'), "{text}");
+        }
+        assert!(refusal_text(Lang::Ko.catalog(), &why).contains("사용자"));
+    }
 
     #[test]
     fn every_directory_path_parses_and_nothing_else() {
