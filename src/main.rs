@@ -129,6 +129,14 @@ enum UserCommand {
     SetName { address: String, name: String },
     /// Print every user as CSV (the columns `user import` reads; no passwords).
     Export,
+    /// Delete a user and ALL their mail, for good, on both nodes (the
+    /// appliance must run; to keep the mail, use `user disable` instead).
+    Delete {
+        address: String,
+        /// Confirms that the mailbox is to be deleted for good.
+        #[arg(long)]
+        delete_mail: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -442,6 +450,15 @@ fn user_command(c: UserCommand) -> anyhow::Result<DirectoryCommand> {
             display_name: name,
         },
         UserCommand::Export => DirectoryCommand::UserExport,
+        UserCommand::Delete {
+            address,
+            delete_mail,
+        } => {
+            if !delete_mail {
+                bail!("deleting {address} deletes all of their mail for good, on both nodes; to keep it, run `campusmail user disable {address}` instead; to go ahead, add --delete-mail");
+            }
+            DirectoryCommand::UserDelete { address }
+        }
         UserCommand::Enable { address } => DirectoryCommand::UserEnable { address },
         UserCommand::Quota {
             address,
@@ -514,6 +531,9 @@ fn manage(config_path: &Path, command: DirectoryCommand) -> anyhow::Result<()> {
     let output = match campusmail::control::send(&config.control_socket(), &command)? {
         Some(reply) if reply.ok => reply.output,
         Some(reply) => bail!("{}", reply.output),
+        None if matches!(command, DirectoryCommand::UserDelete { .. }) => {
+            bail!("deleting a user empties their mailbox, which the running appliance does: start it (campusmail run) and run this command again")
+        }
         None => {
             let directory = Directory::open(&config.directory_db(), &config.directory_snapshot())?;
             execute(&directory, &command)?

@@ -532,6 +532,25 @@ fn domains_aliases_groups_and_csv_from_the_console() {
     assert!(csv.body.contains("new2@campus.test,둘,staff,,enabled"));
     assert!(!csv.body.contains("argon2"), "no password hashes");
 
+    // The CLI, while the appliance runs: disable ends the session at once;
+    // delete asks for --delete-mail and empties the mailbox.
+    node.cli_ok(&["user", "disable", &address_of("alice")], None);
+    assert_eq!(
+        alice.get("/mail").status,
+        303,
+        "CLI disable ends the session"
+    );
+    let refused = node.cli(&["user", "delete", &address_of("bob")], None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--delete-mail"));
+    let out = node.cli_ok(
+        &["user", "delete", &address_of("bob"), "--delete-mail"],
+        None,
+    );
+    assert!(out.contains("with 1 messages"), "{out}");
+    assert_eq!(bob.get("/mail").status, 303, "CLI delete ends the session");
+    assert!(!users_list(&node).contains("bob@campus.test"));
+
     let log = audit(&console, "");
     for action in [
         "domain_add",
