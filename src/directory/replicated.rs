@@ -1,6 +1,5 @@
 //! The directory's side of the pair: its records (domains, users, aliases,
-//! classes)
-//! as (tree, key, value)
+//! users' settings, classes) as (tree, key, value)
 //! text, a watch on every change, and applying a record that won in the
 //! store's log (see `store::directory_log` and `mailbox::directory_sync`).
 //!
@@ -15,7 +14,7 @@ use super::{Directory, DirectoryError};
 /// per node for now: each node makes its own on first start, and letting
 /// the later one overwrite the other would silently change the first
 /// node's admin password when the second one starts.
-pub const TREES: [&str; 4] = ["domains", "users", "aliases", "classes"];
+pub const TREES: [&str; 5] = ["domains", "users", "aliases", "settings", "classes"];
 
 impl Directory {
     fn tree(&self, name: &str) -> Option<&sled::Tree> {
@@ -25,6 +24,7 @@ impl Directory {
             "aliases" => Some(&self.aliases),
             "classes" => Some(&self.classes),
             "admins" => Some(&self.admins),
+            "settings" => Some(&self.settings),
             _ => None,
         }
     }

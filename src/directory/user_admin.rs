@@ -4,8 +4,8 @@
 //! Owns nothing beyond the `users` and `aliases` trees it writes.
 //!
 //! Invariants:
-//! - Deleting removes the user's record and takes the address out of every
-//!   alias; an alias left with no member is removed too (mail to it would
+//! - Deleting removes the user's record and their own settings (signature,
+//!   auto-reply, forwarding) and takes the address out of every alias; an alias left with no member is removed too (mail to it would
 //!   bounce anyway). The mailbox itself belongs to the store: the mailbox
 //!   role empties it before it calls `delete_user` (`mailbox::mailbox_removal`),
 //!   so no mail is left that nobody can reach, and a later user with the
@@ -69,6 +69,15 @@ impl Directory {
             }
         }
         self.users.remove(address.as_bytes())?;
+        // Their own settings (signature, auto-reply, forwarding) and the
+        // auto-reply's memory go too: a later user of the address starts
+        // afresh, and no forward outlives the account.
+        self.settings.remove(address.as_bytes())?;
+        let mut prefix = address.as_bytes().to_vec();
+        prefix.push(0);
+        for item in self.vacation_replies.scan_prefix(&prefix) {
+            self.vacation_replies.remove(item?.0)?;
+        }
         self.commit()?;
         Ok(emptied)
     }
@@ -95,6 +104,11 @@ mod tests {
         d.add_alias("kim.only@campus.test", &["kim@campus.test".into()])
             .unwrap();
         d.set_display_name("kim@campus.test", "  김민지 ").unwrap();
+        let settings = crate::directory::settings::UserSettings {
+            signature: "Kim".into(),
+            ..Default::default()
+        };
+        d.set_user_settings("kim@campus.test", settings).unwrap();
         assert_eq!(
             d.user("kim@campus.test")
                 .unwrap()
@@ -122,5 +136,6 @@ mod tests {
         ));
         // The address is free again: a new user starts afresh.
         d.add_user("kim@campus.test", "other-password").unwrap();
+        assert_eq!(d.user_settings("kim@campus.test").unwrap().signature, "");
     }
 }
