@@ -632,3 +632,61 @@ fn every_directory_url_needs_an_admin_session_and_its_csrf_token() {
     assert!(node.cli_ok(&["domain", "list"], None).contains(DOMAIN));
     assert!(!node.cli_ok(&["class", "list"], None).contains("student"));
 }
+
+/// The size the issue names: 30,000 imported students, then the console
+/// finds one by address or by Korean name, counts every match, shows one
+/// page, counts the seats, and exports them all.
+#[test]
+fn the_console_searches_thirty_thousand_imported_users() {
+    let node = Node::with_users();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("students.csv");
+    let mut csv = String::from("address,display_name,class\n");
+    for i in 0..30_000 {
+        let name = if i == 23_456 {
+            "홍길동".to_string()
+        } else {
+            format!("Student {i}")
+        };
+        csv.push_str(&format!("s{i:05}@campus.test,{name},student\n"));
+    }
+    std::fs::write(&file, csv).unwrap();
+    node.cli_ok(&["class", "add", "student"], None);
+    let out = node.cli_ok(&["user", "import", file.to_str().unwrap()], None);
+    assert!(out.contains("imported 30000 users"), "{out}");
+
+    let console = admin(&node);
+    let all = console.get("/admin/users?lang=en");
+    assert!(
+        all.body.contains("30002 matching"),
+        "alice, bob and the students"
+    );
+    assert!(all.body.contains("only the first 200 are shown"));
+    assert_eq!(
+        all.body
+            .matches("href=\"/admin/users/edit?address=")
+            .count(),
+        200
+    );
+    let one = console.get("/admin/users?lang=en&q=S12345");
+    assert!(
+        one.body.contains("1 matching") && one.body.contains("s12345@campus.test"),
+        "{}",
+        one.body
+    );
+    let by_name = console.get("/admin/users?lang=en&q=%ED%99%8D%EA%B8%B8%EB%8F%99");
+    assert!(by_name.body.contains("1 matching") && by_name.body.contains("s23456@campus.test"));
+    let many = console.get("/admin/users?lang=en&q=s2");
+    assert!(many.body.contains("10000 matching"), "s20000..s29999");
+
+    let classes = console.get("/admin/classes?lang=en");
+    assert!(
+        classes
+            .body
+            .contains("30000 enabled, 0 disabled (30000 seats)"),
+        "{}",
+        classes.body
+    );
+    let export = console.get("/admin/users/export");
+    assert_eq!(export.body.lines().count(), 1 + 30_002);
+}
