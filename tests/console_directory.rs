@@ -115,6 +115,11 @@ fn an_admin_edits_resets_logs_out_and_deletes_a_user() {
         ],
     );
     assert_eq!(r.status, 400, "a bad limit is refused: {}", r.body);
+    assert_eq!(
+        form_field(&r.body, "display_name").as_deref(),
+        Some("최가을"),
+        "nothing saved"
+    );
 
     // Force logout ends her webmail session.
     assert_eq!(carol.get("/mail").status, 200);

@@ -18,7 +18,8 @@
 
 use chrono::NaiveDate;
 
-use super::{Directory, DirectoryError};
+use super::classes::ClassRecord;
+use super::{Directory, DirectoryError, UserRecord};
 
 /// The day after which a user leaving on `leave` in a class with `grace`
 /// days is disabled.
@@ -26,44 +27,64 @@ pub fn last_enabled_day(leave: NaiveDate, grace: u32) -> Option<NaiveDate> {
     leave.checked_add_days(chrono::Days::new(u64::from(grace)))
 }
 
+/// True when the rule disables `user` on `today`.
+fn is_due(classes: &[ClassRecord], user: &UserRecord, today: NaiveDate) -> bool {
+    if !user.enabled {
+        return false;
+    }
+    let Some(grace) = classes
+        .iter()
+        .find(|c| c.name == user.class)
+        .and_then(|c| c.disable_after_days)
+    else {
+        return false;
+    };
+    user.leave_date
+        .as_deref()
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .and_then(|leave| last_enabled_day(leave, grace))
+        .is_some_and(|last| today > last)
+}
+
 impl Directory {
     /// Addresses of the enabled users that the lifecycle rule disables on
     /// `today`.
     pub fn lifecycle_due(&self, today: NaiveDate) -> Result<Vec<String>, DirectoryError> {
         let classes = self.classes()?;
-        let mut due = Vec::new();
-        for user in self.users()? {
-            if !user.enabled {
-                continue;
-            }
-            let Some(grace) = classes
-                .iter()
-                .find(|c| c.name == user.class)
-                .and_then(|c| c.disable_after_days)
-            else {
-                continue;
-            };
-            let Some(leave) = user
-                .leave_date
-                .as_deref()
-                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-            else {
-                continue;
-            };
-            if last_enabled_day(leave, grace).is_some_and(|last| today > last) {
-                due.push(user.address);
-            }
-        }
-        Ok(due)
+        Ok(self
+            .users()?
+            .into_iter()
+            .filter(|u| is_due(&classes, u, today))
+            .map(|u| u.address)
+            .collect())
     }
 
-    /// Disables every user `lifecycle_due` names; returns them.
+    /// Disables every user `lifecycle_due` names, in one batch with one
+    /// snapshot (a whole year's graduates at once); returns them.
     pub fn disable_due(&self, today: NaiveDate) -> Result<Vec<String>, DirectoryError> {
         let due = self.lifecycle_due(today)?;
-        for address in &due {
-            self.set_enabled(address, false)?;
+        if due.is_empty() {
+            return Ok(due);
         }
-        Ok(due)
+        let classes = self.classes()?;
+        let _writes = self.writes.lock().map_err(|_| DirectoryError::Poisoned)?;
+        let mut batch = sled::Batch::default();
+        let mut disabled = Vec::new();
+        for address in due {
+            // Read again under the lock: an admin may have changed it.
+            let Some(mut user) = self.user(&address)? else {
+                continue;
+            };
+            if !is_due(&classes, &user, today) {
+                continue;
+            }
+            user.enabled = false;
+            batch.insert(address.as_bytes(), serde_json::to_vec(&user)?);
+            disabled.push(address);
+        }
+        self.users.apply_batch(batch)?;
+        self.commit()?;
+        Ok(disabled)
     }
 }
 

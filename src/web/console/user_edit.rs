@@ -22,7 +22,8 @@ use super::directory_views::{chrome, page, ConfirmPage, UserEditPage, UserView};
 use super::pages::{self, Problem};
 use super::{checked_form, Console, Ctx};
 use crate::directory::address::normalize_address;
-use crate::directory::commands::DirectoryCommand;
+use crate::directory::commands::{parse_bytes_limit, parse_messages_limit, DirectoryCommand};
+use crate::directory::user_admin::checked_display_name;
 use crate::web::form::Form;
 use crate::web::http::Reply;
 use crate::web::session::Session;
@@ -208,6 +209,17 @@ pub fn save(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
             v.to_string()
         }
     };
+    // Both limits and the name are checked before anything is saved, so a
+    // typo in one leaves everything as it was.
+    let checked = parse_bytes_limit(&limit(bytes))
+        .and_then(|_| parse_messages_limit(&limit(messages)))
+        .and_then(|_| checked_display_name(name));
+    if let Err(err) = checked {
+        let (status, code, text) = explain(ctx, &err, &address);
+        console.audit(ctx, &session.user, "user_edit", &address, code);
+        let failed = Outcome::Failed(status, text);
+        return render(console, ctx, session, &address, Some(failed));
+    }
     let steps = [
         (
             DirectoryCommand::UserSetName {
