@@ -9,6 +9,7 @@
 //! Reads untrusted input: yes, the admin's file (sizes bounded by the caller).
 
 use super::import::RowProblem;
+use super::import_problem::ProblemKind;
 
 /// One CSV record: the line it starts on and its fields.
 pub type Record = (usize, Vec<String>);
@@ -63,13 +64,13 @@ pub fn records(text: &str) -> Result<Vec<Record>, RowProblem> {
             _ if after_quote => {
                 return Err(RowProblem {
                     line,
-                    what: "text after a closing quote; a quoted field must end at the comma".into(),
+                    kind: ProblemKind::TextAfterQuote,
                 });
             }
             '"' => {
                 return Err(RowProblem {
                     line,
-                    what: "a quote inside an unquoted field; quote the whole field and double the quote (\"a\"\"b\")".into(),
+                    kind: ProblemKind::QuoteInField,
                 });
             }
             c => {
@@ -81,7 +82,7 @@ pub fn records(text: &str) -> Result<Vec<Record>, RowProblem> {
     if quoted {
         return Err(RowProblem {
             line: start,
-            what: "a quoted field is never closed".into(),
+            kind: ProblemKind::UnclosedQuote,
         });
     }
     if !field.is_empty() || !fields.is_empty() || after_quote {

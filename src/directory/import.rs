@@ -39,16 +39,17 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::address::{domain_of, normalize_address};
-use super::classes::{checked_class_name, checked_leave_date, MAX_CLASS_CHARS};
+use super::classes::{checked_class_name, checked_leave_date};
 use super::csv::records;
+use super::import_problem::ProblemKind;
 use super::password::{self, MIN_PASSWORD_CHARS, NO_PASSWORD};
+use super::refusal::Refusal;
 use super::user_admin::checked_display_name;
 use super::{Directory, DirectoryError, UserRecord};
 
 /// Largest file `read_rows` accepts (30,000 rows take about 2 MB).
 pub const MAX_IMPORT_BYTES: u64 = 16 * 1024 * 1024;
-/// Most rows one import may hold.
-pub const MAX_IMPORT_ROWS: usize = 200_000;
+pub use super::import_problem::MAX_IMPORT_ROWS;
 /// Problems listed in a report; the rest are counted.
 const MAX_LISTED_PROBLEMS: usize = 100;
 
@@ -82,7 +83,7 @@ pub struct ImportRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowProblem {
     pub line: usize,
-    pub what: String,
+    pub kind: ProblemKind,
 }
 
 /// Every problem found; Display is the report the admin reads.
@@ -103,7 +104,7 @@ impl fmt::Display for ImportProblems {
             if self.rows == 1 { "" } else { "s" }
         )?;
         for p in self.problems.iter().take(MAX_LISTED_PROBLEMS) {
-            write!(f, "\n  line {}: {}", p.line, p.what)?;
+            write!(f, "\n  line {}: {}", p.line, p.kind)?;
         }
         if n > MAX_LISTED_PROBLEMS {
             write!(f, "\n  ... and {} more", n - MAX_LISTED_PROBLEMS)?;
@@ -206,7 +207,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportRow>, ImportProblems> {
         return fail(
             vec![RowProblem {
                 line: 1,
-                what: "the file is empty; the first line must name the columns, e.g. address,class,password".into(),
+                kind: ProblemKind::EmptyFile,
             }],
             0,
         );
@@ -225,9 +226,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportRow>, ImportProblems> {
             other => {
                 problems.push(RowProblem {
                     line: header_line,
-                    what: format!(
-                        "unknown column {other:?}; the columns are address, class, password, display_name, leave_date and state"
-                    ),
+                    kind: ProblemKind::UnknownColumn(other.to_string()),
                 });
                 continue;
             }
@@ -235,14 +234,14 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportRow>, ImportProblems> {
         if slot.replace(i).is_some() {
             problems.push(RowProblem {
                 line: header_line,
-                what: format!("the column {:?} is named twice", name.trim()),
+                kind: ProblemKind::ColumnTwice(name.trim().to_string()),
             });
         }
     }
     let Some(address) = address else {
         problems.push(RowProblem {
             line: header_line,
-            what: "the header has no address column (e.g. address,class,password)".into(),
+            kind: ProblemKind::NoAddressColumn,
         });
         return fail(problems, 0);
     };
@@ -254,12 +253,10 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportRow>, ImportProblems> {
         if fields.len() != header.len() {
             problems.push(RowProblem {
                 line,
-                what: format!(
-                    "{} field{}, but the header names {} columns",
-                    fields.len(),
-                    if fields.len() == 1 { "" } else { "s" },
-                    header.len()
-                ),
+                kind: ProblemKind::FieldCount {
+                    fields: fields.len(),
+                    columns: header.len(),
+                },
             });
             continue;
         }
@@ -283,7 +280,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportRow>, ImportProblems> {
     if rows.len() > MAX_IMPORT_ROWS {
         problems.push(RowProblem {
             line: rows.get(MAX_IMPORT_ROWS).map_or(0, |r| r.line),
-            what: format!("more than {MAX_IMPORT_ROWS} users; split the file"),
+            kind: ProblemKind::TooManyRows,
         });
     }
     if problems.is_empty() {
@@ -340,7 +337,7 @@ impl Directory {
             if self.users.contains_key(&row.address)? || self.aliases.contains_key(&row.address)? {
                 problems.push(RowProblem {
                     line: row.line,
-                    what: format!("{} was added while the import ran", row.address),
+                    kind: ProblemKind::AddedMeanwhile(row.address.clone()),
                 });
             }
         }
@@ -372,45 +369,41 @@ impl Directory {
         let mut checked = Vec::new();
         let mut skipped = 0;
         for row in rows {
-            let mut problem = |what: String| {
+            let mut problem = |kind: ProblemKind| {
                 problems.push(RowProblem {
                     line: row.line,
-                    what,
+                    kind,
                 })
             };
             if row.address.is_empty() {
-                problem("no address".into());
+                problem(ProblemKind::NoAddress);
                 continue;
             }
             let Some(address) = normalize_address(&row.address) else {
-                problem(format!(
-                    "{:?} is not a valid mail address (expected name@domain)",
-                    row.address
-                ));
+                problem(ProblemKind::BadAddress(row.address.clone()));
                 continue;
             };
             let domain = domain_of(&address);
             if !domains.contains(domain) {
-                problem(format!(
-                    "the domain {domain} is not served here; add it first with `campusmail domain add {domain}`"
-                ));
+                problem(ProblemKind::UnknownDomain(domain.to_string()));
                 continue;
             }
             if let Some(first) = seen.insert(address.clone(), row.line) {
-                problem(format!("{address} is already on line {first}"));
+                problem(ProblemKind::TwiceInFile {
+                    address,
+                    first_line: first,
+                });
                 continue;
             }
             if self.aliases.contains_key(&address)? {
-                problem(format!("{address} is an alias already"));
+                problem(ProblemKind::IsAlias(address));
                 continue;
             }
             if self.users.contains_key(&address)? {
                 if skip_existing {
                     skipped += 1;
                 } else {
-                    problem(format!(
-                        "the user {address} already exists (use --skip-existing to skip such rows)"
-                    ));
+                    problem(ProblemKind::UserExists(address));
                 }
                 continue;
             }
@@ -419,32 +412,36 @@ impl Directory {
                 Some(c) => match checked_class_name(c) {
                     Some(c) => c,
                     None => {
-                        problem(format!("{c:?} is not a class name (letters, digits, - and _, at most {MAX_CLASS_CHARS})"));
+                        problem(ProblemKind::BadClass(c.to_string()));
                         continue;
                     }
                 },
             };
             if let Some(pw) = &row.password {
                 if pw.chars().count() < MIN_PASSWORD_CHARS {
-                    problem(format!(
-                        "the password is shorter than {MIN_PASSWORD_CHARS} characters"
-                    ));
+                    problem(ProblemKind::ShortPassword);
                     continue;
                 }
             }
             let display_name = match row.display_name.as_deref().map(checked_display_name) {
                 None => None,
                 Some(Ok(name)) => name,
-                Some(Err(e)) => {
-                    problem(format!("display_name: {e}"));
+                Some(Err(DirectoryError::Refused(Refusal::NameTooLong))) => {
+                    problem(ProblemKind::NameTooLong);
+                    continue;
+                }
+                Some(Err(_)) => {
+                    problem(ProblemKind::NameHasControl);
                     continue;
                 }
             };
             let leave_date = match row.leave_date.as_deref().map(checked_leave_date) {
                 None => None,
                 Some(Ok(date)) => date,
-                Some(Err(e)) => {
-                    problem(format!("leave_date: {e}"));
+                Some(Err(_)) => {
+                    problem(ProblemKind::BadLeaveDate(
+                        row.leave_date.clone().unwrap_or_default(),
+                    ));
                     continue;
                 }
             };
@@ -452,9 +449,7 @@ impl Directory {
                 None | Some("enabled") => true,
                 Some("disabled") => false,
                 Some(other) => {
-                    problem(format!(
-                        "state {other:?} is neither enabled nor disabled (or leave it empty)"
-                    ));
+                    problem(ProblemKind::BadState(other.to_string()));
                     continue;
                 }
             };

@@ -2,7 +2,7 @@
 //! than their class's grace period (`disable_after_days`) in the past is
 //! disabled: logins and new mail are refused, stored mail is kept.
 //!
-//! Owns nothing; `mailbox::lifecycle` runs `disable_due` in the
+//! Owns nothing; `web::console::lifecycle` runs `disable_due` in the
 //! background (at start and hourly), ends the disabled users' webmail
 //! sessions and writes each one to the audit log.
 //!

@@ -24,6 +24,7 @@ mod csv;
 pub mod export;
 pub mod groups;
 pub mod import;
+pub mod import_problem;
 pub mod lifecycle;
 pub mod password;
 pub mod refusal;

@@ -72,9 +72,12 @@ fn problem_lines(problems: &ImportProblems, t: &crate::web::i18n::Catalog) -> Ve
         .iter()
         .take(SHOWN_PROBLEMS)
         .map(|p| {
+            let (key, values) = p.kind.catalog();
+            let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let what = t.fill(key, &pairs);
             t.fill(
                 "cdir.import_line",
-                &[("line", &p.line.to_string()), ("what", &p.what)],
+                &[("line", &p.line.to_string()), ("what", &what)],
             )
         })
         .collect();
@@ -201,5 +204,66 @@ pub fn export(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
             console.audit(ctx, &session.user, "user_export", "", "directory_error");
             pages::problem(ctx.lang, Problem::Internal, Some(session))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::import::RowProblem;
+    use crate::directory::import_problem::ProblemKind;
+    use crate::web::i18n::Lang;
+
+    /// Every reason a line can be refused reads in both languages, with
+    /// every value filled in.
+    #[test]
+    fn every_import_problem_is_told_in_korean_and_english() {
+        use ProblemKind::*;
+        let s = || "x@y".to_string();
+        let kinds = vec![
+            TextAfterQuote,
+            QuoteInField,
+            UnclosedQuote,
+            EmptyFile,
+            UnknownColumn(s()),
+            ColumnTwice(s()),
+            NoAddressColumn,
+            FieldCount {
+                fields: 2,
+                columns: 3,
+            },
+            TooManyRows,
+            NoAddress,
+            BadAddress(s()),
+            UnknownDomain(s()),
+            TwiceInFile {
+                address: s(),
+                first_line: 2,
+            },
+            IsAlias(s()),
+            UserExists(s()),
+            AddedMeanwhile(s()),
+            BadClass(s()),
+            ShortPassword,
+            NameTooLong,
+            NameHasControl,
+            BadLeaveDate(s()),
+            BadState(s()),
+        ];
+        let problems = ImportProblems {
+            rows: kinds.len(),
+            problems: kinds
+                .into_iter()
+                .enumerate()
+                .map(|(line, kind)| RowProblem { line, kind })
+                .collect(),
+        };
+        for lang in [Lang::Ko, Lang::En] {
+            let t = lang.catalog();
+            for line in problem_lines(&problems, t) {
+                assert!(!line.contains('{') && !line.contains("cdir."), "{line}");
+            }
+        }
+        assert!(problem_lines(&problems, Lang::Ko.catalog())[12].contains("2번째 줄"));
     }
 }
