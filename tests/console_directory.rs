@@ -509,7 +509,12 @@ fn domains_aliases_groups_and_csv_from_the_console() {
     .unwrap();
     let r = upload(&good, &token);
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.body.contains("imported 2 users"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("2 users imported: 1 with a password, 1 without"),
+        "{}",
+        r.body
+    );
     assert_eq!(node.web_login("new1").get("/mail").status, 200);
 
     // Export: every user, with names, as CSV.

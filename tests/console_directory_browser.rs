@@ -116,7 +116,7 @@ fn an_admin_walks_the_directory_pages_on_a_phone() {
     b.attach_file("#file", &file);
     walk.submit("/admin/users/import", "/admin/users/import");
     let imported = walk.check_page("imported");
-    assert!(imported.contains("imported 1 user"), "{imported}");
+    assert!(imported.contains("1 users imported"), "{imported}");
 
     // Deleting bob: the confirmation page states the retention rule.
     walk.goto("/admin/users/delete?address=bob%40campus.test");

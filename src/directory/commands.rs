@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::classes::{ClassChange, ClassRecord};
-use super::import::ImportRequest;
+use super::import::{ImportReport, ImportRequest};
 use super::refusal::Refusal;
 use super::{Directory, DirectoryError};
 
@@ -183,6 +183,15 @@ fn parse_limit(
     }
 }
 
+/// `user import` (the CLI and the console): the report as data, for the
+/// console to say in the page's language.
+pub fn import(
+    directory: &Directory,
+    request: &ImportRequest,
+) -> Result<ImportReport, DirectoryError> {
+    directory.import_users(&request.rows, request.skip_existing)
+}
+
 /// Runs `command` and returns the text to show the admin.
 pub fn execute(
     directory: &Directory,
@@ -213,9 +222,7 @@ pub fn execute(
             })
             .collect::<Vec<_>>()
             .join("\n"),
-        UserImport(request) => directory
-            .import_users(&request.rows, request.skip_existing)?
-            .to_string(),
+        UserImport(request) => import(directory, request)?.to_string(),
         UserPasswd { address, password } => {
             directory.set_password(address, password)?;
             format!("password of {address} changed")

@@ -21,8 +21,10 @@ use super::directory_routes::Outcome;
 use super::directory_views::{chrome, page, ImportPage};
 use super::pages::{self, Problem};
 use super::{Console, Ctx};
-use crate::directory::commands::{execute, DirectoryCommand};
-use crate::directory::import::{parse_csv, ImportProblems, ImportRequest, MAX_IMPORT_BYTES};
+use crate::directory::commands::{execute, import as import_users, DirectoryCommand};
+use crate::directory::import::{
+    parse_csv, ImportProblems, ImportReport, ImportRequest, MAX_IMPORT_BYTES,
+};
 use crate::directory::DirectoryError;
 use crate::web::csrf;
 use crate::web::http::Reply;
@@ -63,6 +65,29 @@ fn render(
             ),
         },
     )
+}
+
+/// What an import did, in the page's language.
+fn report_lines(report: &ImportReport, t: &crate::web::i18n::Catalog) -> Vec<String> {
+    let n = |v: usize| v.to_string();
+    let mut lines = vec![t.fill(
+        "cdir.import_report",
+        &[
+            ("created", &n(report.created)),
+            ("with", &n(report.with_password)),
+            ("without", &n(report.created - report.with_password)),
+        ],
+    )];
+    if report.created > report.with_password {
+        lines.push(t.get("cdir.import_without_hint").to_string());
+    }
+    if report.skipped_existing > 0 {
+        lines.push(t.fill(
+            "cdir.import_skipped",
+            &[("count", &n(report.skipped_existing))],
+        ));
+    }
+    lines
 }
 
 /// The problem lines of a refused import, as shown.
@@ -148,21 +173,16 @@ pub fn import(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
         Ok(rows) => rows,
         Err(problems) => return refused(&problems),
     };
-    let command = DirectoryCommand::UserImport(ImportRequest {
+    let request = ImportRequest {
         rows,
         skip_existing: form.get("skip_existing") == Some("yes"),
-    });
-    match execute(&console.directory, &command) {
+    };
+    match import_users(&console.directory, &request) {
         Ok(report) => {
             console.audit(ctx, &session.user, "user_import", &target, "ok");
             tracing::info!(admin = %session.user, file = %target, "console import");
             let done = Outcome::Done(t.get("cdir.import_done").to_string());
-            render(
-                ctx,
-                session,
-                Some(done),
-                report.lines().map(str::to_string).collect(),
-            )
+            render(ctx, session, Some(done), report_lines(&report, t))
         }
         Err(DirectoryError::ImportRefused(problems)) => refused(&problems),
         Err(err) => {
