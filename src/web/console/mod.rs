@@ -126,8 +126,6 @@ pub struct Console {
     dkim_dir: std::path::PathBuf,
     /// `[mailbox] default_quota*`, shown where a user or class has none.
     default_quota: (u64, u64),
-    /// The CSV import's upload limit (`transfer::MAX_UPLOAD`).
-    upload_limit: usize,
 }
 
 impl Console {
@@ -150,7 +148,6 @@ impl Console {
                 config.mailbox.default_quota.0,
                 config.mailbox.default_quota_messages,
             ),
-            upload_limit: transfer::MAX_UPLOAD,
         }
     }
 
@@ -163,7 +160,7 @@ impl Console {
                 .is_some_and(|token| self.admins.is_live(token, chrono::Utc::now().timestamp()))
         };
         if req.path == "/admin/users/import" && live() {
-            self.upload_limit
+            transfer::MAX_UPLOAD
         } else {
             crate::web::http::MAX_FORM_BODY
         }
