@@ -71,6 +71,8 @@ fn an_admin_edits_resets_logs_out_and_deletes_a_user() {
         &[
             ("address", "carol@campus.test"),
             ("password", &password_of("carol")),
+            ("display_name", "Carol Choi"),
+            ("class", "default"),
         ],
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -83,6 +85,10 @@ fn an_admin_edits_resets_logs_out_and_deletes_a_user() {
     // Her page; name and limits saved and found by the search.
     let page = console.get("/admin/users/edit?address=carol%40campus.test");
     assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        form_field(&page.body, "display_name").as_deref(),
+        Some("Carol Choi")
+    );
     let r = post(
         &console,
         "/admin/users/edit",
@@ -293,6 +299,19 @@ fn classes_give_quotas_disable_leavers_and_count_seats() {
         ],
     );
     assert_eq!(r.status, 200, "{}", r.body);
+    // A user created in the form straight into the class.
+    let r = post(
+        &console,
+        "/admin/users",
+        &[
+            ("address", "erin@campus.test"),
+            ("password", &password_of("erin")),
+            ("display_name", ""),
+            ("class", "student"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(users_list(&node).contains("erin@campus.test\tenabled\tstudent"));
     let r = post(
         &console,
         "/admin/users/class",
@@ -328,7 +347,7 @@ fn classes_give_quotas_disable_leavers_and_count_seats() {
         page.body
     );
     assert!(
-        page.body.contains("2 enabled accounts, 1 disabled"),
+        page.body.contains("3 enabled accounts, 1 disabled"),
         "{}",
         page.body
     );
@@ -338,7 +357,7 @@ fn classes_give_quotas_disable_leavers_and_count_seats() {
         "{listed}"
     );
     assert!(
-        listed.contains("student") && listed.contains("1 enabled, 0 disabled"),
+        listed.contains("student") && listed.contains("2 enabled, 0 disabled"),
         "{listed}"
     );
 

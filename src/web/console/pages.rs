@@ -129,6 +129,8 @@ pub struct UsersView {
     pub error: Option<String>,
     /// The address to put back into the create form after a failure.
     pub address: String,
+    /// The classes the create form offers (`default` first).
+    pub classes: Vec<String>,
 }
 
 #[derive(Template)]
@@ -311,6 +313,7 @@ mod tests {
                 message: None,
                 error: Some("<u>bad</u>".into()),
                 address: "<x>".into(),
+                classes: vec!["default".into(), "<s>".into()],
             },
         };
         let html = page.render().unwrap();

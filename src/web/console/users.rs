@@ -106,6 +106,16 @@ fn render(
         message,
         error,
         address: address.to_string(),
+        classes: std::iter::once("default".to_string())
+            .chain(
+                console
+                    .directory
+                    .classes()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| c.name),
+            )
+            .collect(),
     };
     pages::users(ctx, session, status, view)
 }
@@ -136,6 +146,39 @@ pub fn create(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
         Ok(_) => {
             console.audit(ctx, &session.user, "user_create", &target, "ok");
             tracing::info!(admin = %session.user, user = %target, "console created a user");
+            // The optional name and class, like the user's own page sets them.
+            let name = form.get("display_name").unwrap_or("").trim();
+            let class = form.get("class").unwrap_or("").trim();
+            let mut steps = Vec::new();
+            if !name.is_empty() {
+                let set = DirectoryCommand::UserSetName {
+                    address: target.clone(),
+                    display_name: name.to_string(),
+                };
+                steps.push((set, "user_set_name"));
+            }
+            if !class.is_empty() && class != "default" {
+                let set = DirectoryCommand::UserSetClass {
+                    address: target.clone(),
+                    class: class.to_string(),
+                    leave_date: None,
+                };
+                steps.push((set, "user_set_class"));
+            }
+            for (command, action) in &steps {
+                if let Err(super::directory_routes::Outcome::Failed(status, text)) =
+                    super::directory_routes::run(console, ctx, session, command, action, &target)
+                {
+                    return render(
+                        console,
+                        ctx,
+                        session,
+                        &target,
+                        "",
+                        Some((status, Outcome::Failed(text))),
+                    );
+                }
+            }
             let done = Outcome::Done(t.fill("console.user_created", &[("address", &target)]));
             render(console, ctx, session, &target, "", Some((200, done)))
         }
