@@ -199,14 +199,13 @@ start_campusmail() { # case
         "$conf"
     if [ "$DIRS" = 4 ]; then
         mkdir -p "$CM_DIR"/disk{1,2,3,4}
-        {
-            echo
-            echo "[store]"
-            echo "data_dirs = [ { path = \"$CM_DIR/disk1\", weight = 1 }, { path = \"$CM_DIR/disk2\", weight = 1 }, { path = \"$CM_DIR/disk3\", weight = 1 }, { path = \"$CM_DIR/disk4\", weight = 1 } ]"
-        } >>"$conf"
+        # The default file has `data_dirs = []` in its [store] section.
+        local dirs="data_dirs = [ { path = \"$CM_DIR/disk1\", weight = 1 }, { path = \"$CM_DIR/disk2\", weight = 1 }, { path = \"$CM_DIR/disk3\", weight = 1 }, { path = \"$CM_DIR/disk4\", weight = 1 } ]"
+        grep -qx 'data_dirs = \[\]' "$conf" || die "no 'data_dirs = []' line in $conf"
+        sed -i "s|^data_dirs = \[\]\$|$dirs|" "$conf"
     fi
     "$BIN" --config "$conf" domain add "$DOMAIN" >>"$CM_DIR/init.log" 2>&1 \
-        || die "campusmail domain add (with DIRS=4 this needs the multi-disk store): $(tail -3 "$CM_DIR/init.log")"
+        || die "campusmail domain add: $(tail -3 "$CM_DIR/init.log")"
     local t0 t1
     t0=$(date +%s.%N)
     "$BIN" --config "$conf" user import "$USERS_CSV" >>"$CM_DIR/init.log" 2>&1 \
@@ -225,6 +224,18 @@ start_campusmail() { # case
     done
     grep -qx ready "$CM_DIR/stdout.log" || die "campusmail did not become ready"
 }
+
+campusmail_dir_figures() { # prints "bytes/writes/reads,..." per data directory
+    "$BIN" --config "$CM_DIR/appliance.toml" store stats --json 2>/dev/null | python3 -c '
+import json, sys
+try:
+    disks = json.load(sys.stdin)["disks"]
+except Exception:
+    print("n/a"); sys.exit()
+print(",".join("%s/%s/%s" % (d["bytes"], d["writes"], d["reads"]) for d in disks))
+'
+}
+
 # What campusmail stores mail in: the store folder (segments + sled
 # metadata), plus the extra data directories when there are several.
 campusmail_store_kib() {
@@ -306,6 +317,10 @@ run_source_case() { # case rcpts
     # Measured while it still runs (the reads need the "single" store up);
     # every delivery was flushed before its 250.
     R[$1_campusmail_kib]=$(campusmail_store_kib)
+    # Per data directory: bytes stored and writes, from the running
+    # appliance (reads: after the reads case).
+    R[$1_campusmail_dirs]=$(campusmail_dir_figures)
+    log "$1: per data directory (bytes/writes/reads): ${R[$1_campusmail_dirs]}"
     log "$1: campusmail ${R[$1_campusmail_rate]} msg/s, ${R[$1_campusmail_cpu]} CPU s, ${R[$1_campusmail_kib]} KiB"
 }
 
@@ -373,6 +388,8 @@ for p in picks:
 print(f"{n / (time.time() - start):.1f}")
 EOF
 ) || die "dovecot reads"
+    R[reads_campusmail_dirs]=$(campusmail_dir_figures)
+    log "reads: per data directory (bytes/writes/reads): ${R[reads_campusmail_dirs]}"
     log "reads: campusmail ${R[reads_campusmail]}/s (HTTPS raw), Maildir files ${R[reads_dovecot]}/s"
 }
 
@@ -496,6 +513,7 @@ reads=$READS reads_dovecot_files_per_s=$(v reads_dovecot) reads_campusmail_https
 big_rcpts=$BIG_RCPTS big_size=$BIG_SIZE big_chunk=$BIG_CHUNK \
 big_dovecot_rcpt_per_s=$(v big_dovecot_rate) big_campusmail_rcpt_per_s=$(v big_campusmail_rate) \
 big_dovecot_kib=$(v big_dovecot_kib) big_campusmail_kib=$(v big_campusmail_kib) \
+single_campusmail_dirs=$(v single_campusmail_dirs) reads_campusmail_dirs=$(v reads_campusmail_dirs) \
 big_campusmail_before_kib=$(v big_campusmail_before_kib) big_campusmail_total_kib=$(v big_campusmail_total_kib) \
 big_campusmail_blob_kib=$(v big_campusmail_blob_kib) big_copies_kib=$(v big_copies_kib) \
 big_size_ratio=$(ratio "$(v big_dovecot_kib)" "$(v big_campusmail_kib)") \
