@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use campusmail::appliance::{self, Role};
 use campusmail::config::Config;
-use campusmail::directory::commands::{execute, DirectoryCommand};
+use campusmail::directory::commands::{execute, ClassSettings, DirectoryCommand};
 use campusmail::directory::Directory;
 use campusmail::engine::queue::commands::{self as queue_commands, OfflineQueue, QueueCommand};
 use campusmail::mailbox::store_admin;
@@ -54,9 +54,12 @@ enum Command {
     /// Manage the mail domains served here.
     #[command(subcommand)]
     Domain(DomainCommand),
-    /// Manage aliases (addresses that deliver to other users).
+    /// Manage aliases and groups (addresses that deliver to other users).
     #[command(subcommand)]
     Alias(AliasCommand),
+    /// User classes (staff, student, ...): default quotas, lifecycle rule, seats.
+    #[command(subcommand)]
+    Class(ClassCommand),
     /// Look at and act on the mail queue (normal and bulk lanes).
     #[command(subcommand)]
     Queue(QueueCli),
@@ -114,6 +117,69 @@ enum UserCommand {
         #[arg(long, value_name = "COUNT")]
         messages: Option<String>,
     },
+    /// Put a user in a class, optionally with the day they leave.
+    SetClass {
+        address: String,
+        class: String,
+        /// YYYY-MM-DD, or "none" to clear it.
+        #[arg(long, value_name = "DATE")]
+        leave_date: Option<String>,
+    },
+    /// Set a user's display name ("" clears it).
+    SetName { address: String, name: String },
+    /// Print every user as CSV (the columns `user import` reads; no passwords).
+    Export,
+    /// Delete a user and ALL their mail, for good, on both nodes (the
+    /// appliance must run; to keep the mail, use `user disable` instead).
+    Delete {
+        address: String,
+        /// Confirms that the mailbox is to be deleted for good.
+        #[arg(long)]
+        delete_mail: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClassCommand {
+    /// Define a class.
+    Add {
+        name: String,
+        #[command(flatten)]
+        settings: ClassArgs,
+    },
+    /// Change a class's defaults or rule.
+    Set {
+        name: String,
+        #[command(flatten)]
+        settings: ClassArgs,
+    },
+    /// Remove a class that no user is in.
+    Remove { name: String },
+    /// Every class with its defaults, rule and seats (enabled / disabled users).
+    List,
+}
+
+#[derive(clap::Args)]
+struct ClassArgs {
+    /// Default mailbox size of the class's users ("2GB"; "default"; "unlimited").
+    #[arg(long, value_name = "SIZE")]
+    quota_bytes: Option<String>,
+    /// Default message count ("50000"; "default"; "unlimited").
+    #[arg(long, value_name = "COUNT")]
+    quota_messages: Option<String>,
+    /// Disable users this many days after their leave date ("never": not automatically).
+    #[arg(long, value_name = "DAYS")]
+    disable_after_days: Option<String>,
+}
+
+impl ClassArgs {
+    fn settings(self) -> ClassSettings {
+        ClassSettings {
+            quota_bytes: self.quota_bytes,
+            quota_messages: self.quota_messages,
+            disable_after_days: self.disable_after_days,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -171,6 +237,8 @@ enum StoreCli {
 enum DomainCommand {
     /// Serve mail for a domain.
     Add { domain: String },
+    /// Stop serving a domain that no user or alias uses any more.
+    Remove { domain: String },
     /// List the domains served here.
     List,
 }
@@ -185,6 +253,16 @@ enum AliasCommand {
     },
     /// List aliases.
     List,
+    /// Remove an alias or group (its members' mailboxes stay).
+    Remove { alias: String },
+    /// Add or remove members of an alias or group.
+    Members {
+        alias: String,
+        #[arg(long, value_name = "ADDRESS")]
+        add: Vec<String>,
+        #[arg(long, value_name = "ADDRESS")]
+        remove: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -266,6 +344,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             &config_path,
             match c {
                 DomainCommand::Add { domain } => DirectoryCommand::DomainAdd { domain },
+                DomainCommand::Remove { domain } => DirectoryCommand::DomainRemove { domain },
                 DomainCommand::List => DirectoryCommand::DomainList,
             },
         ),
@@ -308,6 +387,25 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     DirectoryCommand::AliasAdd { alias, targets }
                 }
                 AliasCommand::List => DirectoryCommand::AliasList,
+                AliasCommand::Remove { alias } => DirectoryCommand::AliasRemove { alias },
+                AliasCommand::Members { alias, add, remove } => {
+                    DirectoryCommand::AliasMembers { alias, add, remove }
+                }
+            },
+        ),
+        Command::Class(c) => manage(
+            &config_path,
+            match c {
+                ClassCommand::Add { name, settings } => DirectoryCommand::ClassAdd {
+                    name,
+                    settings: settings.settings(),
+                },
+                ClassCommand::Set { name, settings } => DirectoryCommand::ClassSet {
+                    name,
+                    settings: settings.settings(),
+                },
+                ClassCommand::Remove { name } => DirectoryCommand::ClassRemove { name },
+                ClassCommand::List => DirectoryCommand::ClassList,
             },
         ),
     }
@@ -338,6 +436,29 @@ fn user_command(c: UserCommand) -> anyhow::Result<DirectoryCommand> {
             password: read_password(password_stdin)?,
         },
         UserCommand::Disable { address } => DirectoryCommand::UserDisable { address },
+        UserCommand::SetClass {
+            address,
+            class,
+            leave_date,
+        } => DirectoryCommand::UserSetClass {
+            address,
+            class,
+            leave_date,
+        },
+        UserCommand::SetName { address, name } => DirectoryCommand::UserSetName {
+            address,
+            display_name: name,
+        },
+        UserCommand::Export => DirectoryCommand::UserExport,
+        UserCommand::Delete {
+            address,
+            delete_mail,
+        } => {
+            if !delete_mail {
+                bail!("deleting {address} deletes all of their mail for good, on both nodes; to keep it, run `campusmail user disable {address}` instead; to go ahead, add --delete-mail");
+            }
+            DirectoryCommand::UserDelete { address }
+        }
         UserCommand::Enable { address } => DirectoryCommand::UserEnable { address },
         UserCommand::Quota {
             address,
@@ -410,12 +531,17 @@ fn manage(config_path: &Path, command: DirectoryCommand) -> anyhow::Result<()> {
     let output = match campusmail::control::send(&config.control_socket(), &command)? {
         Some(reply) if reply.ok => reply.output,
         Some(reply) => bail!("{}", reply.output),
+        None if matches!(command, DirectoryCommand::UserDelete { .. }) => {
+            bail!("deleting a user empties their mailbox, which the running appliance does: start it (campusmail run) and run this command again")
+        }
         None => {
             let directory = Directory::open(&config.directory_db(), &config.directory_snapshot())?;
             execute(&directory, &command)?
         }
     };
-    if !output.is_empty() {
+    if output.ends_with('\n') {
+        print!("{output}");
+    } else if !output.is_empty() {
         println!("{output}");
     }
     // Every domain of ours signs its mail from the start (R7).

@@ -217,6 +217,35 @@ fn users_made_on_one_node_exist_on_the_other() {
             .then_some(())
     })
     .unwrap_or_else(|| panic!("the disable never reached A"));
+    // ... and ends carol's webmail session there as well.
+    wait_until(15, || (on_a.get("/mail").status == 303).then_some(()))
+        .unwrap_or_else(|| panic!("carol's session on A outlived the disable on B"));
+    // User classes travel too.
+    a.cli_ok(&["class", "add", "staff", "--quota-bytes", "2GB"], None);
+    wait_until(15, || {
+        b.cli_ok(&["class", "list"], None)
+            .contains("staff\tquota 2000000000 bytes")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the class never reached B"));
+    // Deleting carol on B deletes her mail on A too: a new carol made on A
+    // later starts with an empty mailbox.
+    b.cli_ok(
+        &["user", "delete", &address_of("carol"), "--delete-mail"],
+        None,
+    );
+    wait_until(15, || {
+        (!a.cli_ok(&["user", "list"], None)
+            .contains(&address_of("carol")))
+        .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the delete never reached A"));
+    a.add_user("carol");
+    let again = a.web_login("carol");
+    assert!(
+        !again.inbox().contains("Welcome Carol"),
+        "the deleted mailbox's mail came back on A"
+    );
 }
 
 #[test]

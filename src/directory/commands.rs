@@ -8,7 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::import::ImportRequest;
+use super::classes::{ClassChange, ClassRecord};
+use super::import::{ImportReport, ImportRequest};
+use super::refusal::Refusal;
 use super::{Directory, DirectoryError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -46,6 +48,121 @@ pub enum DirectoryCommand {
         targets: Vec<String>,
     },
     AliasList,
+    /// Sets ("" clears) a user's display name.
+    UserSetName {
+        address: String,
+        display_name: String,
+    },
+    /// Puts a user in a class; `leave_date`: None = unchanged, "" or
+    /// "none" = cleared, else YYYY-MM-DD.
+    UserSetClass {
+        address: String,
+        class: String,
+        leave_date: Option<String>,
+    },
+    /// Removes the account (the console empties the mailbox first).
+    UserDelete {
+        address: String,
+    },
+    UserExport,
+    DomainRemove {
+        domain: String,
+    },
+    AliasRemove {
+        alias: String,
+    },
+    AliasMembers {
+        alias: String,
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+    /// Each setting: None = unchanged; limits as for `UserQuota`; days a
+    /// number or "never".
+    ClassAdd {
+        name: String,
+        #[serde(flatten)]
+        settings: ClassSettings,
+    },
+    ClassSet {
+        name: String,
+        #[serde(flatten)]
+        settings: ClassSettings,
+    },
+    ClassRemove {
+        name: String,
+    },
+    ClassList,
+}
+
+/// A class's settings as the admin typed them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClassSettings {
+    pub quota_bytes: Option<String>,
+    pub quota_messages: Option<String>,
+    pub disable_after_days: Option<String>,
+}
+
+impl ClassSettings {
+    /// The change these settings make, or what is wrong with them.
+    pub fn change(&self) -> Result<ClassChange, DirectoryError> {
+        let days = |t: &str| -> Result<Option<u32>, DirectoryError> {
+            match t.trim() {
+                "never" | "none" | "" => Ok(None),
+                n => n
+                    .parse::<u32>()
+                    .map(Some)
+                    .map_err(|_| Refusal::BadDays(n.to_string()).into()),
+            }
+        };
+        Ok(ClassChange {
+            quota_bytes: self
+                .quota_bytes
+                .as_deref()
+                .map(parse_bytes_limit)
+                .transpose()?,
+            quota_messages: self
+                .quota_messages
+                .as_deref()
+                .map(parse_messages_limit)
+                .transpose()?,
+            disable_after_days: self.disable_after_days.as_deref().map(days).transpose()?,
+        })
+    }
+}
+
+/// A byte limit as the admin writes it ("2GB", "default", "unlimited").
+pub fn parse_bytes_limit(text: &str) -> Result<Option<u64>, DirectoryError> {
+    parse_limit(text, crate::config::parse_size)
+}
+
+/// A message-count limit ("50000", "default", "unlimited").
+pub fn parse_messages_limit(text: &str) -> Result<Option<u64>, DirectoryError> {
+    parse_limit(text, |n| {
+        n.parse::<u64>()
+            .map_err(|_| format!("{n:?} is not a number of messages"))
+    })
+}
+
+/// How a limit reads to the admin.
+pub fn show_limit(v: Option<u64>, unit: &str) -> String {
+    match v {
+        None => "the default".to_string(),
+        Some(0) => "no limit".to_string(),
+        Some(n) => format!("{n} {unit}"),
+    }
+}
+
+fn show_class(c: &ClassRecord) -> String {
+    let rule = match c.disable_after_days {
+        None => "never disabled automatically".to_string(),
+        Some(d) => format!("disabled {d} days after the leave date"),
+    };
+    format!(
+        "{}\tquota {} / {}\t{rule}",
+        c.name,
+        show_limit(c.quota_bytes, "bytes"),
+        show_limit(c.quota_messages, "messages")
+    )
 }
 
 /// "default" -> None, "unlimited" -> Some(0), else `parse`.
@@ -56,10 +173,23 @@ fn parse_limit(
     match text.trim() {
         "default" => Ok(None),
         "unlimited" | "none" => Ok(Some(0)),
-        t => parse(t).map(Some).map_err(|e| {
-            DirectoryError::BadValue(format!("{e}; or use \"default\" or \"unlimited\""))
+        t => parse(t).map(Some).map_err(|reason| {
+            Refusal::BadLimit {
+                typed: t.to_string(),
+                reason,
+            }
+            .into()
         }),
     }
+}
+
+/// `user import` (the CLI and the console): the report as data, for the
+/// console to say in the page's language.
+pub fn import(
+    directory: &Directory,
+    request: &ImportRequest,
+) -> Result<ImportReport, DirectoryError> {
+    directory.import_users(&request.rows, request.skip_existing)
 }
 
 /// Runs `command` and returns the text to show the admin.
@@ -92,9 +222,7 @@ pub fn execute(
             })
             .collect::<Vec<_>>()
             .join("\n"),
-        UserImport(request) => directory
-            .import_users(&request.rows, request.skip_existing)?
-            .to_string(),
+        UserImport(request) => import(directory, request)?.to_string(),
         UserPasswd { address, password } => {
             directory.set_password(address, password)?;
             format!("password of {address} changed")
@@ -112,30 +240,14 @@ pub fn execute(
             bytes,
             messages,
         } => {
-            let bytes = bytes
-                .as_deref()
-                .map(|t| parse_limit(t, crate::config::parse_size))
-                .transpose()?;
-            let messages = messages
-                .as_deref()
-                .map(|t| {
-                    parse_limit(t, |n| {
-                        n.parse::<u64>()
-                            .map_err(|_| format!("{n:?} is not a number of messages"))
-                    })
-                })
-                .transpose()?;
+            let bytes = bytes.as_deref().map(parse_bytes_limit).transpose()?;
+            let messages = messages.as_deref().map(parse_messages_limit).transpose()?;
             let u = directory.set_quota(address, bytes, messages)?;
-            let show = |v: Option<u64>, unit: &str| match v {
-                None => "the default".to_string(),
-                Some(0) => "no limit".to_string(),
-                Some(n) => format!("{n} {unit}"),
-            };
             format!(
                 "quota of {}: {} / {}",
                 u.address,
-                show(u.quota_bytes, "bytes"),
-                show(u.quota_messages, "messages")
+                show_limit(u.quota_bytes, "bytes"),
+                show_limit(u.quota_messages, "messages")
             )
         }
         AliasAdd { alias, targets } => {
@@ -146,6 +258,64 @@ pub fn execute(
             .aliases()?
             .iter()
             .map(|(a, t)| format!("{a}\t{}", t.join(", ")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        UserSetName {
+            address,
+            display_name,
+        } => {
+            directory.set_display_name(address, display_name)?;
+            format!("name of {address} set")
+        }
+        UserSetClass {
+            address,
+            class,
+            leave_date,
+        } => {
+            let u = directory.set_user_class(address, class, leave_date.as_deref())?;
+            let leave = u.leave_date.as_deref().unwrap_or("none");
+            format!("{} is in class {}, leave date {leave}", u.address, u.class)
+        }
+        UserDelete { address } => {
+            let emptied = directory.delete_user(address)?;
+            let mut text = format!("user {address} deleted");
+            if !emptied.is_empty() {
+                text.push_str(&format!(
+                    "; aliases left without members removed: {}",
+                    emptied.join(", ")
+                ));
+            }
+            text
+        }
+        UserExport => directory.export_csv()?,
+        DomainRemove { domain } => {
+            directory.remove_domain(domain)?;
+            format!("domain {} removed", domain.trim().to_ascii_lowercase())
+        }
+        AliasRemove { alias } => {
+            directory.remove_alias(alias)?;
+            format!("alias {} removed", alias.trim())
+        }
+        AliasMembers { alias, add, remove } => {
+            let members = directory.change_members(alias, add, remove)?;
+            format!("{} -> {}", alias.trim(), members.join(", "))
+        }
+        ClassAdd { name, settings } => show_class(&directory.add_class(name, &settings.change()?)?),
+        ClassSet { name, settings } => show_class(&directory.set_class(name, &settings.change()?)?),
+        ClassRemove { name } => {
+            directory.remove_class(name)?;
+            format!("class {} removed", name.trim().to_lowercase())
+        }
+        ClassList => directory
+            .seats()?
+            .iter()
+            .map(|s| {
+                let head = match &s.record {
+                    Some(c) => show_class(c),
+                    None => format!("{}\t(not defined: no defaults, no rule)", s.class),
+                };
+                format!("{head}\t{} enabled, {} disabled", s.enabled, s.disabled)
+            })
             .collect::<Vec<_>>()
             .join("\n"),
     })

@@ -7,8 +7,11 @@
 //! The file: UTF-8 (a byte-order mark, as spreadsheet programs write, is
 //! skipped), a header line naming the columns in any order, then one user per
 //! line. Columns: `address` (required), `class` (optional; empty means the
-//! class `user add` gives, `default`) and `password` (optional; empty means
-//! the account cannot log in until `campusmail user passwd` sets one). Fields
+//! class `user add` gives, `default`), `password` (optional; empty means
+//! the account cannot log in until `campusmail user passwd` sets one),
+//! `display_name` and `leave_date` (optional, YYYY-MM-DD), and `state`
+//! (optional: `enabled`, the default, or `disabled`). The export
+//! (`export.rs`) writes the same columns, without passwords. Fields
 //! may be quoted as RFC 4180 says (`"a,b"`, `"say ""hi"""`); blank lines are
 //! skipped. Line numbers in reports are the file's own, header = line 1.
 //!
@@ -36,17 +39,19 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::address::{domain_of, normalize_address};
+use super::classes::{checked_class_name, checked_leave_date};
+use super::csv::records;
+use super::import_problem::ProblemKind;
 use super::password::{self, MIN_PASSWORD_CHARS, NO_PASSWORD};
+use super::refusal::Refusal;
+use super::user_admin::checked_display_name;
 use super::{Directory, DirectoryError, UserRecord};
 
 /// Largest file `read_rows` accepts (30,000 rows take about 2 MB).
 pub const MAX_IMPORT_BYTES: u64 = 16 * 1024 * 1024;
-/// Most rows one import may hold.
-pub const MAX_IMPORT_ROWS: usize = 200_000;
+pub use super::import_problem::MAX_IMPORT_ROWS;
 /// Problems listed in a report; the rest are counted.
 const MAX_LISTED_PROBLEMS: usize = 100;
-/// Longest user class name.
-const MAX_CLASS_CHARS: usize = 32;
 
 /// One user row of the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +61,13 @@ pub struct ImportRow {
     pub address: String,
     pub class: Option<String>,
     pub password: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub leave_date: Option<String>,
+    /// "enabled" (or None) / "disabled".
+    #[serde(default)]
+    pub state: Option<String>,
 }
 
 /// What `campusmail user import` sends to the directory (in-process, or
@@ -71,7 +83,7 @@ pub struct ImportRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowProblem {
     pub line: usize,
-    pub what: String,
+    pub kind: ProblemKind,
 }
 
 /// Every problem found; Display is the report the admin reads.
@@ -92,7 +104,7 @@ impl fmt::Display for ImportProblems {
             if self.rows == 1 { "" } else { "s" }
         )?;
         for p in self.problems.iter().take(MAX_LISTED_PROBLEMS) {
-            write!(f, "\n  line {}: {}", p.line, p.what)?;
+            write!(f, "\n  line {}: {}", p.line, p.kind)?;
         }
         if n > MAX_LISTED_PROBLEMS {
             write!(f, "\n  ... and {} more", n - MAX_LISTED_PROBLEMS)?;
@@ -179,87 +191,6 @@ pub fn read_rows(path: &Path) -> Result<Vec<ImportRow>, ImportFileError> {
     parse_csv(&text).map_err(ImportFileError::Problems)
 }
 
-/// One CSV record: the line it starts on and its fields.
-type Record = (usize, Vec<String>);
-
-/// Splits `text` into records (RFC 4180 quoting; CRLF or LF line ends).
-fn records(text: &str) -> Result<Vec<Record>, RowProblem> {
-    let mut out = Vec::new();
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut line = 1usize;
-    let mut start = 1usize;
-    let mut chars = text.chars().peekable();
-    // States: at a field's start, inside an unquoted field, inside quotes,
-    // just after a closing quote.
-    let (mut quoted, mut after_quote, mut at_start) = (false, false, true);
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => {
-                    quoted = false;
-                    after_quote = true;
-                }
-                '\n' => {
-                    line += 1;
-                    field.push('\n');
-                }
-                c => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            ',' => {
-                fields.push(std::mem::take(&mut field));
-                (after_quote, at_start) = (false, true);
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                fields.push(std::mem::take(&mut field));
-                out.push((start, std::mem::take(&mut fields)));
-                line += 1;
-                start = line;
-                (after_quote, at_start) = (false, true);
-            }
-            '"' if at_start => {
-                quoted = true;
-                at_start = false;
-            }
-            _ if after_quote => {
-                return Err(RowProblem {
-                    line,
-                    what: "text after a closing quote; a quoted field must end at the comma".into(),
-                });
-            }
-            '"' => {
-                return Err(RowProblem {
-                    line,
-                    what: "a quote inside an unquoted field; quote the whole field and double the quote (\"a\"\"b\")".into(),
-                });
-            }
-            c => {
-                field.push(c);
-                at_start = false;
-            }
-        }
-    }
-    if quoted {
-        return Err(RowProblem {
-            line: start,
-            what: "a quoted field is never closed".into(),
-        });
-    }
-    if !field.is_empty() || !fields.is_empty() || after_quote {
-        fields.push(field);
-        out.push((start, fields));
-    }
-    Ok(out)
-}
-
 fn is_blank(fields: &[String]) -> bool {
     fields.iter().all(|f| f.trim().is_empty())
 }
@@ -276,24 +207,26 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportRow>, ImportProblems> {
         return fail(
             vec![RowProblem {
                 line: 1,
-                what: "the file is empty; the first line must name the columns, e.g. address,class,password".into(),
+                kind: ProblemKind::EmptyFile,
             }],
             0,
         );
     };
     let mut problems = Vec::new();
     let (mut address, mut class, mut pass) = (None, None, None);
+    let (mut name_col, mut leave_col, mut state_col) = (None, None, None);
     for (i, name) in header.iter().enumerate() {
         let slot = match name.trim().to_ascii_lowercase().as_str() {
             "address" => &mut address,
             "class" => &mut class,
             "password" => &mut pass,
+            "display_name" => &mut name_col,
+            "leave_date" => &mut leave_col,
+            "state" => &mut state_col,
             other => {
                 problems.push(RowProblem {
                     line: header_line,
-                    what: format!(
-                        "unknown column {other:?}; the columns are address, class and password"
-                    ),
+                    kind: ProblemKind::UnknownColumn(other.to_string()),
                 });
                 continue;
             }
@@ -301,14 +234,14 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportRow>, ImportProblems> {
         if slot.replace(i).is_some() {
             problems.push(RowProblem {
                 line: header_line,
-                what: format!("the column {:?} is named twice", name.trim()),
+                kind: ProblemKind::ColumnTwice(name.trim().to_string()),
             });
         }
     }
     let Some(address) = address else {
         problems.push(RowProblem {
             line: header_line,
-            what: "the header has no address column (e.g. address,class,password)".into(),
+            kind: ProblemKind::NoAddressColumn,
         });
         return fail(problems, 0);
     };
@@ -320,12 +253,10 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportRow>, ImportProblems> {
         if fields.len() != header.len() {
             problems.push(RowProblem {
                 line,
-                what: format!(
-                    "{} field{}, but the header names {} columns",
-                    fields.len(),
-                    if fields.len() == 1 { "" } else { "s" },
-                    header.len()
-                ),
+                kind: ProblemKind::FieldCount {
+                    fields: fields.len(),
+                    columns: header.len(),
+                },
             });
             continue;
         }
@@ -341,12 +272,15 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportRow>, ImportProblems> {
                 .map(|c| c.trim().to_string())
                 .filter(|c| !c.is_empty()),
             password: get(pass),
+            display_name: get(name_col),
+            leave_date: get(leave_col),
+            state: get(state_col).map(|s| s.trim().to_ascii_lowercase()),
         });
     }
     if rows.len() > MAX_IMPORT_ROWS {
         problems.push(RowProblem {
             line: rows.get(MAX_IMPORT_ROWS).map_or(0, |r| r.line),
-            what: format!("more than {MAX_IMPORT_ROWS} users; split the file"),
+            kind: ProblemKind::TooManyRows,
         });
     }
     if problems.is_empty() {
@@ -357,22 +291,15 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportRow>, ImportProblems> {
     }
 }
 
-/// A class name: letters, digits, `-` and `_`, stored lower-cased.
-fn checked_class(class: &str) -> Option<String> {
-    let ok = !class.is_empty()
-        && class.chars().count() <= MAX_CLASS_CHARS
-        && class
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
-    ok.then(|| class.to_lowercase())
-}
-
 /// A row that passed every check, before its password is hashed.
 struct CheckedRow<'a> {
     line: usize,
     address: String,
     class: String,
     password: Option<&'a str>,
+    display_name: Option<String>,
+    leave_date: Option<String>,
+    enabled: bool,
 }
 
 impl Directory {
@@ -392,11 +319,13 @@ impl Directory {
             let record = UserRecord {
                 address: row.address.clone(),
                 password_hash: hash.unwrap_or_else(|| NO_PASSWORD.to_string()),
-                enabled: true,
+                enabled: row.enabled,
                 class: row.class.clone(),
                 created_at: now,
                 quota_bytes: None,
                 quota_messages: None,
+                display_name: row.display_name.clone(),
+                leave_date: row.leave_date.clone(),
             };
             batch.insert(row.address.as_bytes(), serde_json::to_vec(&record)?);
             addresses.insert(row.address.as_str());
@@ -408,7 +337,7 @@ impl Directory {
             if self.users.contains_key(&row.address)? || self.aliases.contains_key(&row.address)? {
                 problems.push(RowProblem {
                     line: row.line,
-                    what: format!("{} was added while the import ran", row.address),
+                    kind: ProblemKind::AddedMeanwhile(row.address.clone()),
                 });
             }
         }
@@ -440,71 +369,98 @@ impl Directory {
         let mut checked = Vec::new();
         let mut skipped = 0;
         for row in rows {
-            let mut problem = |what: String| {
+            let mut problem = |kind: ProblemKind| {
                 problems.push(RowProblem {
                     line: row.line,
-                    what,
+                    kind,
                 })
             };
             if row.address.is_empty() {
-                problem("no address".into());
+                problem(ProblemKind::NoAddress);
                 continue;
             }
             let Some(address) = normalize_address(&row.address) else {
-                problem(format!(
-                    "{:?} is not a valid mail address (expected name@domain)",
-                    row.address
-                ));
+                problem(ProblemKind::BadAddress(row.address.clone()));
                 continue;
             };
             let domain = domain_of(&address);
             if !domains.contains(domain) {
-                problem(format!(
-                    "the domain {domain} is not served here; add it first with `campusmail domain add {domain}`"
-                ));
+                problem(ProblemKind::UnknownDomain(domain.to_string()));
                 continue;
             }
             if let Some(first) = seen.insert(address.clone(), row.line) {
-                problem(format!("{address} is already on line {first}"));
+                problem(ProblemKind::TwiceInFile {
+                    address,
+                    first_line: first,
+                });
                 continue;
             }
             if self.aliases.contains_key(&address)? {
-                problem(format!("{address} is an alias already"));
+                problem(ProblemKind::IsAlias(address));
                 continue;
             }
             if self.users.contains_key(&address)? {
                 if skip_existing {
                     skipped += 1;
                 } else {
-                    problem(format!(
-                        "the user {address} already exists (use --skip-existing to skip such rows)"
-                    ));
+                    problem(ProblemKind::UserExists(address));
                 }
                 continue;
             }
             let class = match row.class.as_deref() {
                 None => "default".to_string(),
-                Some(c) => match checked_class(c) {
+                Some(c) => match checked_class_name(c) {
                     Some(c) => c,
                     None => {
-                        problem(format!("{c:?} is not a class name (letters, digits, - and _, at most {MAX_CLASS_CHARS})"));
+                        problem(ProblemKind::BadClass(c.to_string()));
                         continue;
                     }
                 },
             };
             if let Some(pw) = &row.password {
                 if pw.chars().count() < MIN_PASSWORD_CHARS {
-                    problem(format!(
-                        "the password is shorter than {MIN_PASSWORD_CHARS} characters"
-                    ));
+                    problem(ProblemKind::ShortPassword);
                     continue;
                 }
             }
+            let display_name = match row.display_name.as_deref().map(checked_display_name) {
+                None => None,
+                Some(Ok(name)) => name,
+                Some(Err(DirectoryError::Refused(Refusal::NameTooLong))) => {
+                    problem(ProblemKind::NameTooLong);
+                    continue;
+                }
+                Some(Err(_)) => {
+                    problem(ProblemKind::NameHasControl);
+                    continue;
+                }
+            };
+            let leave_date = match row.leave_date.as_deref().map(checked_leave_date) {
+                None => None,
+                Some(Ok(date)) => date,
+                Some(Err(_)) => {
+                    problem(ProblemKind::BadLeaveDate(
+                        row.leave_date.clone().unwrap_or_default(),
+                    ));
+                    continue;
+                }
+            };
+            let enabled = match row.state.as_deref() {
+                None | Some("enabled") => true,
+                Some("disabled") => false,
+                Some(other) => {
+                    problem(ProblemKind::BadState(other.to_string()));
+                    continue;
+                }
+            };
             checked.push(CheckedRow {
                 line: row.line,
                 address,
                 class,
                 password: row.password.as_deref(),
+                display_name,
+                leave_date,
+                enabled,
             });
         }
         if problems.is_empty() {

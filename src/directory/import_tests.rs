@@ -30,18 +30,27 @@ fn columns_in_any_order_quotes_bom_and_crlf() {
                 address: "kim@campus.test".into(),
                 class: Some("student".into()),
                 password: Some("pa,ss \"word\"".into()),
+                display_name: None,
+                leave_date: None,
+                state: None,
             },
             ImportRow {
                 line: 4,
                 address: "lee@campus.test".into(),
                 class: None,
                 password: None,
+                display_name: None,
+                leave_date: None,
+                state: None,
             },
             ImportRow {
                 line: 5,
                 address: "park@campus.test".into(),
                 class: Some("staff".into()),
                 password: Some("multi\nline pw".into()),
+                display_name: None,
+                leave_date: None,
+                state: None,
             },
         ]
     );

@@ -9,20 +9,30 @@
 //! - After every change the snapshot is published again before the change is
 //!   reported as done, so the engine never lags behind a confirmed command.
 //! - Addresses are stored normalized (`address::normalize_address`).
-//! - Users are never deleted here, only disabled: their mail stays.
+//! - Deleting a user (`user_admin`) removes only the directory record; the
+//!   mailbox role empties the mailbox first (`mailbox::mailbox_removal`).
 //!
 //! Reads untrusted input: login names and passwords from web and SMTP.
 //!
-//! Seam: directory changes are not yet operations in the replication log;
-//! the active-active pair issue moves them there.
+//! Every tree listed in `replicated::TREES` travels to the peer through the
+//! store's op log (`mailbox::directory_sync`).
 
 pub mod address;
+pub mod classes;
 pub mod commands;
+mod csv;
+pub mod export;
+pub mod groups;
 pub mod import;
+pub mod import_problem;
+pub mod lifecycle;
 pub mod password;
+pub mod refusal;
 pub mod replicated;
+mod search;
 pub mod settings;
 pub mod snapshot;
+pub mod user_admin;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -60,6 +70,8 @@ pub enum DirectoryError {
     Password(#[from] password::PasswordError),
     #[error("{0}")]
     BadValue(String),
+    #[error(transparent)]
+    Refused(#[from] refusal::Refusal),
     #[error("{0}")]
     ImportRefused(import::ImportProblems),
     #[error("settings refused: {0}")]
@@ -83,6 +95,13 @@ pub struct UserRecord {
     pub quota_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota_messages: Option<u64>,
+    /// The person's name as the console and the export show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The day the person leaves (graduation, retirement), "YYYY-MM-DD":
+    /// with the class's lifecycle rule it says when the account is disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leave_date: Option<String>,
 }
 
 impl UserRecord {
@@ -99,6 +118,8 @@ pub struct Directory {
     users: sled::Tree,
     aliases: sled::Tree,
     admins: sled::Tree,
+    /// User classes (`classes.rs`): default quotas and lifecycle rules.
+    classes: sled::Tree,
     /// Each user's own settings (`settings.rs`).
     settings: sled::Tree,
     /// When each user last auto-replied to each sender (`settings.rs`).
@@ -135,6 +156,7 @@ impl Directory {
             users: db.open_tree("users")?,
             aliases: db.open_tree("aliases")?,
             admins: db.open_tree("admins")?,
+            classes: db.open_tree("classes")?,
             settings: db.open_tree("settings")?,
             vacation_replies: db.open_tree("vacation_replies")?,
             db,
@@ -232,6 +254,8 @@ impl Directory {
             created_at: chrono::Utc::now().timestamp(),
             quota_bytes: None,
             quota_messages: None,
+            display_name: None,
+            leave_date: None,
         };
         self.users
             .insert(address.as_bytes(), serde_json::to_vec(&record)?)?;
@@ -261,31 +285,7 @@ impl Directory {
         self.users.len()
     }
 
-    /// Users whose address contains `query` (case-insensitive; every user
-    /// when empty), in address order: at most `limit` records, and how many
-    /// matched in all.
-    pub fn search_users(
-        &self,
-        query: &str,
-        limit: usize,
-    ) -> Result<(Vec<UserRecord>, usize), DirectoryError> {
-        let needle = query.trim().to_lowercase();
-        let mut found = Vec::new();
-        let mut matched = 0;
-        for item in self.users.iter() {
-            let (key, value) = item?;
-            if !needle.is_empty() && !String::from_utf8_lossy(&key).contains(&needle) {
-                continue;
-            }
-            matched += 1;
-            if found.len() < limit {
-                found.push(serde_json::from_slice(&value)?);
-            }
-        }
-        Ok((found, matched))
-    }
-
-    fn update_user(
+    pub(crate) fn update_user(
         &self,
         address: &str,
         change: impl FnOnce(&mut UserRecord) -> Result<(), DirectoryError>,

@@ -10,20 +10,23 @@
 //!   logged again (no echo).
 //! - A directory op from the peer: the log's winner for that record is
 //!   written to the directory; the engine's snapshot is published once the
-//!   burst of changes is over (checked every 300 ms).
+//!   burst of changes is over (checked every 300 ms). A user disabled or
+//!   deleted on the peer also loses their webmail session here.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::directory::Directory;
+use crate::directory::{Directory, UserRecord};
 use crate::replication::Replication;
 use crate::store::{Op, Store};
+use crate::web::session::SessionStore;
 
 pub fn start(
     directory: Arc<Directory>,
     store: Arc<Store>,
     rep: &Replication,
+    sessions: Arc<SessionStore>,
 ) -> std::io::Result<()> {
     // Watch first, so nothing changed during the first pass is missed.
     let watches = directory.watch();
@@ -52,7 +55,14 @@ pub fn start(
         if let Op::Directory { tree, key, .. } = &op.op {
             match s.directory_value(tree, key) {
                 Ok(Some(winner)) => match d.apply_replicated(tree, key, winner.as_deref()) {
-                    Ok(()) => flag.store(true, Ordering::Relaxed),
+                    Ok(()) => {
+                        flag.store(true, Ordering::Relaxed);
+                        // Disabled or deleted on the peer: no session here
+                        // may go on reading the mail either.
+                        if ends_sessions(tree, winner.as_deref()) {
+                            sessions.end_all_sessions_of(key);
+                        }
+                    }
                     Err(e) => tracing::error!(error = %e, %tree, %key, "replicated directory change not applied"),
                 },
                 Ok(None) => {}
@@ -73,6 +83,16 @@ pub fn start(
     Ok(())
 }
 
+/// True when a user record that won in the log (None: removed) means the
+/// user's webmail sessions on this node must end: deleted or disabled.
+fn ends_sessions(tree: &str, winner: Option<&str>) -> bool {
+    tree == "users"
+        && match winner {
+            None => true,
+            Some(value) => serde_json::from_str::<UserRecord>(value).is_ok_and(|u| !u.enabled),
+        }
+}
+
 fn first_pass(directory: &Directory, store: &Store) {
     let records = match directory.records() {
         Ok(r) => r,
@@ -91,5 +111,41 @@ fn first_pass(directory: &Directory, store: &Store) {
     }
     if logged > 0 {
         tracing::info!(records = logged, "directory records logged for the peer");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_disabled_or_deleted_on_the_peer_ends_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Directory::open(&dir.path().join("db"), &dir.path().join("s.json")).unwrap();
+        d.add_domain("campus.test").unwrap();
+        d.add_user("kim@campus.test", "long-password").unwrap();
+        let value = |d: &Directory| {
+            serde_json::to_string(&d.user("kim@campus.test").unwrap().unwrap()).unwrap()
+        };
+        assert!(!ends_sessions("users", Some(&value(&d))));
+        d.set_enabled("kim@campus.test", false).unwrap();
+        assert!(ends_sessions("users", Some(&value(&d))));
+        assert!(ends_sessions("users", None));
+        assert!(!ends_sessions("aliases", None));
+        assert!(!ends_sessions("classes", None));
+    }
+
+    /// A tree the directory replicates must be one the log accepts, or its
+    /// changes would fail to log (and never reach the peer).
+    #[test]
+    fn the_log_accepts_every_replicated_directory_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store"), "node-a").unwrap();
+        for tree in crate::directory::replicated::TREES {
+            assert!(
+                store.record_directory(tree, "key", Some("{}")).unwrap(),
+                "{tree}"
+            );
+        }
     }
 }

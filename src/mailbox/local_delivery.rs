@@ -41,10 +41,13 @@ pub struct Quota {
 }
 
 impl Quota {
-    pub fn of(user: &UserRecord, default: DefaultQuota) -> Quota {
+    /// The user's own limits, else their class's (`Directory::limits_of`),
+    /// else the configured default.
+    pub fn of(directory: &Directory, user: &UserRecord, default: DefaultQuota) -> Quota {
+        let (bytes, messages) = directory.limits_of(user);
         Quota {
-            bytes: user.quota_bytes.unwrap_or(default.bytes),
-            messages: user.quota_messages.unwrap_or(default.messages),
+            bytes: bytes.unwrap_or(default.bytes),
+            messages: messages.unwrap_or(default.messages),
         }
     }
 
@@ -99,7 +102,7 @@ impl MailboxDelivery {
 
     fn quota(&self, mailbox: &str) -> Result<Quota, DeliveryFailure> {
         match self.directory.user(mailbox) {
-            Ok(Some(u)) => Ok(Quota::of(&u, self.default_quota)),
+            Ok(Some(u)) => Ok(Quota::of(&self.directory, &u, self.default_quota)),
             Ok(None) => Err(DeliveryFailure::Permanent(format!(
                 "{mailbox}: no such user here"
             ))),

@@ -13,24 +13,26 @@
 //! and reaches the store only through LMTP.
 
 mod compactor;
+mod directory_control;
 mod directory_sync;
 pub mod folders;
 pub mod lmtp;
 pub mod local_delivery;
+pub mod mailbox_removal;
 mod purger;
 pub mod store_admin;
 pub mod submission;
 pub mod vacation;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::config::Config;
-use crate::directory::commands::{execute, DirectoryCommand};
+use crate::directory::commands::DirectoryCommand;
 use crate::directory::Directory;
 use crate::replication::status::PairCommand;
 use crate::store::commands::StoreCommand;
 use crate::store::{LoginStamp, Op};
-use crate::web::session::LoginEvent;
+use crate::web::session::{LoginEvent, SessionStore};
 
 pub struct MailboxHandle {
     admin_password: Option<String>,
@@ -50,10 +52,13 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
         tracing::error!(error = %e, "webmail cannot send mail: the submission service secret is unusable");
     }
     let store = Arc::new(config.open_store()?);
-    let commands = directory.clone();
+    // The webmail's sessions, once the web has started (commands that
+    // disable a user end their session).
+    let sessions_slot: Arc<OnceLock<Arc<SessionStore>>> = Arc::new(OnceLock::new());
+    let (commands, command_store, slot) = (directory.clone(), store.clone(), sessions_slot.clone());
     crate::control::serve::<DirectoryCommand>(
         &config.control_socket(),
-        Arc::new(move |c| execute(&commands, &c).map_err(|e| e.to_string())),
+        Arc::new(move |c| directory_control::handle(&commands, &command_store, &slot, &c)),
     )?;
     let store_commands = store.clone();
     crate::control::serve::<StoreCommand>(
@@ -94,8 +99,15 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
         directory: directory.clone(),
         tls,
     })?;
+    let _ = sessions_slot.set(web.webmail().sessions.clone());
+    crate::web::console::lifecycle::start(web.webmail().clone())?;
     if let Some(rep) = &replication {
-        directory_sync::start(directory.clone(), store.clone(), rep)?;
+        directory_sync::start(
+            directory.clone(),
+            store.clone(),
+            rep,
+            web.webmail().sessions.clone(),
+        )?;
         // R6 across the pair: a login on the peer ends the session here.
         let sessions = web.webmail().sessions.clone();
         rep.on_remote_op(Box::new(move |op| {

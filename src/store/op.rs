@@ -121,7 +121,9 @@ pub struct SummaryFields {
 }
 
 /// The directory's trees that travel in the log.
-pub const DIRECTORY_TREES: [&str; 5] = ["domains", "users", "aliases", "admins", "settings"];
+pub const DIRECTORY_TREES: [&str; 6] = [
+    "domains", "users", "aliases", "admins", "settings", "classes",
+];
 
 /// Most mailboxes one `Deliver` op may name (the engine hands mail over
 /// in LMTP transactions of at most a few thousand recipients).

@@ -19,18 +19,27 @@
 //! - Every POST behind the gate checks the session's CSRF token before it
 //!   looks at any other field (`checked_form`); the login form uses its own
 //!   double-submit cookie.
-//! - Every admin action (login success and failure, logout, user create,
-//!   user disable) is written to the audit log before the reply is sent.
+//! - Every admin action (login success and failure, logout, every change
+//!   to users, classes, domains, aliases) is written to the audit log
+//!   before the reply is sent.
 //! - Directory changes go through `directory::commands::execute`, the same
 //!   code path as the command line.
 //!
 //! Reads untrusted input: yes, every console request (path, query, cookies,
 //! forms), always after the admin gate except the login form.
 
+mod aliases_page;
 pub mod audit;
+mod classes_page;
+mod directory_routes;
+mod directory_views;
+mod domains_page;
+pub mod lifecycle;
 mod login;
 mod pages;
 mod storage;
+mod transfer;
+mod user_edit;
 mod users;
 
 #[cfg(test)]
@@ -78,6 +87,8 @@ pub enum Route {
     UserDisable,
     Audit,
     Storage,
+    /// Users, classes, domains, aliases, import/export (`directory_routes`).
+    Directory(directory_routes::DirPage),
     NotFound,
 }
 
@@ -92,7 +103,9 @@ impl Route {
             "/admin/users/disable" => Route::UserDisable,
             "/admin/audit" => Route::Audit,
             "/admin/storage" => Route::Storage,
-            _ => Route::NotFound,
+            other => directory_routes::DirPage::parse(other)
+                .map(Route::Directory)
+                .unwrap_or(Route::NotFound),
         }
     }
 }
@@ -109,6 +122,10 @@ pub struct Console {
     mail_sessions: Arc<SessionStore>,
     audit: AuditLog,
     default_lang: Lang,
+    /// Where a domain added in the console gets its DKIM keys (as with the CLI).
+    dkim_dir: std::path::PathBuf,
+    /// `[mailbox] default_quota*`, shown where a user or class has none.
+    default_quota: (u64, u64),
 }
 
 impl Console {
@@ -126,6 +143,26 @@ impl Console {
             store,
             mail_sessions,
             default_lang,
+            dkim_dir: config.dkim_dir(),
+            default_quota: (
+                config.mailbox.default_quota.0,
+                config.mailbox.default_quota_messages,
+            ),
+        }
+    }
+
+    /// The most body bytes a request may send: the CSV upload's limit for
+    /// the import form with a live admin session, else the forms' limit.
+    /// Called before the body is read.
+    pub fn body_limit(&self, req: &WebRequest) -> usize {
+        let live = || {
+            req.cookie(COOKIE)
+                .is_some_and(|token| self.admins.is_live(token, chrono::Utc::now().timestamp()))
+        };
+        if req.path == "/admin/users/import" && live() {
+            transfer::MAX_UPLOAD
+        } else {
+            crate::web::http::MAX_FORM_BODY
         }
     }
 
@@ -162,6 +199,9 @@ impl Console {
             (Method::Get, Route::Audit) => pages::audit(self, ctx, &session),
             (Method::Get, Route::Storage) => storage::show(self, ctx, &session),
             (Method::Post, Route::Logout) => login::logout(self, ctx, &session),
+            (method, Route::Directory(page)) => {
+                directory_routes::dispatch(self, ctx, &session, method, page)
+            }
             (_, Route::NotFound) => pages::problem(ctx.lang, Problem::NotFound, Some(&session)),
             (_, _) => pages::problem(ctx.lang, Problem::Method, Some(&session)),
         }

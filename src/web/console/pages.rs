@@ -114,6 +114,9 @@ pub struct UserRow {
     pub enabled: bool,
     pub state: String,
     pub class: String,
+    pub display_name: String,
+    /// The user's own page (`/admin/users/edit?address=`).
+    pub edit_href: String,
 }
 
 /// What the users page shows (built by `users.rs`).
@@ -126,6 +129,8 @@ pub struct UsersView {
     pub error: Option<String>,
     /// The address to put back into the create form after a failure.
     pub address: String,
+    /// The classes the create form offers (`default` first).
+    pub classes: Vec<String>,
 }
 
 #[derive(Template)]
@@ -300,12 +305,15 @@ mod tests {
                     enabled: true,
                     state: "enabled".into(),
                     class: "<i>".into(),
+                    display_name: "<i>".into(),
+                    edit_href: "/admin/users/edit?address=x".into(),
                 }],
                 count_text: String::new(),
                 more_text: Some("more".into()),
                 message: None,
                 error: Some("<u>bad</u>".into()),
                 address: "<x>".into(),
+                classes: vec!["default".into(), "<s>".into()],
             },
         };
         let html = page.render().unwrap();

@@ -1,4 +1,5 @@
-//! The console's user pages: search, create, disable.
+//! The console's user pages: search, create, disable (one user's own page
+//! is `user_edit.rs`).
 //!
 //! Owns: the translation of directory outcomes into plain-words messages
 //! on the page and short codes in the audit log.
@@ -39,6 +40,17 @@ pub fn list(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
     render(console, ctx, session, query, "", None)
 }
 
+/// The users page (every user) with the outcome of a change made elsewhere.
+pub(super) fn render_outcome(
+    console: &Console,
+    ctx: &Ctx<'_>,
+    session: &Session,
+    outcome: Outcome,
+    status: u16,
+) -> Reply {
+    render(console, ctx, session, "", "", Some((status, outcome)))
+}
+
 /// The users page: the matching users and, after a change, its outcome.
 fn render(
     console: &Console,
@@ -69,6 +81,8 @@ fn render(
                 .to_string(),
             enabled: u.enabled,
             class: u.class,
+            display_name: u.display_name.unwrap_or_default(),
+            edit_href: super::directory_routes::link("/admin/users/edit", "address", &u.address),
             address: u.address,
         })
         .collect();
@@ -92,6 +106,16 @@ fn render(
         message,
         error,
         address: address.to_string(),
+        classes: std::iter::once("default".to_string())
+            .chain(
+                console
+                    .directory
+                    .classes()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| c.name),
+            )
+            .collect(),
     };
     pages::users(ctx, session, status, view)
 }
@@ -122,6 +146,39 @@ pub fn create(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
         Ok(_) => {
             console.audit(ctx, &session.user, "user_create", &target, "ok");
             tracing::info!(admin = %session.user, user = %target, "console created a user");
+            // The optional name and class, like the user's own page sets them.
+            let name = form.get("display_name").unwrap_or("").trim();
+            let class = form.get("class").unwrap_or("").trim();
+            let mut steps = Vec::new();
+            if !name.is_empty() {
+                let set = DirectoryCommand::UserSetName {
+                    address: target.clone(),
+                    display_name: name.to_string(),
+                };
+                steps.push((set, "user_set_name"));
+            }
+            if !class.is_empty() && class != "default" {
+                let set = DirectoryCommand::UserSetClass {
+                    address: target.clone(),
+                    class: class.to_string(),
+                    leave_date: None,
+                };
+                steps.push((set, "user_set_class"));
+            }
+            for (command, action) in &steps {
+                if let Err(super::directory_routes::Outcome::Failed(status, text)) =
+                    super::directory_routes::run(console, ctx, session, command, action, &target)
+                {
+                    return render(
+                        console,
+                        ctx,
+                        session,
+                        &target,
+                        "",
+                        Some((status, Outcome::Failed(text))),
+                    );
+                }
+            }
             let done = Outcome::Done(t.fill("console.user_created", &[("address", &target)]));
             render(console, ctx, session, &target, "", Some((200, done)))
         }

@@ -272,7 +272,7 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
     pages::render(200, &view)
 }
 
-/// The user's usage against their quota (own, or the configured default).
+/// The user's usage against their quota (own, class's, or the configured default).
 fn quota_bar(webmail: &Webmail, t: &Catalog, user: &str) -> Result<QuotaBar, StoreError> {
     let usage = webmail.store.usage(user)?;
     let defaults = DefaultQuota {
@@ -280,7 +280,7 @@ fn quota_bar(webmail: &Webmail, t: &Catalog, user: &str) -> Result<QuotaBar, Sto
         messages: webmail.config.mailbox.default_quota_messages,
     };
     let limit = match webmail.directory.user(user) {
-        Ok(Some(u)) => Quota::of(&u, defaults).bytes,
+        Ok(Some(u)) => Quota::of(&webmail.directory, &u, defaults).bytes,
         _ => defaults.bytes,
     };
     let used = format::size(usage.bytes);

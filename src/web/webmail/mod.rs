@@ -202,11 +202,18 @@ impl Webmail {
             req.cookie(session::COOKIE)
                 .is_some_and(|token| self.sessions.is_live(token, unix_now()))
         };
-        if req.path == compose::PATH && live() {
+        if console::owns_path(&req.path) {
+            self.console.body_limit(req)
+        } else if req.path == compose::PATH && live() {
             compose::ComposeLimits::from_config(&self.config).request_bytes
         } else {
             crate::web::http::MAX_FORM_BODY
         }
+    }
+
+    /// The admin console (the mailbox role's lifecycle check runs through it).
+    pub fn console(&self) -> &Console {
+        &self.console
     }
 
     /// Answers one request (console paths go to the console).
