@@ -28,8 +28,12 @@
 //! forms), always after the admin gate except the login form.
 
 pub mod audit;
+mod charts;
+mod dashboard;
 mod login;
+mod logs;
 mod pages;
+mod queues;
 mod storage;
 mod users;
 
@@ -78,6 +82,11 @@ pub enum Route {
     UserDisable,
     Audit,
     Storage,
+    Queues,
+    QueueAct,
+    QueueDelete,
+    MailLog,
+    AuditCsv,
     NotFound,
 }
 
@@ -92,6 +101,11 @@ impl Route {
             "/admin/users/disable" => Route::UserDisable,
             "/admin/audit" => Route::Audit,
             "/admin/storage" => Route::Storage,
+            "/admin/queues" => Route::Queues,
+            "/admin/queues/act" => Route::QueueAct,
+            "/admin/queues/delete" => Route::QueueDelete,
+            "/admin/maillog" => Route::MailLog,
+            "/admin/audit.csv" => Route::AuditCsv,
             _ => Route::NotFound,
         }
     }
@@ -108,6 +122,8 @@ pub struct Console {
     /// The webmail's session table, to end a disabled user's session.
     mail_sessions: Arc<SessionStore>,
     audit: AuditLog,
+    /// This node's measurements and samples (dashboard, queues, logs).
+    monitor: Arc<crate::ops::node_report::Monitor>,
     default_lang: Lang,
 }
 
@@ -117,6 +133,7 @@ impl Console {
         directory: Arc<Directory>,
         store: Arc<crate::store::Store>,
         mail_sessions: Arc<SessionStore>,
+        monitor: Arc<crate::ops::node_report::Monitor>,
     ) -> Console {
         let default_lang = Lang::parse(&config.mailbox.default_language).unwrap_or(Lang::Ko);
         Console {
@@ -125,6 +142,7 @@ impl Console {
             directory,
             store,
             mail_sessions,
+            monitor,
             default_lang,
         }
     }
@@ -155,12 +173,18 @@ impl Console {
             };
         };
         match (method, route) {
-            (Method::Get, Route::Dashboard) => pages::dashboard(self, ctx, &session),
+            (Method::Get, Route::Dashboard) => dashboard::show(self, ctx, &session),
             (Method::Get, Route::Users) => users::list(self, ctx, &session),
             (Method::Post, Route::Users) => users::create(self, ctx, &session),
             (Method::Post, Route::UserDisable) => users::disable(self, ctx, &session),
             (Method::Get, Route::Audit) => pages::audit(self, ctx, &session),
             (Method::Get, Route::Storage) => storage::show(self, ctx, &session),
+            (Method::Get, Route::Queues) => queues::list(self, ctx, &session),
+            (Method::Post, Route::QueueAct) => queues::act(self, ctx, &session),
+            (Method::Get, Route::QueueDelete) => queues::confirm(self, ctx, &session),
+            (Method::Post, Route::QueueDelete) => queues::delete(self, ctx, &session),
+            (Method::Get, Route::MailLog) => logs::mail_log(self, ctx, &session),
+            (Method::Get, Route::AuditCsv) => logs::audit_csv(self, ctx, &session),
             (Method::Post, Route::Logout) => login::logout(self, ctx, &session),
             (_, Route::NotFound) => pages::problem(ctx.lang, Problem::NotFound, Some(&session)),
             (_, _) => pages::problem(ctx.lang, Problem::Method, Some(&session)),
@@ -244,6 +268,11 @@ mod tests {
         assert_eq!(Route::parse("/admin/users"), Route::Users);
         assert_eq!(Route::parse("/admin/users/disable"), Route::UserDisable);
         assert_eq!(Route::parse("/admin/audit"), Route::Audit);
+        assert_eq!(Route::parse("/admin/queues"), Route::Queues);
+        assert_eq!(Route::parse("/admin/queues/act"), Route::QueueAct);
+        assert_eq!(Route::parse("/admin/queues/delete"), Route::QueueDelete);
+        assert_eq!(Route::parse("/admin/maillog"), Route::MailLog);
+        assert_eq!(Route::parse("/admin/audit.csv"), Route::AuditCsv);
         for path in [
             "/admin/",
             "/admin/users/",

@@ -57,6 +57,8 @@ pub struct Webmail {
     pub sessions: Arc<SessionStore>,
     /// The admin console, answering `/admin` and below.
     console: Console,
+    /// This node's measurements (`/metrics`, the console's dashboard).
+    monitor: Arc<crate::ops::node_report::Monitor>,
     default_lang: Lang,
 }
 
@@ -171,7 +173,12 @@ pub(crate) fn answer(
 }
 
 impl Webmail {
-    pub fn new(config: Arc<Config>, store: Arc<Store>, directory: Arc<Directory>) -> Webmail {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<Store>,
+        directory: Arc<Directory>,
+        monitor: Arc<crate::ops::node_report::Monitor>,
+    ) -> Webmail {
         let default_lang = Lang::parse(&config.mailbox.default_language).unwrap_or(Lang::Ko);
         let sessions = Arc::new(SessionStore::new(config.mailbox.session_idle_minutes));
         let console = Console::new(
@@ -179,6 +186,7 @@ impl Webmail {
             Arc::clone(&directory),
             Arc::clone(&store),
             Arc::clone(&sessions),
+            Arc::clone(&monitor),
         );
         Webmail {
             config,
@@ -186,6 +194,7 @@ impl Webmail {
             directory,
             sessions,
             console,
+            monitor,
             default_lang,
         }
     }
@@ -210,6 +219,9 @@ impl Webmail {
     pub fn handle(&self, req: &WebRequest) -> Reply {
         if console::owns_path(&req.path) {
             return self.console.handle(req);
+        }
+        if req.path == crate::web::metrics::PATH {
+            return crate::web::metrics::handle(&self.monitor, req);
         }
         let route = Route::parse(&req.path);
         answer(req, self.default_lang, form_problem, |ctx| {

@@ -1,0 +1,314 @@
+//! `GET /admin?range=hour|day|week`: the overview. This node's state (and
+//! a place for the peer's), certificate expiry, and charts of the node's
+//! own samples: mail in and out, delivery failures, queue per lane, disk
+//! use per data directory, CPU, memory, connections (R17, O1).
+//!
+//! Owns: turning the samples and a fresh `NodeReport` into display
+//! strings and charts (`charts.rs` draws them).
+//!
+//! Reads untrusted input: the `range` query value (compared with the
+//! three windows; anything else is the hour).
+
+use askama::Template;
+
+use super::charts::{self, Chart, Window};
+use super::pages::{problem, ConsoleChrome, Problem};
+use super::{Console, Ctx};
+use crate::ops::samples::Sample;
+use crate::store::stats::human_bytes;
+use crate::web::http::Reply;
+use crate::web::i18n::Catalog;
+use crate::web::session::Session;
+use crate::web::webmail::pages::render;
+
+/// Certificates expiring sooner than this are shown as a warning.
+const CERT_WARN_DAYS: i64 = 21;
+
+pub struct RangeLink {
+    pub href: String,
+    pub label: String,
+    pub current: bool,
+}
+
+/// One line of the node card.
+pub struct Fact {
+    pub label: String,
+    pub value: String,
+    pub warn: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/dashboard.html")]
+struct DashboardPage<'a> {
+    t: &'a Catalog,
+    chrome: ConsoleChrome,
+    users_text: String,
+    domains: Vec<String>,
+    node_title: String,
+    node: Vec<Fact>,
+    peer: Vec<Fact>,
+    ranges: Vec<RangeLink>,
+    charts: Vec<Chart>,
+    charts_note: String,
+}
+
+pub fn show(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
+    let t = ctx.lang.catalog();
+    let domains = match console.directory.domains() {
+        Ok(domains) => domains,
+        Err(err) => {
+            tracing::error!(%err, "directory failed listing domains");
+            return problem(ctx.lang, Problem::Internal, Some(session));
+        }
+    };
+    let window = ctx
+        .query
+        .get("range")
+        .and_then(Window::parse)
+        .unwrap_or(Window::Hour);
+    let monitor = &console.monitor;
+    let report = monitor.report(ctx.now);
+    let config = monitor.config();
+    let count = console.directory.user_count().to_string();
+    let samples = monitor.samples().since(ctx.now - window.secs() - 3600);
+    let page = DashboardPage {
+        t,
+        chrome: ConsoleChrome::new(t, "console.dashboard_title", "/admin", Some(session)),
+        users_text: t.fill("console.dashboard_users", &[("count", &count)]),
+        domains,
+        node_title: t.fill(
+            "ops.node_title",
+            &[("node", &config.node.name), ("host", &config.node.hostname)],
+        ),
+        node: node_facts(t, &report, ctx.now),
+        peer: peer_facts(t, config),
+        ranges: Window::ALL
+            .into_iter()
+            .map(|w| RangeLink {
+                href: format!("/admin?range={}", w.name()),
+                label: t.get(&format!("ops.range_{}", w.name())).to_string(),
+                current: w == window,
+            })
+            .collect(),
+        charts: build_charts(t, &samples, window, ctx.now),
+        charts_note: t.fill(
+            "ops.charts_note",
+            &[("every", &config.metrics.sample_every.as_secs().to_string())],
+        ),
+    };
+    render(200, &page)
+}
+
+fn node_facts(t: &Catalog, report: &crate::ops::node_report::NodeReport, now: i64) -> Vec<Fact> {
+    let mut facts = Vec::new();
+    let fact = |label: &str, value: String, warn: bool| Fact {
+        label: t.get(label).to_string(),
+        value,
+        warn,
+    };
+    match &report.engine {
+        Ok(engine) => {
+            facts.push(fact(
+                "ops.engine",
+                t.get("ops.engine_running").to_string(),
+                false,
+            ));
+            for lane in &engine.lanes {
+                facts.push(Fact {
+                    label: t.fill("ops.queue_lane", &[("lane", lane.lane.name())]),
+                    value: t.fill(
+                        "ops.queue_lane_value",
+                        &[
+                            ("messages", &lane.messages.to_string()),
+                            ("held", &lane.held.to_string()),
+                            ("deferred", &lane.deferred.to_string()),
+                        ],
+                    ),
+                    warn: lane.oldest_age > 3600,
+                });
+            }
+            facts.push(fact(
+                "ops.smtp_connections",
+                engine.counters.smtp_connections.to_string(),
+                false,
+            ));
+        }
+        Err(reason) => {
+            tracing::debug!(%reason, "dashboard: the engine did not answer");
+            facts.push(fact(
+                "ops.engine",
+                t.get("ops.engine_stopped").to_string(),
+                true,
+            ));
+        }
+    }
+    if let Some(n) = report.web_connections {
+        facts.push(fact("ops.web_connections", n.to_string(), false));
+    }
+    if let Some(n) = report.webmail_sessions {
+        facts.push(fact("ops.sessions", n.to_string(), false));
+    }
+    match report.cert_expiry {
+        Some(at) => {
+            let days = (at - now).div_euclid(86_400);
+            let date = crate::web::format::date_time(at);
+            let text = if days < 0 {
+                t.fill("ops.cert_expired", &[("date", &date)])
+            } else {
+                t.fill(
+                    "ops.cert_expires",
+                    &[("date", &date), ("days", &days.to_string())],
+                )
+            };
+            facts.push(fact("ops.cert", text, days < CERT_WARN_DAYS));
+        }
+        None => facts.push(fact(
+            "ops.cert",
+            t.get("ops.cert_unreadable").to_string(),
+            true,
+        )),
+    }
+    facts
+}
+
+/// The peer's place: its name from `[pair]` for now; its live state (link,
+/// lag) is `campusmail pair status` until the console shows it.
+fn peer_facts(t: &Catalog, config: &crate::config::Config) -> Vec<Fact> {
+    let p = &config.pair;
+    if p.peer.is_empty() {
+        return vec![Fact {
+            label: t.get("ops.peer").to_string(),
+            value: t.get("ops.peer_none").to_string(),
+            warn: false,
+        }];
+    }
+    vec![Fact {
+        label: t.get("ops.peer").to_string(),
+        value: t.fill(
+            "ops.peer_named",
+            &[("name", &p.peer_name), ("addr", &p.peer)],
+        ),
+        warn: false,
+    }]
+}
+
+fn per_minute(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn build_charts(t: &Catalog, samples: &[Sample], window: Window, now: i64) -> Vec<Chart> {
+    let b = |points: Vec<charts::Point>| charts::bucketed(&points, window, now);
+    let count = |v: f64| format!("{v:.0}");
+    let bytes = |v: f64| human_bytes(v.max(0.0) as u64);
+    let percent = |v: f64| format!("{v:.0}%");
+    let mut out = Vec::new();
+    out.push(charts::chart(
+        t.get("ops.chart_mail").to_string(),
+        vec![
+            (
+                t.get("ops.series_in").to_string(),
+                b(charts::rate(samples, |s| s.accepted)),
+            ),
+            (
+                t.get("ops.series_out").to_string(),
+                b(charts::rate(samples, |s| s.delivered)),
+            ),
+        ],
+        &per_minute,
+    ));
+    out.push(charts::chart(
+        t.get("ops.chart_failures").to_string(),
+        vec![
+            (
+                t.get("ops.series_deferred").to_string(),
+                b(charts::rate(samples, |s| s.deferred)),
+            ),
+            (
+                t.get("ops.series_bounced").to_string(),
+                b(charts::rate(samples, |s| s.bounced)),
+            ),
+        ],
+        &per_minute,
+    ));
+    out.push(charts::chart(
+        t.get("ops.chart_queue").to_string(),
+        vec![
+            (
+                "normal".to_string(),
+                b(charts::gauge(samples, |s| s.queue_normal.map(|v| v as f64))),
+            ),
+            (
+                "bulk".to_string(),
+                b(charts::gauge(samples, |s| s.queue_bulk.map(|v| v as f64))),
+            ),
+        ],
+        &count,
+    ));
+    let mut dirs: Vec<String> = samples
+        .iter()
+        .rev()
+        .flat_map(|s| s.disks.iter().map(|d| d.path.clone()))
+        .collect();
+    dirs.dedup();
+    dirs.sort();
+    dirs.dedup();
+    out.push(charts::chart(
+        t.get("ops.chart_disk").to_string(),
+        dirs.into_iter()
+            .take(charts::MAX_SERIES)
+            .map(|dir| {
+                let points = charts::gauge(samples, |s| {
+                    s.disks
+                        .iter()
+                        .find(|d| d.path == dir)
+                        .map(|d| d.bytes as f64)
+                });
+                (dir, b(points))
+            })
+            .collect(),
+        &bytes,
+    ));
+    out.push(charts::chart(
+        t.get("ops.chart_cpu").to_string(),
+        vec![(
+            t.get("ops.series_cpu").to_string(),
+            b(charts::cpu_percent(samples)),
+        )],
+        &percent,
+    ));
+    out.push(charts::chart(
+        t.get("ops.chart_memory").to_string(),
+        vec![(
+            t.get("ops.series_memory").to_string(),
+            b(charts::gauge(samples, |s| s.memory.map(|v| v as f64))),
+        )],
+        &bytes,
+    ));
+    out.push(charts::chart(
+        t.get("ops.chart_connections").to_string(),
+        vec![
+            (
+                "SMTP".to_string(),
+                b(charts::gauge(samples, |s| {
+                    s.smtp_connections.map(|v| v as f64)
+                })),
+            ),
+            (
+                "HTTPS".to_string(),
+                b(charts::gauge(samples, |s| {
+                    s.web_connections.map(|v| v as f64)
+                })),
+            ),
+            (
+                t.get("ops.series_sessions").to_string(),
+                b(charts::gauge(samples, |s| s.sessions.map(|v| v as f64))),
+            ),
+        ],
+        &count,
+    ));
+    out
+}
