@@ -178,3 +178,34 @@ fn metrics_parse_move_with_mail_and_refuse_strangers() {
     assert_eq!(status, 403, "{body}");
     assert!(node.log("all").contains("/metrics refused"));
 }
+
+#[test]
+fn with_the_roles_apart_both_processes_are_measured_and_a_stopped_engine_is_down() {
+    let mut node = Node::new();
+    node.start("mailbox");
+    node.start("engine");
+    let m = metrics(&node, None);
+    assert_eq!(value(&m, "campusmail_engine_up{}"), 1.0);
+    for role in ["mailbox", "engine"] {
+        assert!(
+            value(
+                &m,
+                &format!("campusmail_process_resident_memory_bytes{{role={role}}}")
+            ) > 0.0
+        );
+        value(
+            &m,
+            &format!("campusmail_process_cpu_seconds_total{{role={role}}}"),
+        );
+    }
+    value(&m, "campusmail_queue_messages{lane=normal}");
+
+    node.kill("engine");
+    let m = metrics(&node, None);
+    assert_eq!(value(&m, "campusmail_engine_up{}"), 0.0);
+    assert!(
+        !m.keys().any(|k| k.starts_with("campusmail_queue_")),
+        "{m:#?}"
+    );
+    value(&m, "campusmail_process_cpu_seconds_total{role=mailbox}");
+}

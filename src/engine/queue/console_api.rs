@@ -12,7 +12,8 @@
 //!   under its attempt (hold and delete follow it; release and retry say
 //!   busy), and delete sends no bounce.
 //! - A listing holds at most `MAX_LISTED` messages, with the total that
-//!   matched.
+//!   matched, and at most `MAX_RECIPIENTS_LISTED` addresses per message,
+//!   with their count: a reply stays small whatever the backlog.
 //!
 //! Reads untrusted input: search text and ids typed by an admin (only
 //! compared; ids are looked up, never used as paths here).
@@ -27,6 +28,9 @@ use crate::ops::process::ProcessStats;
 
 /// Most messages one listing returns.
 pub const MAX_LISTED: usize = 500;
+/// Most recipient addresses listed per message (a bulk message may have
+/// thousands; the count is always given).
+pub const MAX_RECIPIENTS_LISTED: usize = 20;
 
 /// Which messages a listing shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +95,10 @@ pub struct QueuedMessage {
     pub id: String,
     pub lane: QueueLane,
     pub sender: String,
+    /// The first `MAX_RECIPIENTS_LISTED` recipients.
     pub recipients: Vec<String>,
+    /// How many recipients the message has in all.
+    pub recipient_count: usize,
     pub pending: usize,
     pub arrived_at: u64,
     pub size: u64,
@@ -218,7 +225,13 @@ pub fn listing(queue: &dyn QueueView, filter: &ListingFilter) -> QueueListing {
             id: e.id.clone(),
             lane: e.lane,
             sender: e.sender.clone(),
-            recipients: e.recipients.iter().map(|r| r.address.clone()).collect(),
+            recipients: e
+                .recipients
+                .iter()
+                .take(MAX_RECIPIENTS_LISTED)
+                .map(|r| r.address.clone())
+                .collect(),
+            recipient_count: e.recipients.len(),
             pending: pending(&e),
             arrived_at: e.arrived_at,
             size: e.size,
@@ -290,5 +303,163 @@ pub fn act(queue: &dyn QueueView, id: &str, action: QueueAction) -> ActOutcome {
             tracing::error!(queue_id = %id, action = action.name(), %err, "queue action failed");
             ActOutcome::Failed
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::queue::{Envelope, Recipient};
+    use std::cell::RefCell;
+
+    /// A queue in memory, for the listing and the actions.
+    struct Fake {
+        envelopes: RefCell<Vec<Envelope>>,
+        busy: Vec<String>,
+    }
+
+    impl QueueView for Fake {
+        fn envelopes(&self) -> Vec<Envelope> {
+            self.envelopes.borrow().clone()
+        }
+        fn busy(&self, id: &str) -> bool {
+            self.busy.iter().any(|b| b == id)
+        }
+        fn modify(
+            &self,
+            id: &str,
+            change: &dyn Fn(&mut Envelope),
+        ) -> Result<Envelope, QueueCommandError> {
+            if self.busy(id) {
+                return Err(QueueCommandError::Busy(id.into()));
+            }
+            let mut all = self.envelopes.borrow_mut();
+            let e = all
+                .iter_mut()
+                .find(|e| e.id == id)
+                .ok_or_else(|| QueueCommandError::NotFound(id.into()))?;
+            change(e);
+            Ok(e.clone())
+        }
+        fn hold_or_delete(
+            &self,
+            id: &str,
+            action: AfterAttempt,
+        ) -> Result<Applied, QueueCommandError> {
+            if self.busy(id) {
+                return Ok(Applied::AfterAttempt);
+            }
+            match action {
+                AfterAttempt::Hold => self.modify(id, &|e| e.held = true).map(Applied::Now),
+                AfterAttempt::Delete => {
+                    let mut all = self.envelopes.borrow_mut();
+                    let at = all
+                        .iter()
+                        .position(|e| e.id == id)
+                        .ok_or_else(|| QueueCommandError::NotFound(id.into()))?;
+                    Ok(Applied::Now(all.remove(at)))
+                }
+            }
+        }
+    }
+
+    fn envelope(id: &str, sender: &str, to: &[&str], lane: QueueLane) -> Envelope {
+        Envelope {
+            id: id.into(),
+            sender: sender.into(),
+            recipients: to
+                .iter()
+                .map(|a| Recipient::new(a.to_string(), 0))
+                .collect(),
+            arrived_at: 0,
+            size: 10,
+            body_8bit: false,
+            smtputf8: false,
+            authenticated: None,
+            lane,
+            held: false,
+            delay_notified: false,
+        }
+    }
+
+    #[test]
+    fn listing_filters_by_lane_text_and_state_and_caps_recipients() {
+        let many: Vec<String> = (0..50).map(|i| format!("s{i}@campus.test")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let mut deferred = envelope("b", "notice@campus.test", &many, QueueLane::Bulk);
+        deferred.recipients[0].attempts = 1;
+        let queue = Fake {
+            envelopes: RefCell::new(vec![
+                envelope(
+                    "a",
+                    "alice@campus.test",
+                    &["bob@remote.test"],
+                    QueueLane::Normal,
+                ),
+                deferred,
+                envelope("c", "", &["carol@remote.test"], QueueLane::Normal),
+            ]),
+            busy: vec!["c".into()],
+        };
+        let all = listing(&queue, &ListingFilter::default());
+        assert_eq!(all.matched, 3);
+        let bulk = &all.messages[1];
+        assert_eq!(bulk.recipients.len(), MAX_RECIPIENTS_LISTED);
+        assert_eq!(bulk.recipient_count, 50);
+        assert_eq!(bulk.status, MessageStatus::Deferred);
+        assert_eq!(all.messages[2].status, MessageStatus::Sending);
+        let ids = |f: ListingFilter| -> Vec<String> {
+            listing(&queue, &f)
+                .messages
+                .into_iter()
+                .map(|m| m.id)
+                .collect()
+        };
+        let lane = ListingFilter {
+            lane: Some(QueueLane::Bulk),
+            ..ListingFilter::default()
+        };
+        assert_eq!(ids(lane), ["b"]);
+        let text = ListingFilter {
+            text: " BOB@remote ".into(),
+            ..ListingFilter::default()
+        };
+        assert_eq!(ids(text), ["a"]);
+        let sent = ListingFilter {
+            text: "alice".into(),
+            ..ListingFilter::default()
+        };
+        assert_eq!(ids(sent), ["a"]);
+        let waiting = ListingFilter {
+            status: Some(MessageStatus::Waiting),
+            ..ListingFilter::default()
+        };
+        assert_eq!(ids(waiting), ["a"]);
+        let lanes = lanes(&queue);
+        assert_eq!(lanes[0].messages, 2);
+        assert_eq!(lanes[1].pending_recipients, 50);
+        assert_eq!(lanes[1].deferred, 1);
+    }
+
+    #[test]
+    fn actions_respect_a_running_attempt() {
+        let queue = Fake {
+            envelopes: RefCell::new(vec![
+                envelope("a", "x@campus.test", &["y@remote.test"], QueueLane::Normal),
+                envelope("c", "x@campus.test", &["y@remote.test"], QueueLane::Normal),
+            ]),
+            busy: vec!["c".into()],
+        };
+        assert_eq!(act(&queue, "a", QueueAction::Hold), ActOutcome::Done);
+        assert!(queue.envelopes()[0].held);
+        assert_eq!(act(&queue, "a", QueueAction::Release), ActOutcome::Done);
+        assert!(!queue.envelopes()[0].held);
+        assert_eq!(
+            act(&queue, "c", QueueAction::Hold),
+            ActOutcome::AfterAttempt
+        );
+        assert_eq!(act(&queue, "c", QueueAction::Retry), ActOutcome::Busy);
+        assert_eq!(act(&queue, "a", QueueAction::Delete), ActOutcome::Done);
+        assert_eq!(act(&queue, "a", QueueAction::Retry), ActOutcome::NotFound);
     }
 }

@@ -232,12 +232,16 @@ fn row(t: &Catalog, m: &QueuedMessage, now: i64) -> Row {
         } else {
             m.sender.clone()
         },
-        recipients: m.recipients.join(", "),
+        recipients: if m.recipient_count > m.recipients.len() {
+            format!("{}, …", m.recipients.join(", "))
+        } else {
+            m.recipients.join(", ")
+        },
         pending: t.fill(
             "ops.pending_of",
             &[
                 ("pending", &m.pending.to_string()),
-                ("total", &m.recipients.len().to_string()),
+                ("total", &m.recipient_count.to_string()),
             ],
         ),
         arrived: crate::web::format::date_time(m.arrived_at as i64),
