@@ -3,8 +3,9 @@
 //! under the strict CSP; the queue page holds, releases, retries and, after
 //! the admin's password, deletes a message, each action audited and
 //! exported as CSV; the mail log shows every delivery attempt; the pages
-//! still answer with the engine in another process, or stopped; and no
-//! page or action is open without an admin session and its CSRF token.
+//! still answer with the engine in another process, or stopped; expired
+//! log files are deleted; and no page or action is open without an admin
+//! session and its CSRF token.
 
 mod common;
 
@@ -260,6 +261,13 @@ fn queue_actions_are_audited_and_delete_asks_for_the_password_again() {
     let confirm = console.get(&format!("/admin/queues/delete?id={id}"));
     assert_eq!(confirm.status, 200);
     assert!(confirm.body.contains("type=\"password\"") && confirm.body.contains("bob@remote.test"));
+    let password = node.admin_password.clone().unwrap();
+    let r = console.post(
+        "/admin/queues/delete",
+        &[("id", &id), ("password", &password)],
+    );
+    assert_eq!(r.status, 403, "no CSRF token: {}", r.body);
+    assert!(node.cli_ok(&["queue", "list"], None).contains(&id));
     let r = console.post(
         "/admin/queues/delete",
         &[("id", &id), ("password", "not-it"), ("csrf_token", &token)],
@@ -274,7 +282,6 @@ fn queue_actions_are_audited_and_delete_asks_for_the_password_again() {
         &[("id", &id), ("csrf_token", &token)],
     );
     assert_eq!(r.status, 400);
-    let password = node.admin_password.clone().unwrap();
     let deleted = wait_until(30, || {
         let r = console.post(
             "/admin/queues/delete",
@@ -323,8 +330,21 @@ fn with_the_engine_apart_the_console_reaches_it_and_says_when_it_is_down() {
     let mut node = Node::new();
     node.cli_ok(&["domain", "add", DOMAIN], None);
     node.add_user("alice");
+    // Log files of long ago: each role deletes its own expired ones at start.
+    let old_audit = node.data().join("audit/audit-2001-01-01.log");
+    let old_mail = node.data().join("logs/mail-2001-01-01.log");
+    let other = node.data().join("logs/notes.txt");
+    for path in [&old_audit, &old_mail, &other] {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "{}\n").unwrap();
+    }
     node.start("mailbox");
     node.start("engine");
+    wait_until(30, || {
+        (!old_audit.exists() && !old_mail.exists()).then_some(())
+    })
+    .expect("expired logs are deleted ([logs] keep_days)");
+    assert!(other.exists(), "other files are left alone");
     let console = admin(&node);
     let r = console.get("/admin/queues");
     assert_eq!(r.status, 200, "{}", r.body);
