@@ -39,6 +39,9 @@ pub struct ListingFilter {
     /// Substring (any case) of the sender or of a recipient.
     pub text: String,
     pub status: Option<MessageStatus>,
+    /// Exactly this queue id.
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 /// The state of a queued message as the console shows it.
@@ -194,7 +197,8 @@ fn pending(e: &Envelope) -> usize {
 }
 
 fn matches(e: &Envelope, status: MessageStatus, filter: &ListingFilter, needle: &str) -> bool {
-    filter.lane.is_none_or(|lane| lane == e.lane)
+    filter.id.as_ref().is_none_or(|id| *id == e.id)
+        && filter.lane.is_none_or(|lane| lane == e.lane)
         && filter.status.is_none_or(|s| s == status)
         && (needle.is_empty()
             || e.sender.to_lowercase().contains(needle)
@@ -435,6 +439,11 @@ mod tests {
             ..ListingFilter::default()
         };
         assert_eq!(ids(waiting), ["a"]);
+        let one = ListingFilter {
+            id: Some("c".into()),
+            ..ListingFilter::default()
+        };
+        assert_eq!(ids(one), ["c"]);
         let lanes = lanes(&queue);
         assert_eq!(lanes[0].messages, 2);
         assert_eq!(lanes[1].pending_recipients, 50);

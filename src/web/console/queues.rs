@@ -145,6 +145,7 @@ fn page(
         lane: filter.lane,
         text: filter.text.clone(),
         status: filter.status,
+        id: None,
     });
     let (rows, matched, error, status) = match listing {
         Ok(listing) => (
@@ -359,7 +360,10 @@ fn delete_page(
     let found = console
         .monitor
         .engine()
-        .listing(ListingFilter::default())
+        .listing(ListingFilter {
+            id: Some(id.to_string()),
+            ..ListingFilter::default()
+        })
         .ok()
         .and_then(|l| l.messages.into_iter().find(|m| m.id == id));
     let pending = found.as_ref().map_or(0, |m| m.pending);
@@ -423,4 +427,47 @@ pub fn delete(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
         id.as_str(),
         QueueAction::Delete,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::i18n::Lang;
+
+    #[test]
+    fn keys_made_from_names_exist_in_both_catalogs() {
+        for lang in [Lang::Ko, Lang::En] {
+            let t = lang.catalog();
+            let mut keys: Vec<String> = MessageStatus::ALL
+                .iter()
+                .map(|s| format!("ops.status_{}", s.name()))
+                .collect();
+            for action in [
+                QueueAction::Hold,
+                QueueAction::Release,
+                QueueAction::Retry,
+                QueueAction::Delete,
+            ] {
+                keys.push(format!("ops.done_{}", action.name()));
+            }
+            for window in super::super::charts::Window::ALL {
+                keys.push(format!("ops.range_{}", window.name()));
+            }
+            for key in keys {
+                assert_ne!(t.get(&key), key, "{key} missing in {}", lang.code());
+            }
+        }
+    }
+
+    #[test]
+    fn the_filter_comes_back_after_an_action() {
+        let f = back_filter(Some("lane=bulk&q=a%20b&status=held"));
+        assert_eq!(f.lane, Some(QueueLane::Bulk));
+        assert_eq!(f.text, "a b");
+        assert_eq!(f.status, Some(MessageStatus::Held));
+        assert_eq!(f.query_string(), "lane=bulk&q=a%20b&status=held");
+        let none = back_filter(Some("lane=nope&status=%ZZ"));
+        assert_eq!(none.lane, None);
+        assert_eq!(none.status, None);
+    }
 }
