@@ -165,6 +165,29 @@ pub fn render(report: &NodeReport) -> String {
             f.sample(&[("role", role)], rss as f64);
         }
     }
+    if let Some(pair) = &report.pair {
+        let peer = [("peer", pair.peer_name.as_str())];
+        e.family(
+            "campusmail_pair_link_up",
+            Kind::Gauge,
+            "1 while this node is pulling the peer's changes, else 0.",
+        )
+        .sample(&peer, if pair.connected { 1.0 } else { 0.0 });
+        e.family(
+            "campusmail_pair_behind_ops",
+            Kind::Gauge,
+            "Changes the peer has announced that this node has not applied yet.",
+        )
+        .sample(&peer, pair.behind as f64);
+        if let Some(at) = pair.last_contact {
+            e.family(
+                "campusmail_pair_last_contact_timestamp_seconds",
+                Kind::Gauge,
+                "When this node last heard from the peer (unix seconds).",
+            )
+            .sample(&peer, at as f64);
+        }
+    }
     if let Some(at) = report.cert_expiry {
         e.single(
             "campusmail_tls_certificate_expiry_timestamp_seconds",
@@ -205,9 +228,17 @@ mod tests {
             },
             pid: 7,
             cert_expiry: Some(2_000_000_000),
+            pair: Some(crate::ops::node_report::PairState {
+                peer_name: "node-b".into(),
+                connected: true,
+                behind: 3,
+                ..Default::default()
+            }),
         };
         let text = render(&report);
         assert!(text.contains("campusmail_engine_up 0\n"), "{text}");
+        assert!(text.contains("campusmail_pair_link_up{peer=\"node-b\"} 1\n"));
+        assert!(text.contains("campusmail_pair_behind_ops{peer=\"node-b\"} 3\n"));
         assert!(text.contains("campusmail_store_bytes{dir=\"/srv/d1\"} 10\n"));
         assert!(text.contains("campusmail_process_cpu_seconds_total{role=\"mailbox\"} 1.5\n"));
         assert!(!text.contains("campusmail_queue_messages"));

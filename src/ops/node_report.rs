@@ -4,7 +4,8 @@
 //!
 //! Owns: the `Monitor` (the engine link, the samples, short caches) and the
 //! hooks the web stack installs for its own gauges (open HTTPS
-//! connections, live webmail sessions), so `ops` knows nothing of HTTP.
+//! connections, live webmail sessions) and the mailbox role for the pair
+//! link, so `ops` knows nothing of HTTP or replication.
 //!
 //! Invariants:
 //! - Store statistics walk the blob index (`store::stats`), so they are
@@ -37,6 +38,23 @@ pub struct DiskReport {
     pub total: Option<u64>,
 }
 
+/// The pair link as this node sees it (R3), when it is paired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PairState {
+    pub peer_name: String,
+    pub peer_addr: String,
+    /// Pulling from the peer right now.
+    pub connected: bool,
+    /// Unix seconds of the last frame from the peer.
+    pub last_contact: Option<i64>,
+    /// Operations the peer has that this node has not applied yet.
+    pub behind: u64,
+    pub last_error: Option<String>,
+}
+
+/// Asks the replication link for its state; `None` while no peer is known.
+pub type PairProbe = Box<dyn Fn() -> Option<PairState> + Send + Sync>;
+
 /// The web stack's gauges, installed once it runs.
 pub struct WebGauges {
     pub connections: Box<dyn Fn() -> u64 + Send + Sync>,
@@ -56,6 +74,8 @@ pub struct NodeReport {
     pub process: ProcessStats,
     pub pid: u32,
     pub cert_expiry: Option<i64>,
+    /// The pair link; `None` when this node is not paired (or no peer yet).
+    pub pair: Option<PairState>,
 }
 
 impl NodeReport {
@@ -116,6 +136,7 @@ pub struct Monitor {
     engine: EngineLink,
     samples: Samples,
     web: OnceLock<WebGauges>,
+    pair: OnceLock<PairProbe>,
     disks: Mutex<Option<(i64, Vec<DiskReport>)>>,
     cert: Mutex<Option<(i64, Option<i64>)>>,
 }
@@ -128,6 +149,7 @@ impl Monitor {
             config,
             store,
             web: OnceLock::new(),
+            pair: OnceLock::new(),
             disks: Mutex::new(None),
             cert: Mutex::new(None),
         }
@@ -150,6 +172,11 @@ impl Monitor {
         let _ = self.web.set(gauges);
     }
 
+    /// Installs the replication link's probe (once; a paired node only).
+    pub fn set_pair_probe(&self, probe: PairProbe) {
+        let _ = self.pair.set(probe);
+    }
+
     /// Measures everything now (`now` in unix seconds).
     pub fn report(&self, now: i64) -> NodeReport {
         NodeReport {
@@ -162,6 +189,7 @@ impl Monitor {
             process: process::current(),
             pid: std::process::id(),
             cert_expiry: self.cert_expiry(now),
+            pair: self.pair.get().and_then(|probe| probe()),
         }
     }
 

@@ -81,7 +81,7 @@ pub fn show(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
             &[("node", &config.node.name), ("host", &config.node.hostname)],
         ),
         node: node_facts(t, &report, ctx.now),
-        peer: peer_facts(t, config),
+        peer: peer_facts(t, config, report.pair.as_ref(), ctx.now),
         ranges: Window::ALL
             .into_iter()
             .map(|w| RangeLink {
@@ -171,25 +171,70 @@ fn node_facts(t: &Catalog, report: &crate::ops::node_report::NodeReport, now: i6
     facts
 }
 
-/// The peer's place: its name from `[pair]` for now; its live state (link,
-/// lag) is `campusmail pair status` until the console shows it.
-fn peer_facts(t: &Catalog, config: &crate::config::Config) -> Vec<Fact> {
-    let p = &config.pair;
-    if p.peer.is_empty() {
-        return vec![Fact {
-            label: t.get("ops.peer").to_string(),
-            value: t.get("ops.peer_none").to_string(),
-            warn: false,
-        }];
-    }
-    vec![Fact {
-        label: t.get("ops.peer").to_string(),
-        value: t.fill(
-            "ops.peer_named",
-            &[("name", &p.peer_name), ("addr", &p.peer)],
+/// The peer's box: the live link when this node is paired, else what
+/// `[pair]` says (not paired, or waiting for the second node to join).
+fn peer_facts(
+    t: &Catalog,
+    config: &crate::config::Config,
+    pair: Option<&crate::ops::node_report::PairState>,
+    now: i64,
+) -> Vec<Fact> {
+    let fact = |label: &str, value: String, warn: bool| Fact {
+        label: t.get(label).to_string(),
+        value,
+        warn,
+    };
+    let Some(pair) = pair else {
+        let state = if config.pair.listen.is_empty() {
+            "ops.peer_none"
+        } else {
+            "ops.peer_waiting"
+        };
+        return vec![fact("ops.peer", t.get(state).to_string(), false)];
+    };
+    let mut facts = vec![
+        fact(
+            "ops.peer",
+            t.fill(
+                "ops.peer_named",
+                &[("name", &pair.peer_name), ("addr", &pair.peer_addr)],
+            ),
+            false,
         ),
-        warn: false,
-    }]
+        if pair.connected {
+            fact(
+                "ops.peer_link",
+                t.get("ops.peer_link_up").to_string(),
+                false,
+            )
+        } else {
+            fact(
+                "ops.peer_link",
+                t.get("ops.peer_link_down").to_string(),
+                true,
+            )
+        },
+    ];
+    if let Some(at) = pair.last_contact {
+        let ago = now.saturating_sub(at).max(0).to_string();
+        facts.push(fact(
+            "ops.peer_contact",
+            t.fill("ops.peer_contact_value", &[("seconds", &ago)]),
+            false,
+        ));
+    }
+    facts.push(fact(
+        "ops.peer_behind",
+        t.fill(
+            "ops.peer_behind_value",
+            &[("ops", &pair.behind.to_string())],
+        ),
+        false,
+    ));
+    if let Some(err) = &pair.last_error {
+        facts.push(fact("ops.peer_error", err.clone(), !pair.connected));
+    }
+    facts
 }
 
 fn per_minute(v: f64) -> String {

@@ -199,6 +199,11 @@ impl Webmail {
         }
     }
 
+    /// This node's measurements (the mailbox role installs the pair probe).
+    pub fn monitor(&self) -> &Arc<crate::ops::node_report::Monitor> {
+        &self.monitor
+    }
+
     /// Largest request body read for `req` (headers only so far): the
     /// compose form of a live session takes files up to its upload limit;
     /// everything else, and anyone without a session, `MAX_FORM_BODY`, so
