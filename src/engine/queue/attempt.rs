@@ -270,6 +270,8 @@ impl Attempter {
         let retry = self.config.queue.retry_initial.as_secs();
         let mut changed = Vec::with_capacity(results.len());
         let mut logged = Vec::with_capacity(results.len());
+        // The mail log says when each answer came, not when the attempt began.
+        let answered = unix_now() as i64;
         for Result1 {
             index,
             outcome,
@@ -293,7 +295,7 @@ impl Attempter {
             };
             counters::recipient_outcome(status);
             logged.push(MailLogEntry::new(
-                now as i64,
+                answered,
                 &envelope.id,
                 &envelope.sender,
                 &r.address,

@@ -293,14 +293,11 @@ fn build_charts(t: &Catalog, samples: &[Sample], window: Window, now: i64) -> Ve
         ],
         &count,
     ));
-    let mut dirs: Vec<String> = samples
+    // Every data directory seen in the window, in a stable order.
+    let dirs: std::collections::BTreeSet<String> = samples
         .iter()
-        .rev()
         .flat_map(|s| s.disks.iter().map(|d| d.path.clone()))
         .collect();
-    dirs.dedup();
-    dirs.sort();
-    dirs.dedup();
     out.push(charts::chart(
         t.get("ops.chart_disk").to_string(),
         dirs.into_iter()
@@ -356,4 +353,59 @@ fn build_charts(t: &Catalog, samples: &[Sample], window: Window, now: i64) -> Ve
         &count,
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::samples::DiskSample;
+    use crate::web::i18n::Lang;
+
+    #[test]
+    fn the_page_escapes_labels_and_uses_no_inline_style() {
+        let t = Lang::En.catalog();
+        let session = Session {
+            user: "admin".into(),
+            stamp: None,
+            csrf_token: "tok".into(),
+            created_at: 0,
+            ip: std::net::IpAddr::from([192, 0, 2, 1]),
+        };
+        let disk = |at: i64| Sample {
+            at,
+            engine_pid: Some(1),
+            accepted: Some(at as u64),
+            disks: vec![DiskSample {
+                path: "/srv/<script>x</script>".into(),
+                bytes: 10,
+                free: None,
+            }],
+            ..Sample::default()
+        };
+        let now = 10_000;
+        let page = DashboardPage {
+            t,
+            chrome: ConsoleChrome::new(t, "console.dashboard_title", "/admin", Some(&session)),
+            users_text: String::new(),
+            domains: vec!["<b>campus.test</b>".into()],
+            node_title: "<i>node</i>".into(),
+            node: vec![Fact {
+                label: "l".into(),
+                value: "<u>v</u>".into(),
+                warn: true,
+            }],
+            peer: Vec::new(),
+            ranges: Vec::new(),
+            charts: build_charts(t, &[disk(now - 120), disk(now - 60)], Window::Hour, now),
+            charts_note: String::new(),
+        };
+        let html = page.render().unwrap();
+        for raw in ["<script>", "<b>campus", "<i>node", "<u>v"] {
+            assert!(!html.contains(raw), "{raw} unescaped");
+        }
+        assert!(!html.contains("style="));
+        assert_eq!(html.matches("<svg class=\"ops-svg\"").count(), 7);
+        assert!(html.contains("class=\"ops-warn\""));
+        assert!(html.contains("points=\""));
+    }
 }
