@@ -66,6 +66,8 @@ fn an_admin_on_a_phone_walks_the_operations_pages() {
     assert_eq!(charts, 7);
     fits("dashboard");
     shot("dashboard");
+    browser.eval("document.querySelector('.ops-charts').scrollIntoView(); return true");
+    shot("dashboard-charts");
 
     // Queues: the stuck message, held with its button.
     let listed = wait_until(30, || {

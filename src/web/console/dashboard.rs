@@ -50,6 +50,9 @@ struct DashboardPage<'a> {
     ranges: Vec<RangeLink>,
     charts: Vec<Chart>,
     charts_note: String,
+    /// The times at the left and right edge of every chart.
+    window_from: String,
+    window_to: String,
 }
 
 pub fn show(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
@@ -91,6 +94,8 @@ pub fn show(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
             })
             .collect(),
         charts: build_charts(t, &samples, window, ctx.now),
+        window_from: crate::web::format::date_time(ctx.now - window.secs()),
+        window_to: crate::web::format::date_time(ctx.now),
         charts_note: t.fill(
             "ops.charts_note",
             &[("every", &config.metrics.sample_every.as_secs().to_string())],
@@ -398,6 +403,8 @@ mod tests {
             ranges: Vec::new(),
             charts: build_charts(t, &[disk(now - 120), disk(now - 60)], Window::Hour, now),
             charts_note: String::new(),
+            window_from: "a".into(),
+            window_to: "b".into(),
         };
         let html = page.render().unwrap();
         for raw in ["<script>", "<b>campus", "<i>node", "<u>v"] {
