@@ -20,7 +20,10 @@
 //!   looks at any other field (`checked_form`); the login form uses its own
 //!   double-submit cookie.
 //! - Every admin action (login success and failure, logout, user create,
-//!   user disable) is written to the audit log before the reply is sent.
+//!   user disable, queue hold/release/retry/delete, audit export) is
+//!   written to the audit log before the reply is sent.
+//! - The queue is reached only through `engine.sock` (`queues.rs`), so the
+//!   console works the same with the engine in another process.
 //! - Directory changes go through `directory::commands::execute`, the same
 //!   code path as the command line.
 //!
