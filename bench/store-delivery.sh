@@ -225,6 +225,18 @@ start_campusmail() { # case
     done
     grep -qx ready "$CM_DIR/stdout.log" || die "campusmail did not become ready"
 }
+
+campusmail_dir_figures() { # prints "bytes/writes/reads,..." per data directory
+    "$BIN" --config "$CM_DIR/appliance.toml" store stats --json 2>/dev/null | python3 -c '
+import json, sys
+try:
+    disks = json.load(sys.stdin)["disks"]
+except Exception:
+    print("n/a"); sys.exit()
+print(",".join("%s/%s/%s" % (d["bytes"], d["writes"], d["reads"]) for d in disks))
+'
+}
+
 # What campusmail stores mail in: the store folder (segments + sled
 # metadata), plus the extra data directories when there are several.
 campusmail_store_kib() {
@@ -306,6 +318,10 @@ run_source_case() { # case rcpts
     # Measured while it still runs (the reads need the "single" store up);
     # every delivery was flushed before its 250.
     R[$1_campusmail_kib]=$(campusmail_store_kib)
+    # Per data directory: bytes stored and writes, from the running
+    # appliance (reads: after the reads case).
+    R[$1_campusmail_dirs]=$(campusmail_dir_figures)
+    log "$1: per data directory (bytes/writes/reads): ${R[$1_campusmail_dirs]}"
     log "$1: campusmail ${R[$1_campusmail_rate]} msg/s, ${R[$1_campusmail_cpu]} CPU s, ${R[$1_campusmail_kib]} KiB"
 }
 
@@ -373,6 +389,8 @@ for p in picks:
 print(f"{n / (time.time() - start):.1f}")
 EOF
 ) || die "dovecot reads"
+    R[reads_campusmail_dirs]=$(campusmail_dir_figures)
+    log "reads: per data directory (bytes/writes/reads): ${R[reads_campusmail_dirs]}"
     log "reads: campusmail ${R[reads_campusmail]}/s (HTTPS raw), Maildir files ${R[reads_dovecot]}/s"
 }
 
@@ -434,13 +452,25 @@ EOF
     R[big_dovecot_inodes]=$(find "$DV_HOME" -path '*/new/*' -type f -printf '%i\n' | sort -u | wc -l)
     log "big: dovecot ${R[big_dovecot_rate]} rcpt/s, ${R[big_dovecot_kib]} KiB, ${R[big_dovecot_files]} files, ${R[big_dovecot_inodes]} distinct inodes"
     start_campusmail big
+    # The store already holds the 30,000 users' directory records (they
+    # travel in its op log to the peer); what the message costs is the
+    # growth from here. Wait until the start-up logging has settled.
+    local before=-1 now
+    for _ in $(seq 60); do
+        now=$(campusmail_store_kib)
+        [ "$now" = "$before" ] && break
+        before=$now
+        sleep 2
+    done
+    R[big_campusmail_before_kib]=$before
     R[big_campusmail_rate]=$(deliver_big "$CM_LMTP") || die "campusmail big delivery"
-    R[big_campusmail_kib]=$(campusmail_store_kib)
+    R[big_campusmail_total_kib]=$(campusmail_store_kib)
+    R[big_campusmail_kib]=$(( R[big_campusmail_total_kib] - before ))
     stop_campusmail
     R[big_campusmail_blob_kib]=$(du -sk "$CM_DIR/store/blobs" | cut -f1)
     # What BIG_RCPTS separate copies of the message would take (apparent bytes).
     R[big_copies_kib]=$(( $(stat -c %s "$body") * BIG_RCPTS / 1024 ))
-    log "big: campusmail ${R[big_campusmail_rate]} rcpt/s, ${R[big_campusmail_kib]} KiB (blobs ${R[big_campusmail_blob_kib]} KiB)"
+    log "big: campusmail ${R[big_campusmail_rate]} rcpt/s, ${R[big_campusmail_kib]} KiB for the message (blobs ${R[big_campusmail_blob_kib]} KiB; store ${R[big_campusmail_before_kib]} KiB before, ${R[big_campusmail_total_kib]} KiB after)"
 }
 
 ratio() { case "$1$2" in *[!0-9.]*) echo n/a ;; *) echo "scale=2; $1 / $2" | bc ;; esac; }
@@ -469,7 +499,7 @@ if [ -n "$(git -C "$REPO" status --porcelain -- . ':!bench/results.txt' 2>/dev/n
     COMMIT="$COMMIT+dirty"
 fi
 v() { echo "${R[$1]:-n/a}"; }
-LINE="$(date -u +%Y-%m-%dT%H:%M:%SZ) store-delivery v1 commit=$COMMIT cpus=$(nproc) fs=$FS dirs=$DIRS \
+LINE="$(date -u +%Y-%m-%dT%H:%M:%SZ) store-delivery v2 commit=$COMMIT cpus=$(nproc) fs=$FS dirs=$DIRS \
 load_before=$LOAD_BEFORE load_after=$(cut -d' ' -f1 /proc/loadavg) \
 messages=$MESSAGES size=$SIZE rcpts=$RCPTS sessions=$SESSIONS \
 single_dovecot_per_s=$(v single_dovecot_rate) single_campusmail_per_s=$(v single_campusmail_rate) \
@@ -484,6 +514,8 @@ reads=$READS reads_dovecot_files_per_s=$(v reads_dovecot) reads_campusmail_https
 big_rcpts=$BIG_RCPTS big_size=$BIG_SIZE big_chunk=$BIG_CHUNK \
 big_dovecot_rcpt_per_s=$(v big_dovecot_rate) big_campusmail_rcpt_per_s=$(v big_campusmail_rate) \
 big_dovecot_kib=$(v big_dovecot_kib) big_campusmail_kib=$(v big_campusmail_kib) \
+single_campusmail_dirs=$(v single_campusmail_dirs) reads_campusmail_dirs=$(v reads_campusmail_dirs) \
+big_campusmail_before_kib=$(v big_campusmail_before_kib) big_campusmail_total_kib=$(v big_campusmail_total_kib) \
 big_campusmail_blob_kib=$(v big_campusmail_blob_kib) big_copies_kib=$(v big_copies_kib) \
 big_size_ratio=$(ratio "$(v big_dovecot_kib)" "$(v big_campusmail_kib)") \
 big_copies_ratio=$(ratio "$(v big_copies_kib)" "$(v big_campusmail_kib)") \

@@ -261,3 +261,60 @@ fn a_student_on_a_phone_files_two_messages_into_a_folder_and_deletes_one() {
     );
     assert_eq!(unlabelled, 0);
 }
+
+#[test]
+fn a_student_on_a_phone_sets_language_signature_and_an_auto_reply() {
+    let node = Node::with_users();
+    let browser = Browser::start(390, 844);
+    let base = format!("https://127.0.0.1:{}", node.ports.https);
+    browser.goto(&format!("{base}/login"));
+    browser.type_into("#address", "alice@campus.test");
+    browser.type_into("#password", &password_of("alice"));
+    browser.click("button[type=submit]");
+    browser.url_after_navigation("/mail");
+    browser.click("a[href='/mail/settings']");
+    browser.url_after_navigation("/mail/settings");
+    let fits = browser.eval("return document.documentElement.scrollWidth <= window.innerWidth");
+    assert_eq!(fits, true, "the settings page scrolls sideways on a phone");
+
+    // Language: English on every page from now on.
+    browser.eval("document.querySelector('#language-choice').value = 'en'; return true");
+    browser.click("#language button[type=submit]");
+    browser.url_after_navigation("/mail/settings?done=language");
+    assert_eq!(browser.eval("return document.documentElement.lang"), "en");
+
+    // Signature: typed in the form, found in a new message.
+    browser.type_into("#signature-text", "Alice Kim\nStudent office");
+    browser.click("#signature button[type=submit]");
+    browser.url_after_navigation("/mail/settings?done=signature");
+    browser.goto(&format!("{base}/mail/compose"));
+    let body = browser.eval("return document.querySelector('#body').value");
+    assert_eq!(body, "\n\n-- \nAlice Kim\nStudent office\n");
+
+    // Auto-reply: a date the browser's date field accepts, a refusal shown
+    // in the page, then saved.
+    browser.goto(&format!("{base}/mail/settings"));
+    browser.click("input[name=vacation_enabled]");
+    browser.click("#vacation button[type=submit]");
+    browser.url_after_navigation("/mail/settings");
+    let source = browser.source();
+    assert!(
+        source.contains("Write the reply text before turning the auto-reply on"),
+        "{source}"
+    );
+    assert_eq!(
+        browser.eval("return document.querySelector('input[name=vacation_enabled]').checked"),
+        true,
+        "what was ticked stays ticked"
+    );
+    browser.type_into("#vacation-text", "Away until Monday.");
+    browser.eval("document.querySelector('#vacation-end').value = '2099-12-31'; return true");
+    browser.click("#vacation button[type=submit]");
+    browser.url_after_navigation("/mail/settings?done=vacation");
+    assert_eq!(
+        browser.eval("return document.querySelector('#vacation-end').value"),
+        "2099-12-31"
+    );
+    browser
+        .screenshot(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("settings-phone.png"));
+}

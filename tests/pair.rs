@@ -218,3 +218,56 @@ fn users_made_on_one_node_exist_on_the_other() {
     })
     .unwrap_or_else(|| panic!("the disable never reached A"));
 }
+
+#[test]
+fn settings_saved_on_one_node_apply_on_the_other() {
+    let (a, b) = pair();
+    let alice = a.web_login("alice");
+    let page = alice.get("/mail/settings");
+    let token = Web::csrf_of(&page.body);
+    for fields in [
+        vec![("section", "language"), ("language", "en")],
+        vec![("section", "forward"), ("forward_to", "bob@campus.test")],
+    ] {
+        let mut all = vec![("csrf_token", token.as_str())];
+        all.extend(fields);
+        let r = alice.post("/mail/settings", &all);
+        assert_eq!(r.status, 303, "{}", r.body);
+    }
+    // B's webmail speaks English to alice ...
+    let on_b = Web::new(&b);
+    wait_until(15, || {
+        let (status, _) = on_b.login(&address_of("alice"), &password_of("alice"));
+        (status == 303 && on_b.inbox().contains("<html lang=\"en\">")).then_some(())
+    })
+    .unwrap_or_else(|| panic!("alice's language never reached B.\nB:\n{}", b.log("all")));
+    // ... and B's engine forwards her mail to bob.
+    // (The engine reads the forward from its snapshot, republished a
+    // moment after the change arrives.)
+    wait_until(15, || {
+        let snapshot = std::fs::read_to_string(b.data().join("directory.snapshot.json")).ok()?;
+        snapshot
+            .contains("\"to\": \"bob@campus.test\"")
+            .then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "alice's forward never reached B's engine.\nB:\n{}",
+            b.log("all")
+        )
+    });
+    let (ok, t) = swaks(&[
+        "--server",
+        &b.smtp_addr(),
+        "--from",
+        "registrar@example.org",
+        "--to",
+        &address_of("alice"),
+        "--header",
+        "Subject: Forwarded on B",
+    ]);
+    assert!(ok, "{t}");
+    wait_for(&b, "alice's forward applied on B", |p| {
+        p.contains("Forwarded on B")
+    });
+}

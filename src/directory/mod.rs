@@ -21,6 +21,7 @@ pub mod commands;
 pub mod import;
 pub mod password;
 pub mod replicated;
+pub mod settings;
 pub mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use address::{domain_of, normalize_address};
-use snapshot::{AuthOutcome, DirectorySnapshot, SnapshotUser};
+use snapshot::{AuthOutcome, DirectorySnapshot, SnapshotForward, SnapshotUser};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -61,6 +62,8 @@ pub enum DirectoryError {
     BadValue(String),
     #[error("{0}")]
     ImportRefused(import::ImportProblems),
+    #[error("settings refused: {0}")]
+    Settings(#[from] settings::SettingsProblem),
     #[error("the directory's write lock was poisoned by a panic; restart campusmail")]
     Poisoned,
 }
@@ -96,6 +99,10 @@ pub struct Directory {
     users: sled::Tree,
     aliases: sled::Tree,
     admins: sled::Tree,
+    /// Each user's own settings (`settings.rs`).
+    settings: sled::Tree,
+    /// When each user last auto-replied to each sender (`settings.rs`).
+    vacation_replies: sled::Tree,
     snapshot_path: PathBuf,
     /// Held by every "is the address free? then take it" change (user add,
     /// alias add, import), so two of them cannot both take one address.
@@ -128,6 +135,8 @@ impl Directory {
             users: db.open_tree("users")?,
             aliases: db.open_tree("aliases")?,
             admins: db.open_tree("admins")?,
+            settings: db.open_tree("settings")?,
+            vacation_replies: db.open_tree("vacation_replies")?,
             db,
             snapshot_path: snapshot_path.to_path_buf(),
             writes: Mutex::new(()),
@@ -158,6 +167,18 @@ impl Directory {
             let targets: Vec<String> = serde_json::from_slice(&v)?;
             snap.aliases
                 .insert(String::from_utf8_lossy(&k).into_owned(), targets);
+        }
+        // A disabled user's mail is refused, never forwarded.
+        for (user, forward) in self.forwards()? {
+            if snap.users.get(&user).is_some_and(|u| u.enabled) {
+                snap.forwards.insert(
+                    user,
+                    SnapshotForward {
+                        to: forward.to,
+                        keep_copy: forward.keep_copy,
+                    },
+                );
+            }
         }
         snap.publish(&self.snapshot_path)
             .map_err(DirectoryError::Publish)

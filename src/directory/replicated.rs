@@ -1,5 +1,5 @@
-//! The directory's side of the pair: its records (domains, users, aliases)
-//! as (tree, key, value)
+//! The directory's side of the pair: its records (domains, users, aliases,
+//! users' settings) as (tree, key, value)
 //! text, a watch on every change, and applying a record that won in the
 //! store's log (see `store::directory_log` and `mailbox::directory_sync`).
 //!
@@ -14,7 +14,7 @@ use super::{Directory, DirectoryError};
 /// per node for now: each node makes its own on first start, and letting
 /// the later one overwrite the other would silently change the first
 /// node's admin password when the second one starts.
-pub const TREES: [&str; 3] = ["domains", "users", "aliases"];
+pub const TREES: [&str; 4] = ["domains", "users", "aliases", "settings"];
 
 impl Directory {
     fn tree(&self, name: &str) -> Option<&sled::Tree> {
@@ -23,6 +23,7 @@ impl Directory {
             "users" => Some(&self.users),
             "aliases" => Some(&self.aliases),
             "admins" => Some(&self.admins),
+            "settings" => Some(&self.settings),
             _ => None,
         }
     }

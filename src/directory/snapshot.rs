@@ -36,6 +36,16 @@ pub struct DirectorySnapshot {
     pub users: BTreeMap<String, SnapshotUser>,
     /// Alias address to the local addresses it delivers to.
     pub aliases: BTreeMap<String, Vec<String>>,
+    /// Users whose mail is forwarded (their own setting), by address.
+    #[serde(default)]
+    pub forwards: BTreeMap<String, SnapshotForward>,
+}
+
+/// Where a user's mail is forwarded (`directory::settings::Forward`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SnapshotForward {
+    pub to: String,
+    pub keep_copy: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -116,6 +126,63 @@ impl DirectorySnapshot {
             AuthOutcome::Accepted(address)
         } else {
             AuthOutcome::Disabled
+        }
+    }
+
+    /// The envelope recipients a message for `recipients` really goes to,
+    /// once users' forwarding is applied (like an alias, RFC 5321 §3.9.1:
+    /// the reverse path stays the same). A forward to a local user who
+    /// forwards too is followed; a forward back to an address already on
+    /// the way ends the chain there, in that address's own mailbox, so a
+    /// loop of forwards delivers once and never circles. An alias with a
+    /// forwarding user among its targets is replaced by its targets, each
+    /// expanded. Duplicates are dropped; order is kept.
+    pub fn expand_forwards(&self, recipients: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        for r in recipients {
+            self.expand_one(r, &mut seen, &mut out, 0);
+        }
+        let mut unique = BTreeSet::new();
+        out.retain(|r| unique.insert(normalize_address(r).unwrap_or_else(|| r.clone())));
+        out
+    }
+
+    fn expand_one(
+        &self,
+        recipient: &str,
+        seen: &mut BTreeSet<String>,
+        out: &mut Vec<String>,
+        depth: usize,
+    ) {
+        /// Longer chains than this are delivered where they stand.
+        const MAX_DEPTH: usize = 16;
+        let Some(address) = normalize_address(recipient) else {
+            out.push(recipient.to_string());
+            return;
+        };
+        let first_visit = seen.insert(address.clone());
+        if !first_visit || depth >= MAX_DEPTH {
+            out.push(address);
+            return;
+        }
+        if let Some(forward) = self.forwards.get(&address) {
+            if forward.keep_copy {
+                out.push(address.clone());
+            }
+            self.expand_one(&forward.to, seen, out, depth + 1);
+            return;
+        }
+        match self.aliases.get(&address) {
+            Some(targets) if targets.iter().any(|t| self.forwards.contains_key(t)) => {
+                for t in targets {
+                    self.expand_one(t, seen, out, depth + 1);
+                }
+            }
+            // Not local (kept as given: a remote local part may be
+            // case-sensitive, RFC 5321 §2.4), or local without forwarding.
+            _ if self.domains.contains(domain_of(&address)) => out.push(address),
+            _ => out.push(recipient.to_string()),
         }
     }
 
@@ -234,6 +301,63 @@ mod tests {
         assert_eq!(s.route("nobody@campus.test"), RecipientRoute::UnknownLocal);
         assert_eq!(s.route("x@example.org"), RecipientRoute::Remote);
         assert_eq!(s.route("not an address"), RecipientRoute::Invalid);
+    }
+
+    fn forward(s: &mut DirectorySnapshot, from: &str, to: &str, keep_copy: bool) {
+        s.forwards.insert(
+            from.into(),
+            SnapshotForward {
+                to: to.into(),
+                keep_copy,
+            },
+        );
+    }
+
+    #[test]
+    fn forwards_expand_like_aliases_and_loops_end_in_a_mailbox() {
+        let mut s = sample();
+        for u in ["bob", "carol"] {
+            s.users.insert(
+                format!("{u}@campus.test"),
+                SnapshotUser {
+                    password_hash: String::new(),
+                    enabled: true,
+                },
+            );
+        }
+        let list = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            s.expand_forwards(&list(&["alice@campus.test", "Far@Remote.test"])),
+            list(&["alice@campus.test", "Far@Remote.test"])
+        );
+        forward(&mut s, "alice@campus.test", "bob@campus.test", false);
+        assert_eq!(
+            s.expand_forwards(&list(&["Alice@campus.test"])),
+            list(&["bob@campus.test"])
+        );
+        forward(&mut s, "alice@campus.test", "bob@campus.test", true);
+        assert_eq!(
+            s.expand_forwards(&list(&["alice@campus.test", "bob@campus.test"])),
+            list(&["alice@campus.test", "bob@campus.test"])
+        );
+        // The alias info@ delivers to alice, who forwards with a copy.
+        assert_eq!(
+            s.expand_forwards(&list(&["info@campus.test"])),
+            list(&["alice@campus.test", "bob@campus.test"])
+        );
+        // alice -> bob -> carol -> alice (no copies): one delivery, to alice.
+        forward(&mut s, "alice@campus.test", "bob@campus.test", false);
+        forward(&mut s, "bob@campus.test", "carol@campus.test", false);
+        forward(&mut s, "carol@campus.test", "alice@campus.test", false);
+        assert_eq!(
+            s.expand_forwards(&list(&["alice@campus.test"])),
+            list(&["alice@campus.test"])
+        );
+        forward(&mut s, "carol@campus.test", "x@remote.test", false);
+        assert_eq!(
+            s.expand_forwards(&list(&["alice@campus.test"])),
+            list(&["x@remote.test"])
+        );
     }
 
     #[test]

@@ -132,7 +132,12 @@ pub fn start(ctx: EngineContext) -> Result<EngineHandle, EngineError> {
     }
 
     let (announce, announced) = smol::channel::unbounded();
-    let door = Arc::new(QueueDoor::new(ctx.config.clone(), spool.clone(), announce));
+    let door = Arc::new(QueueDoor::new(
+        ctx.config.clone(),
+        spool.clone(),
+        announce,
+        ctx.directory.clone(),
+    ));
     let resolver = DnsResolver::new(&ctx.config.routing.nameservers)?;
     let authenticator = match crate::auth::Authenticator::new(&resolver, &ctx.config.node.hostname)
     {

@@ -13,6 +13,8 @@
 //!   message that would take it past the limit is deferred (452 4.2.2) and
 //!   one larger than the whole quota is refused (552 5.2.2). An alias is
 //!   delivered to all of its users or none, so a retry never duplicates.
+//! - the auto-reply (`vacation::Responder`) hears of a message only after
+//!   it is stored, and never holds up the LMTP reply.
 //!
 //! Known gap: if the store fails after some ops of a batch, the retry may
 //! store the message again for those mailboxes (a duplicate, never a loss).
@@ -20,6 +22,7 @@
 use std::sync::Arc;
 
 use super::lmtp::{DeliveryFailure, LocalDelivery, RecipientCheck};
+use super::vacation::Responder;
 use crate::directory::{Directory, UserRecord};
 use crate::store::{Store, Usage};
 
@@ -75,6 +78,7 @@ pub struct MailboxDelivery {
     directory: Arc<Directory>,
     store: Arc<Store>,
     default_quota: DefaultQuota,
+    responder: Option<Responder>,
 }
 
 impl MailboxDelivery {
@@ -83,7 +87,14 @@ impl MailboxDelivery {
             directory,
             store,
             default_quota,
+            responder: None,
         }
+    }
+
+    /// The same delivery, telling `responder` of every stored message.
+    pub fn with_responder(mut self, responder: Responder) -> Self {
+        self.responder = Some(responder);
+        self
     }
 
     fn quota(&self, mailbox: &str) -> Result<Quota, DeliveryFailure> {
@@ -186,6 +197,14 @@ impl LocalDelivery for MailboxDelivery {
                 for ((i, mailbox), id) in targets.iter().zip(ids) {
                     let recipient = &recipients[*i];
                     tracing::info!(%recipient, %mailbox, %folder, message = %id, size, "delivered");
+                }
+                if let Some(responder) = &self.responder {
+                    // Quarantined mail (Junk) is never answered.
+                    if folder != super::folders::JUNK {
+                        for (_, mailbox) in &targets {
+                            responder.delivered(mailbox, message);
+                        }
+                    }
                 }
             }
             Err(e) => {

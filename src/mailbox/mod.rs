@@ -2,7 +2,8 @@
 //!
 //! Owns: `directory.db`, the store (metadata folder and data directories),
 //! the control sockets (`control.sock` for the directory, `store.sock` for
-//! the store), the background compactor and purger (Trash, Junk), and the
+//! the store), the background compactor and purger (Trash, Junk), the
+//! auto-reply worker (`vacation`), and the
 //! LMTP, HTTPS and HTTP listeners (all through the modules it starts).
 //! `submission` is the way back: the webmail's mail goes to the engine by
 //! SMTP submission, like any client's.
@@ -19,6 +20,7 @@ pub mod local_delivery;
 mod purger;
 pub mod store_admin;
 pub mod submission;
+pub mod vacation;
 
 use std::sync::Arc;
 
@@ -69,14 +71,18 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
             Arc::new(move |c| crate::replication::status::execute(&rep, &c)),
         )?;
     }
-    let delivery = Arc::new(local_delivery::MailboxDelivery::new(
-        directory.clone(),
-        store.clone(),
-        local_delivery::DefaultQuota {
-            bytes: config.mailbox.default_quota.0,
-            messages: config.mailbox.default_quota_messages,
-        },
-    ));
+    let responder = vacation::Responder::start(config.clone(), directory.clone())?;
+    let delivery = Arc::new(
+        local_delivery::MailboxDelivery::new(
+            directory.clone(),
+            store.clone(),
+            local_delivery::DefaultQuota {
+                bytes: config.mailbox.default_quota.0,
+                messages: config.mailbox.default_quota_messages,
+            },
+        )
+        .with_responder(responder),
+    );
     let lmtp = lmtp::start(
         config.mailbox.lmtp_listen,
         config.node.hostname.clone(),

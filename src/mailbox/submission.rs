@@ -44,7 +44,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Submission<'a> {
     /// The logged-in user (the SASL authorization identity).
     pub user: &'a str,
-    /// The envelope sender (RFC 5321 MAIL FROM).
+    /// The envelope sender (RFC 5321 MAIL FROM); empty for the null
+    /// reverse path of auto-replies (RFC 3834 §3.3).
     pub sender: &'a str,
     pub recipients: &'a [String],
     /// The message exactly as it should be sent (CRLF line ends).
@@ -108,7 +109,7 @@ impl Submitter {
     pub fn submit(&self, submission: &Submission<'_>) -> Result<(), SubmitError> {
         let unsafe_text = |s: &str| s.contains(['\r', '\n', '<', '>']) || s.is_empty();
         if unsafe_text(submission.user)
-            || unsafe_text(submission.sender)
+            || (!submission.sender.is_empty() && unsafe_text(submission.sender))
             || submission.recipients.iter().any(|r| unsafe_text(r))
         {
             return Err(SubmitError::Refused {

@@ -73,6 +73,17 @@ pub fn remove_fields<'m>(message: &'m [u8], remove: impl Fn(&str, &[u8]) -> bool
     }
 }
 
+/// How many header fields are called `name` (case-insensitive).
+pub fn count_fields(message: &[u8], name: &str) -> usize {
+    let end = header_len(message);
+    message[..end]
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.starts_with(b" ") && !line.starts_with(b"\t"))
+        .filter_map(field_name)
+        .filter(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+        .count()
+}
+
 /// The unfolded value of the first field called `name` (case-insensitive).
 pub fn field_value(message: &[u8], name: &str) -> Option<String> {
     let end = header_len(message);
@@ -114,6 +125,12 @@ mod tests {
         assert_eq!(field_value(MSG, "x-secret").as_deref(), Some("a b"));
         assert_eq!(field_value(MSG, "subject").as_deref(), Some("hi"));
         assert_eq!(field_value(MSG, "from"), None);
+        assert_eq!(count_fields(MSG, "X-SECRET"), 2);
+        assert_eq!(count_fields(MSG, "subject"), 1);
+        assert_eq!(
+            count_fields(b"Received: a\r\n Received: b\r\n\r\n", "received"),
+            1
+        );
         for junk in [&b""[..], b"\n", b"no colon", b"\r\n\r\n", b"A: b\n c"] {
             let _ = remove_fields(junk, |_, _| true);
             let _ = field_value(junk, "a");

@@ -28,14 +28,18 @@ fn body(n: u64) -> Vec<u8> {
 fn exchange(from: &Store, to: &Store) -> Result<(), StoreError> {
     for origin in from.origins()? {
         for op in from.ops_since(&origin, to.last_seq(&origin)?, usize::MAX)? {
-            if let Op::Deliver { blob, message, .. } = &op.op {
+            if let Op::Deliver { blob, .. } = &op.op {
                 match from.blob(blob)? {
                     Some(bytes) => {
                         to.put_blob(&bytes)?;
                     }
                     // Deleted at the sender before it was sent: its bytes
                     // are gone there, and so is the message.
-                    None if from.is_deleted(message)? => {
+                    None if op
+                        .delivered_ids()
+                        .iter()
+                        .all(|m| from.is_deleted(m).unwrap_or(false)) =>
+                    {
                         to.apply_remote_deleted(&op)?;
                         continue;
                     }

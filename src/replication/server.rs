@@ -158,18 +158,21 @@ fn stream_log(
             for op in store.ops_since(&origin, after, BATCH).map_err(fail)? {
                 let mut deleted = false;
                 let bytes = match &op.op {
-                    Op::Deliver { blob, message, .. } if sent_blobs.insert(*blob) => {
+                    Op::Deliver { blob, .. } if sent_blobs.insert(*blob) => {
                         let bytes = store.blob(blob).map_err(fail)?;
                         if bytes.is_none() {
-                            // Deleted here before the peer got it: the
-                            // bytes are gone; the peer records a tombstone.
+                            // Every message of the delivery was deleted
+                            // here before the peer got it: the bytes are
+                            // gone; the peer records tombstones.
                             sent_blobs.remove(blob);
-                            deleted = store.is_deleted(message).map_err(fail)?;
-                            if !deleted {
-                                return Err(WireError::Bad(format!(
-                                    "blob {blob} of live message {message} is missing here; run `campusmail store fsck`"
-                                )));
+                            for message in op.delivered_ids() {
+                                if !store.is_deleted(&message).map_err(fail)? {
+                                    return Err(WireError::Bad(format!(
+                                        "blob {blob} of live message {message} is missing here; run `campusmail store fsck`"
+                                    )));
+                                }
                             }
+                            deleted = true;
                         }
                         bytes
                     }

@@ -231,11 +231,10 @@ impl Store {
         folder: &str,
     ) -> Result<Vec<MessageId>, StoreError> {
         let mut ids = Vec::new();
-        for entry in self.trees.folders.scan_prefix(folder_prefix(user, folder)) {
-            let (_, id) = entry?;
-            let id =
-                std::str::from_utf8(&id).map_err(|_| StoreError::Corrupt("folder entry".into()))?;
-            ids.push(id.parse()?);
+        let prefix = folder_prefix(user, folder);
+        for entry in self.trees.folders.scan_prefix(&prefix) {
+            let (key, _) = entry?;
+            ids.push(super::listing::listed_id(&prefix, &key)?);
         }
         Ok(ids)
     }

@@ -190,8 +190,8 @@ pub fn affected(trees: &Trees, op: &Op) -> Result<Vec<MessageId>, StoreError> {
     }
     if listed {
         for entry in trees.folders.scan_prefix(&prefix) {
-            let (_, id) = entry?;
-            ids.push(parse(&id)?);
+            let (key, _) = entry?;
+            ids.push(super::listing::listed_id(&prefix, &key)?);
         }
     }
     Ok(ids)
@@ -292,10 +292,9 @@ pub fn apply(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()
 /// that move's folder is has been settled.
 fn rehome(tx: &Tx, mailbox: &str, folder: &str, affected: &[MessageId], to: &str) -> TxResult<()> {
     for id in affected {
-        let Some(v) = tx.messages.get(id.as_bytes())? else {
+        let Some(rec) = super::message_rows::tx_read(tx.messages, tx.deliveries, id)? else {
             continue;
         };
-        let rec: MessageRecord = tx_decode(&v)?;
         let here = rec.folder == folder || rec.wanted.as_deref() == Some(folder);
         if rec.mailbox != mailbox || !here {
             continue;

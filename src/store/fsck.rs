@@ -14,9 +14,11 @@
 //!   existing message in that folder and every message is listed once
 //!   (repair: remove or add entries); folder counts and mailbox usage equal
 //!   what the messages add up to (repair: rewrite them);
-//! - the sort index and the `orphans` entries (messages waiting for a
-//!   folder) are exactly what the messages imply (repair: remove or add
-//!   entries); each message is in a system folder or a live user folder,
+//! - each delivery row counts the messages naming it (repair: set the
+//!   count; a row no message names is removed);
+//! - the sort index (for the folders that have one) and the `orphans`
+//!   entries (messages waiting for a folder) are exactly what the
+//!   messages imply (repair: remove or add entries); each message is in a system folder or a live user folder,
 //!   and waits only for a folder not known here (not repairable here: the
 //!   ops that would settle it are missing; named so it can be looked at);
 //!   each folder record decodes.
@@ -35,7 +37,8 @@ use super::blob::record::{self, BlobId, BlobLocation, HEADER_LEN};
 use super::blob::segments::{self, SegmentInfo};
 use super::folders::{self, FolderRecord};
 use super::id::MessageId;
-use super::listing;
+use super::message_rows;
+use super::sort_index;
 use super::state::{self, FlagsRecord, MessageRecord};
 use super::{Store, StoreError};
 
@@ -103,6 +106,8 @@ struct Expected {
     /// `sort_index` and `orphans` keys, with their values.
     sorted: HashMap<Vec<u8>, Vec<u8>>,
     orphans: HashMap<Vec<u8>, Vec<u8>>,
+    /// Messages per delivery row (`message_rows.rs`).
+    deliveries: BTreeMap<Vec<u8>, u64>,
 }
 
 impl Store {
@@ -130,6 +135,7 @@ impl Store {
             &mut report,
         )?;
         self.check_folder_defs(&mut report)?;
+        self.check_deliveries(repair, &expected.deliveries, &mut report)?;
         if repair {
             self.db.flush()?;
         }
@@ -211,13 +217,12 @@ impl Store {
 
     fn check_messages(&self, report: &mut FsckReport) -> Result<Expected, StoreError> {
         let mut e = Expected::default();
-        for entry in self.trees.messages.iter() {
-            let (key, value) = entry?;
-            let rec: MessageRecord = state::decode(&value)?;
-            let id: MessageId = std::str::from_utf8(&key)
-                .map_err(|_| StoreError::Corrupt("message key".into()))?
-                .parse()?;
+        for entry in message_rows::all(&self.trees.messages, &self.trees.deliveries) {
+            let (id, rec) = entry?;
             report.messages += 1;
+            *e.deliveries
+                .entry(message_rows::delivery_key(&id, &rec)?)
+                .or_default() += 1;
             *e.refs.entry(rec.blob).or_default() += 1;
             if self.blobs.location(&rec.blob)?.is_none() {
                 report.problems.push(format!(
@@ -227,8 +232,11 @@ impl Store {
                 ));
             }
             e.listing.insert(state::folder_entry_key(&rec, &id));
-            for key in listing::sort_entries(&rec, &id) {
-                e.sorted.insert(key, id.as_bytes().to_vec());
+            let mark = state::stats_key(&rec.mailbox, &rec.folder);
+            if self.trees.sorted_folders.contains_key(mark)? {
+                for key in sort_index::entries(&rec, &id) {
+                    e.sorted.insert(key, Vec::new());
+                }
             }
             self.check_message_folder(&id, &rec, &mut e, report)?;
             let seen = match self.trees.flags.get(id.as_bytes())? {
@@ -427,8 +435,6 @@ impl Store {
         for key in expected.listing.difference(&listed) {
             let what = "a message is missing from its folder's listing".to_string();
             if repair {
-                // The value is the message id: the key's last 21+ bytes
-                // after the 12-byte timestamp; rebuild it from the record.
                 self.relist(key)?;
                 report.repaired.push(what);
             } else {
@@ -451,19 +457,36 @@ impl Store {
         )
     }
 
-    /// Puts back a listing entry (key from `folder_entry_key`).
-    fn relist(&self, key: &[u8]) -> Result<(), StoreError> {
-        for entry in self.trees.messages.iter() {
-            let (id_bytes, value) = entry?;
-            let rec: MessageRecord = state::decode(&value)?;
-            let id: MessageId = std::str::from_utf8(&id_bytes)
-                .map_err(|_| StoreError::Corrupt("message key".into()))?
-                .parse()?;
-            if state::folder_entry_key(&rec, &id) == key {
-                self.trees.folders.insert(key, id.as_bytes())?;
-                break;
+    /// Each delivery row counts the messages that name it; a row nobody
+    /// names is removed (repair: set the count, or remove the row).
+    fn check_deliveries(
+        &self,
+        repair: bool,
+        expected: &BTreeMap<Vec<u8>, u64>,
+        report: &mut FsckReport,
+    ) -> Result<(), StoreError> {
+        for entry in message_rows::delivery_counts(&self.trees.deliveries) {
+            let (key, live) = entry?;
+            let want = expected.get(&key).copied().unwrap_or(0);
+            if live == want {
+                continue;
+            }
+            let what =
+                format!("a delivery record counts {live} message(s); {want} message(s) name it");
+            if repair {
+                message_rows::set_live(&self.trees.deliveries, &key, want)?;
+                report.repaired.push(what);
+            } else {
+                report.problems.push(what);
             }
         }
+        Ok(())
+    }
+
+    /// Puts back a listing entry (key from `folder_entry_key`; its value
+    /// is empty, the key names the message).
+    fn relist(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.trees.folders.insert(key, &[] as &[u8])?;
         Ok(())
     }
 

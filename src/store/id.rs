@@ -67,6 +67,18 @@ impl MessageId {
         MessageId(format!("{}.{:x}", op.origin, op.seq))
     }
 
+    /// The op id the message's id was made from: its origin and the
+    /// sequence number its delivery gave it.
+    pub(crate) fn op_id(&self) -> Result<OpId, StoreError> {
+        let bad = || StoreError::Corrupt(format!("message id {:?}", self.0));
+        let (origin, seq) = self.0.rsplit_once('.').ok_or_else(bad)?;
+        let seq = u64::from_str_radix(seq, 16).map_err(|_| bad())?;
+        Ok(OpId {
+            origin: origin.to_string(),
+            seq,
+        })
+    }
+
     /// The canonical bytes, used as sled key.
     pub(crate) fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()

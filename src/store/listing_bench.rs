@@ -21,10 +21,8 @@ fn list_pages_of_a_100k_folder() -> Result<(), StoreError> {
         // One flush for all: this measures listing, not delivery.
         let mut w = store.writer.lock().map_err(|_| StoreError::Poisoned)?;
         for n in 0..N {
-            store.apply_local(&mut w, |id| Op::Deliver {
-                mailbox: "kim@x".into(),
-                folder: "INBOX".into(),
-                message: MessageId::from_op(id),
+            store.apply_local(&mut w, |_| Op::Deliver {
+                targets: vec![("kim@x".into(), "INBOX".into())],
                 blob,
                 size: raw.len() as u64,
                 received_at: 1_700_000_000 + n as i64,

@@ -34,6 +34,8 @@
 
 mod blob;
 pub mod commands;
+#[cfg(test)]
+mod delivery_tests;
 mod directory_log;
 mod flags;
 mod folder_api;
@@ -49,12 +51,16 @@ mod listing_bench;
 mod logins;
 #[cfg(test)]
 mod maintenance_tests;
+mod message_rows;
 #[cfg(test)]
 mod model_tests;
 mod op;
 mod purge;
 mod records;
 mod replica;
+#[cfg(test)]
+mod size_bench;
+mod sort_index;
 mod state;
 pub mod stats;
 #[cfg(test)]
@@ -178,7 +184,7 @@ pub struct Store {
 fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     let mut tries = 0;
     loop {
-        match sled::open(path) {
+        match sled::Config::new().path(path).use_compression(true).open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::Other && tries < 50 => {
                 tries += 1;
@@ -225,9 +231,11 @@ impl Store {
             blobs.index_tree().clone(),
             blobs.segments_tree().clone(),
         )?;
-        listing::backfill(&trees)?;
         let next_seq = match trees.oplog.scan_prefix(id::origin_prefix(node)).next_back() {
-            Some(entry) => ReplicationOp::decode(&entry?.1)?.id.seq.saturating_add(1),
+            Some(entry) => {
+                let last = ReplicationOp::decode(&entry?.1)?;
+                last.id.seq.saturating_add(last.seq_span())
+            }
             None => 1,
         };
         let clock = HybridClock::new(trees.hlc_high()?);
@@ -255,14 +263,24 @@ impl Store {
     }
 
     /// Stores `raw` once for every (mailbox, folder) in `targets`: one
-    /// blob, one op each, one flush for all; durable when it returns Ok.
-    /// On Err some of the ops may still become durable later: a retry may
-    /// duplicate a message for those mailboxes, never lose one.
+    /// blob, one op for all of them (see `Op::Deliver`), one flush;
+    /// durable when it returns Ok, and then either every target got the
+    /// message or none did. Returns the message ids in target order.
     pub fn deliver_many(
         &self,
         targets: &[(&str, &str)],
         raw: &[u8],
     ) -> Result<Vec<MessageId>, StoreError> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        if targets.len() > op::MAX_TARGETS {
+            return Err(StoreError::InvalidOp(format!(
+                "a delivery to {} mailboxes (at most {} at once)",
+                targets.len(),
+                op::MAX_TARGETS
+            )));
+        }
         for (user, folder) in targets {
             check_name("mailbox", user)?;
             check_name("folder", folder)?;
@@ -274,45 +292,36 @@ impl Store {
             date: header.date,
         };
         let received_at = now_secs();
-        let mut ids = Vec::with_capacity(targets.len());
-        // Per target, twice at most: the bytes may have been found stored,
-        // then lost their last reference to a concurrent delete before our
-        // op raised the count; the second `put` stores them again.
+        let owned: Vec<(String, String)> = targets
+            .iter()
+            .map(|(u, f)| (u.to_string(), f.to_string()))
+            .collect();
+        // Twice at most: the bytes may have been found stored, then lost
+        // their last reference to a concurrent delete before our op raised
+        // the count; the second `put` stores them again.
         let mut blob = self.blobs.put(raw)?;
         let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-        for (user, folder) in targets {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let mut message = None;
-                let result = self.apply_local(&mut w, |id| {
-                    let m = MessageId::from_op(id);
-                    message = Some(m.clone());
-                    Op::Deliver {
-                        mailbox: user.to_string(),
-                        folder: folder.to_string(),
-                        message: m,
-                        blob,
-                        size: raw.len() as u64,
-                        received_at,
-                        summary: summary.clone(),
-                    }
-                });
-                match result {
-                    Ok(()) => {
-                        ids.extend(message);
-                        break;
-                    }
-                    Err(StoreError::MissingBlob(_)) if attempt < 2 => {
-                        blob = self.blobs.put(raw)?;
-                    }
-                    Err(e) => return Err(e),
+        let mut attempt = 0;
+        let op = loop {
+            attempt += 1;
+            let result = self.apply_local(&mut w, |_| Op::Deliver {
+                targets: owned.clone(),
+                blob,
+                size: raw.len() as u64,
+                received_at,
+                summary: summary.clone(),
+            });
+            match result {
+                Ok(op) => break op,
+                Err(StoreError::MissingBlob(_)) if attempt < 2 => {
+                    blob = self.blobs.put(raw)?;
                 }
+                Err(e) => return Err(e),
             }
-        }
+        };
         // The metadata of every delivery becomes durable here.
         self.db.flush()?;
-        Ok(ids)
+        Ok(op.delivered_ids())
     }
 
     /// Moves a message of `user` to another of their folders.
@@ -486,10 +495,11 @@ impl Store {
         let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         w.clock.observe(op.ts);
         let applied = state::apply_with(&self.trees, op, deleted)?;
-        if op.id.origin == self.node && op.id.seq >= w.next_seq {
+        let after = op.id.seq.saturating_add(op.seq_span());
+        if op.id.origin == self.node && after > w.next_seq {
             // Our own op coming back (e.g. restored from the peer after
-            // losing local state): never reuse its sequence number.
-            w.next_seq = op.id.seq.saturating_add(1);
+            // losing local state): never reuse its sequence numbers.
+            w.next_seq = after;
         }
         self.db.flush()?;
         Ok(applied)
@@ -505,12 +515,13 @@ impl Store {
         Ok(())
     }
 
-    /// Applies and logs one local op under the writer lock (not flushed).
+    /// Applies and logs one local op under the writer lock (not flushed);
+    /// returns it.
     fn apply_local(
         &self,
         w: &mut OpWriter,
         make: impl FnOnce(&OpId) -> Op,
-    ) -> Result<(), StoreError> {
+    ) -> Result<ReplicationOp, StoreError> {
         let id = OpId {
             origin: self.node.clone(),
             seq: w.next_seq,
@@ -521,17 +532,14 @@ impl Store {
             id,
             ts,
         };
+        op.validate()?;
         state::apply(&self.trees, &op)?;
-        w.next_seq = w.next_seq.saturating_add(1);
-        Ok(())
+        w.next_seq = w.next_seq.saturating_add(op.seq_span());
+        Ok(op)
     }
 
     fn record(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
-        self.trees
-            .messages
-            .get(id.as_bytes())?
-            .map(|v| state::decode(&v))
-            .transpose()
+        message_rows::read(&self.trees.messages, &self.trees.deliveries, id)
     }
 
     fn flags(&self, id: &MessageId) -> Result<Option<FlagsRecord>, StoreError> {

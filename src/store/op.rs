@@ -29,12 +29,14 @@ pub struct ReplicationOp {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Op {
-    /// A message arrived in `mailbox`/`folder`. Its id is derived from the
-    /// op id; its bytes are the blob `blob` (which must be stored first).
+    /// A message arrived for one or more mailboxes: `targets` lists each
+    /// (mailbox, folder). The op occupies the sequence numbers `seq ..
+    /// seq + targets.len()` of its origin (see `seq_span`), and the
+    /// message of target `i` has the id of `(origin, seq + i)`, so one
+    /// announcement to 30,000 students is one op, not 30,000. Its bytes
+    /// are the blob `blob` (which must be stored first).
     Deliver {
-        mailbox: String,
-        folder: String,
-        message: MessageId,
+        targets: Vec<(String, String)>,
         blob: BlobId,
         size: u64,
         received_at: i64,
@@ -115,7 +117,11 @@ pub struct SummaryFields {
 }
 
 /// The directory's trees that travel in the log.
-pub const DIRECTORY_TREES: [&str; 4] = ["domains", "users", "aliases", "admins"];
+pub const DIRECTORY_TREES: [&str; 5] = ["domains", "users", "aliases", "admins", "settings"];
+
+/// Most mailboxes one `Deliver` op may name (the engine hands mail over
+/// in LMTP transactions of at most a few thousand recipients).
+pub const MAX_TARGETS: usize = 100_000;
 
 /// Longest mailbox or folder name accepted (bytes).
 pub const MAX_NAME: usize = 320;
@@ -138,19 +144,19 @@ impl ReplicationOp {
             return Err(StoreError::InvalidOp(format!("bad op id {:?}", self.id)));
         }
         match &self.op {
-            Op::Deliver {
-                mailbox,
-                folder,
-                message,
-                ..
-            } => {
-                check_name("mailbox", mailbox)?;
-                check_name("folder", folder)?;
-                if *message != MessageId::from_op(&self.id) {
+            Op::Deliver { targets, .. } => {
+                if targets.is_empty() || targets.len() > MAX_TARGETS {
                     return Err(StoreError::InvalidOp(format!(
-                        "message id {message} does not match op {:?}",
-                        self.id
+                        "a delivery to {} mailboxes (1 to {MAX_TARGETS} allowed)",
+                        targets.len()
                     )));
+                }
+                if self.id.seq.checked_add(targets.len() as u64).is_none() {
+                    return Err(StoreError::InvalidOp(format!("bad op id {:?}", self.id)));
+                }
+                for (mailbox, folder) in targets {
+                    check_name("mailbox", mailbox)?;
+                    check_name("folder", folder)?;
                 }
             }
             Op::Move { folder, .. } => check_name("folder", folder)?,
@@ -201,6 +207,32 @@ impl ReplicationOp {
             }
         }
         Ok(())
+    }
+
+    /// How many sequence numbers of its origin the op occupies: one per
+    /// target for a delivery (each message's id), else one. The next op
+    /// of the origin has `seq + seq_span()`.
+    pub fn seq_span(&self) -> u64 {
+        match &self.op {
+            Op::Deliver { targets, .. } => (targets.len() as u64).max(1),
+            _ => 1,
+        }
+    }
+
+    /// The ids of the messages a `Deliver` op made, in target order
+    /// (empty for other ops).
+    pub fn delivered_ids(&self) -> Vec<MessageId> {
+        match &self.op {
+            Op::Deliver { targets, .. } => (0..targets.len() as u64)
+                .map(|i| {
+                    MessageId::from_op(&OpId {
+                        origin: self.id.origin.clone(),
+                        seq: self.id.seq.saturating_add(i),
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {

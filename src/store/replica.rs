@@ -10,7 +10,7 @@
 
 use super::blob::BlobId;
 use super::id::{self, MessageId};
-use super::state::{self, FlagsRecord, MessageRecord};
+use super::state::{self, FlagsRecord};
 use super::{Store, StoreError};
 
 impl Store {
@@ -62,17 +62,13 @@ impl Store {
     pub fn digest(&self) -> Result<(String, u64), StoreError> {
         let mut hasher = blake3::Hasher::new();
         let mut messages = 0;
-        for entry in self.trees.messages.iter() {
-            let (key, value) = entry?;
-            let rec: MessageRecord = state::decode(&value)?;
-            let id: MessageId = std::str::from_utf8(&key)
-                .map_err(|_| StoreError::Corrupt("message key".into()))?
-                .parse()?;
+        for entry in super::message_rows::all(&self.trees.messages, &self.trees.deliveries) {
+            let (id, rec) = entry?;
             let flags = match self.trees.flags.get(id.as_bytes())? {
                 Some(v) => Some(state::decode::<FlagsRecord>(&v)?.seen),
                 None => None,
             };
-            hasher.update(&key);
+            hasher.update(id.as_bytes());
             hasher.update(&[0]);
             hasher.update(rec.mailbox.as_bytes());
             hasher.update(&[0]);

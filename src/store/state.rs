@@ -2,7 +2,9 @@
 //!
 //! Trees (all in the store's sled db):
 //! - `oplog`: `origin \0 seq(BE)` -> JSON `ReplicationOp`; every op applied.
-//! - `messages`: message id -> JSON [`MessageRecord`].
+//! - `messages`, `deliveries`: what each message owns and what one
+//!   delivery's messages share (`message_rows.rs`; read as a
+//!   [`MessageRecord`]).
 //! - `folders`: `mailbox \0 folder \0 !ts(12 bytes BE) id` -> message id;
 //!   the folder listing, newest delivery first (inverted HLC timestamp).
 //! - `flags`: message id -> JSON [`FlagsRecord`] (per-field last writer wins).
@@ -18,7 +20,8 @@
 //!   folders: name, parent, tombstone; see `folders.rs`).
 //! - `orphans`: `mailbox \0 folder id \0 message id` -> empty: messages
 //!   that asked for a folder not known here yet (they wait in INBOX).
-//! - `sort_index`: the listing again, per sort order (`listing.rs`).
+//! - `sort_index`, `sorted_folders`: the listing again, per sort order,
+//!   for the big folders that have an index (`sort_index.rs`).
 //! - `blobs`, `segments` (owned by `blob/`): refcounts are raised and
 //!   lowered here; a blob whose count reaches 0 leaves the index and its
 //!   record is counted as garbage in its segment.
@@ -70,31 +73,13 @@ use super::folders;
 use super::hlc::HlcTimestamp;
 use super::id::{MessageId, OpId};
 use super::listing;
-use super::op::{Flag, Op, ReplicationOp, SummaryFields};
+use super::message_rows;
+pub use super::message_rows::MessageRecord;
+use super::op::{Flag, Op, ReplicationOp};
 use super::records;
 use super::StoreError;
 
 const HLC_HIGH: &[u8] = b"hlc_high";
-
-/// A delivered message, as listed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageRecord {
-    pub mailbox: String,
-    pub folder: String,
-    pub blob: BlobId,
-    pub size: u64,
-    pub received_at: i64,
-    /// HLC timestamp of the delivering op (the folder sort key).
-    pub ts: HlcTimestamp,
-    pub summary: SummaryFields,
-    /// (timestamp, op) of the last `Move`; None = where it was delivered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub moved: Option<(HlcTimestamp, OpId)>,
-    /// The user folder the last `Deliver`/`Move` asked for while that
-    /// folder is not known here yet (the message is in INBOX meanwhile).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wanted: Option<String>,
-}
 
 /// Flags of one message; each field carries the (timestamp, op) that last
 /// wrote it.
@@ -116,6 +101,7 @@ pub struct FlagsRecord {
 pub struct Trees {
     pub oplog: sled::Tree,
     pub messages: sled::Tree,
+    pub deliveries: sled::Tree,
     pub folders: sled::Tree,
     pub flags: sled::Tree,
     pub folder_stats: sled::Tree,
@@ -128,6 +114,7 @@ pub struct Trees {
     pub folder_defs: sled::Tree,
     pub orphans: sled::Tree,
     pub sort_index: sled::Tree,
+    pub sorted_folders: sled::Tree,
 }
 
 impl Trees {
@@ -139,6 +126,7 @@ impl Trees {
         Ok(Trees {
             oplog: db.open_tree("oplog")?,
             messages: db.open_tree("messages")?,
+            deliveries: db.open_tree("deliveries")?,
             folders: db.open_tree("folders")?,
             flags: db.open_tree("flags")?,
             folder_stats: db.open_tree("folder_stats")?,
@@ -151,6 +139,7 @@ impl Trees {
             folder_defs: db.open_tree("folder_defs")?,
             orphans: db.open_tree("orphans")?,
             sort_index: db.open_tree("sort_index")?,
+            sorted_folders: db.open_tree("sorted_folders")?,
         })
     }
 
@@ -227,6 +216,7 @@ pub fn tx_decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> TxResult<T> {
 /// The trees one op may touch, inside its transaction.
 pub struct Tx<'a> {
     pub messages: &'a TransactionalTree,
+    pub deliveries: &'a TransactionalTree,
     pub folders: &'a TransactionalTree,
     pub flags: &'a TransactionalTree,
     pub stats: &'a TransactionalTree,
@@ -237,6 +227,7 @@ pub struct Tx<'a> {
     pub folder_defs: &'a TransactionalTree,
     pub orphans: &'a TransactionalTree,
     pub sort_index: &'a TransactionalTree,
+    pub sorted_folders: &'a TransactionalTree,
     pub records: &'a TransactionalTree,
 }
 
@@ -261,7 +252,9 @@ pub fn apply_with(
     let log_value = op.encode()?;
     let ts_value = encode(&op.ts)?;
     let affected = folders::affected(trees, &op.op)?;
-    (
+    // Every tree an op may touch, in this order (sled's tuple form stops
+    // at 14 trees; the slice form has no limit).
+    let all: [&sled::Tree; 16] = [
         &trees.oplog,
         &trees.messages,
         &trees.folders,
@@ -276,29 +269,22 @@ pub fn apply_with(
         &trees.folder_defs,
         &trees.orphans,
         &trees.sort_index,
-    )
-        .transaction(
-            |(
-                oplog,
-                messages,
-                folders,
-                flags,
-                stats,
-                meta,
-                tombstones,
-                usage,
-                records,
-                blobs,
-                segments,
-                folder_defs,
-                orphans,
-                sort_index,
-            )| {
+        &trees.deliveries,
+        &trees.sorted_folders,
+    ];
+    all[..]
+        .transaction(|view| {
+            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders] =
+                view.as_slice()
+            else {
+                return abort(StoreError::Corrupt("transaction view".into()));
+            };
                 if oplog.get(&log_key)?.is_some() {
                     return Ok(false);
                 }
                 let tx = Tx {
                     messages,
+                    deliveries,
                     folders,
                     flags,
                     stats,
@@ -310,12 +296,15 @@ pub fn apply_with(
                     folder_defs,
                     orphans,
                     sort_index,
+                    sorted_folders,
                 };
                 match &op.op {
-                    Op::Deliver { message, .. } if deleted_at_origin => {
-                        if tx.messages.get(message.as_bytes())?.is_none() {
-                            tx.tombstones
-                                .insert(message.as_bytes(), encode(&op.ts).or_else(abort)?)?;
+                    Op::Deliver { .. } if deleted_at_origin => {
+                        for message in op.delivered_ids() {
+                            if tx.messages.get(message.as_bytes())?.is_none() {
+                                tx.tombstones
+                                    .insert(message.as_bytes(), encode(&op.ts).or_else(abort)?)?;
+                            }
                         }
                     }
                     _ => apply_op(&tx, op, &affected)?,
@@ -329,45 +318,49 @@ pub fn apply_with(
                 }
                 oplog.insert(log_key.as_slice(), log_value.as_slice())?;
                 Ok(true)
-            },
-        )
+        })
         .map_err(StoreError::from_tx)
 }
 
 fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()> {
     match &op.op {
         Op::Deliver {
-            mailbox,
-            folder,
-            message,
+            targets,
             blob,
             size,
             received_at,
             summary,
         } => {
-            let gone = tx.tombstones.get(message.as_bytes())?.is_some();
-            if gone || tx.messages.get(message.as_bytes())?.is_some() {
-                return Ok(());
+            for (target, ((mailbox, folder), message)) in
+                targets.iter().zip(op.delivered_ids()).enumerate()
+            {
+                let gone = tx.tombstones.get(message.as_bytes())?.is_some();
+                if gone || tx.messages.get(message.as_bytes())?.is_some() {
+                    continue;
+                }
+                let (effective, wanted) = folders::resolve(tx, mailbox, folder)?;
+                let rec = MessageRecord {
+                    mailbox: mailbox.clone(),
+                    folder: effective,
+                    blob: *blob,
+                    size: *size,
+                    received_at: *received_at,
+                    ts: op.ts,
+                    summary: summary.clone(),
+                    moved: None,
+                    wanted,
+                    target: u32::try_from(target)
+                        .or_else(|_| abort(StoreError::InvalidOp("too many targets".into())))?,
+                };
+                apply_deliver(tx, &message, &rec)?;
             }
-            let (effective, wanted) = folders::resolve(tx, mailbox, folder)?;
-            let rec = MessageRecord {
-                mailbox: mailbox.clone(),
-                folder: effective,
-                blob: *blob,
-                size: *size,
-                received_at: *received_at,
-                ts: op.ts,
-                summary: summary.clone(),
-                moved: None,
-                wanted,
-            };
-            apply_deliver(tx, message, &rec)
+            Ok(())
         }
         Op::SetSeen { message, seen } => {
             if tx.tombstones.get(message.as_bytes())?.is_some() {
                 return Ok(());
             }
-            apply_set_seen(tx.messages, tx.flags, tx.stats, op, message, *seen)
+            apply_set_seen(tx, op, message, *seen)
         }
         Op::SetFlag {
             message,
@@ -378,7 +371,7 @@ fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()>
                 return Ok(());
             }
             match flag {
-                Flag::Seen => apply_set_seen(tx.messages, tx.flags, tx.stats, op, message, *value),
+                Flag::Seen => apply_set_seen(tx, op, message, *value),
                 other => flags::apply_other(tx, op, message, *other, *value),
             }
         }
@@ -438,10 +431,9 @@ fn signed(n: u64) -> i64 {
 }
 
 fn apply_move(tx: &Tx, op: &ReplicationOp, id: &MessageId, folder: &str) -> TxResult<()> {
-    let Some(v) = tx.messages.get(id.as_bytes())? else {
+    let Some(rec) = message_rows::tx_read(tx.messages, tx.deliveries, id)? else {
         return Ok(()); // deleted, or (in theory) not delivered here yet
     };
-    let rec: MessageRecord = tx_decode(&v)?;
     let newer = match &rec.moved {
         Some((ts, by)) => (ts, by) < (&op.ts, &op.id),
         None => rec.ts < op.ts,
@@ -462,10 +454,9 @@ fn apply_move(tx: &Tx, op: &ReplicationOp, id: &MessageId, folder: &str) -> TxRe
 fn apply_expunge(tx: &Tx, op: &ReplicationOp, id: &MessageId) -> TxResult<()> {
     tx.tombstones
         .insert(id.as_bytes(), encode(&op.ts).or_else(abort)?)?;
-    let Some(v) = tx.messages.remove(id.as_bytes())? else {
+    let Some(rec) = message_rows::tx_remove(tx.messages, tx.deliveries, id)? else {
         return Ok(());
     };
-    let rec: MessageRecord = tx_decode(&v)?;
     listing::unplace(tx, id, &rec)?;
     tx.flags.remove(id.as_bytes())?;
     bump_usage(tx.usage, &rec.mailbox, -signed(rec.size), -1)?;
@@ -500,20 +491,13 @@ fn apply_deliver(tx: &Tx, id: &MessageId, rec: &MessageRecord) -> TxResult<()> {
     }
     loc.refcount = loc.refcount.saturating_add(1);
     tx.blobs.insert(&rec.blob.0, &loc.encode())?;
-    tx.messages
-        .insert(id.as_bytes(), encode(rec).or_else(abort)?)?;
+    message_rows::tx_insert(tx.messages, tx.deliveries, id, rec)?;
     listing::place(tx, id, rec)?;
     bump_usage(tx.usage, &rec.mailbox, signed(rec.size), 1)
 }
 
-fn apply_set_seen(
-    messages: &TransactionalTree,
-    flags: &TransactionalTree,
-    stats: &TransactionalTree,
-    op: &ReplicationOp,
-    id: &MessageId,
-    seen: bool,
-) -> TxResult<()> {
+fn apply_set_seen(tx: &Tx, op: &ReplicationOp, id: &MessageId, seen: bool) -> TxResult<()> {
+    let (flags, stats) = (tx.flags, tx.stats);
     let old = match flags.get(id.as_bytes())? {
         Some(v) => Some(tx_decode::<FlagsRecord>(&v)?),
         None => None,
@@ -541,8 +525,7 @@ fn apply_set_seen(
     if was_seen == seen {
         return Ok(());
     }
-    if let Some(m) = messages.get(id.as_bytes())? {
-        let m: MessageRecord = tx_decode(&m)?;
+    if let Some(m) = message_rows::tx_read(tx.messages, tx.deliveries, id)? {
         let key = stats_key(&m.mailbox, &m.folder);
         let (total, unseen) = decode_stats(stats.get(&key)?.as_deref());
         let unseen = if seen {

@@ -325,13 +325,20 @@ fn remote_deliver_needs_its_blob() -> Result<(), StoreError> {
         Err(StoreError::MissingBlob(_))
     ));
     assert_eq!(b.list("kim@x", "INBOX", 0, 10)?.total, 0);
-    // A forged op whose message id isn't derived from its op id is refused.
-    let mut forged = ops[0].clone();
-    forged.id.seq = 9;
-    assert!(matches!(
-        b.apply_remote(&forged),
-        Err(StoreError::InvalidOp(_))
-    ));
+    // Message ids are derived from the op id, so a forged op can only
+    // be malformed: no targets, or sequence numbers past the end.
+    let mut empty = ops[0].clone();
+    if let Op::Deliver { targets, .. } = &mut empty.op {
+        targets.clear();
+    }
+    let mut overflowing = ops[0].clone();
+    overflowing.id.seq = u64::MAX;
+    for forged in [empty, overflowing] {
+        assert!(matches!(
+            b.apply_remote(&forged),
+            Err(StoreError::InvalidOp(_))
+        ));
+    }
     Ok(())
 }
 

@@ -30,6 +30,8 @@ use crate::directory::snapshot::{RecipientRoute, SnapshotWatcher};
 use crate::engine::delivery::lmtp_client::{self, LmtpTransaction};
 use crate::engine::delivery::remote::RemoteDelivery;
 use crate::engine::delivery::DeliveryOutcome;
+use crate::engine::queue::QueueLane;
+use crate::mailbox::folders::LANE;
 use crate::ops::counters::{self, Outcome};
 use crate::ops::mail_log::{MailLog, MailLogEntry};
 
@@ -181,6 +183,15 @@ impl Attempter {
         }
         self.record(id, envelope, results, now, failed).await;
 
+        // The mailbox role never auto-replies to bulk mail (RFC 3834 §2);
+        // it learns the lane from this control field, ours alone.
+        let marked;
+        let local_message = if envelope.lane == QueueLane::Bulk && !local.is_empty() {
+            marked = [format!("{LANE}: bulk\r\n").as_bytes(), message].concat();
+            marked.as_slice()
+        } else {
+            message
+        };
         for chunk in local.chunks(LMTP_CHUNK) {
             let addresses: Vec<String> = chunk
                 .iter()
@@ -191,7 +202,7 @@ impl Attempter {
                 recipients: &addresses,
                 body_8bit: envelope.body_8bit,
                 smtputf8: envelope.smtputf8,
-                message,
+                message: local_message,
             };
             let outcomes = lmtp_client::deliver(
                 self.config.engine.lmtp_target,

@@ -3,7 +3,10 @@
 //! SMTP, delivery status notifications, and later webmail compose, bulk mail
 //! and migration all enter the queue through `QueueDoor::submit`: it decides
 //! the lane, makes the message durable in the spool, and announces it to the
-//! scheduler.
+//! scheduler. It also applies users' forwarding: a recipient who forwards
+//! is replaced by the forward address (and kept when they keep a copy),
+//! the way an alias expands, so forwarded mail takes the same lanes,
+//! retries and bounces as any other (`DirectorySnapshot::expand_forwards`).
 //!
 //! Invariant: `submit` returns `Ok` only after the message and its envelope
 //! are fsynced (`Spool::accept`); a caller may acknowledge the message then,
@@ -17,6 +20,7 @@ use super::envelope::{Envelope, Recipient};
 use super::lane::{classify, QueueLane};
 use super::{unix_now, QueueId, Spool, SpoolError};
 use crate::config::Config;
+use crate::directory::snapshot::SnapshotWatcher;
 
 /// A message about to enter the queue.
 #[derive(Debug, Clone, Default)]
@@ -36,14 +40,21 @@ pub struct QueueDoor {
     config: Arc<Config>,
     spool: Arc<Spool>,
     announce: Sender<Envelope>,
+    directory: Arc<SnapshotWatcher>,
 }
 
 impl QueueDoor {
-    pub fn new(config: Arc<Config>, spool: Arc<Spool>, announce: Sender<Envelope>) -> QueueDoor {
+    pub fn new(
+        config: Arc<Config>,
+        spool: Arc<Spool>,
+        announce: Sender<Envelope>,
+        directory: Arc<SnapshotWatcher>,
+    ) -> QueueDoor {
         QueueDoor {
             config,
             spool,
             announce,
+            directory,
         }
     }
 
@@ -56,18 +67,22 @@ impl QueueDoor {
         message: Vec<u8>,
     ) -> Result<Envelope, SpoolError> {
         let now = unix_now();
+        let recipients = self.directory.current().expand_forwards(&draft.recipients);
+        if recipients != draft.recipients {
+            tracing::info!(queue_id = %id, given = ?draft.recipients, expanded = ?recipients,
+                "recipients expanded by users' forwarding");
+        }
         let lane = classify(
             &self.config.queue,
             &draft.sender,
             draft.authenticated.as_deref(),
-            draft.recipients.len(),
+            recipients.len(),
             draft.lane,
         );
         let envelope = Envelope {
             id: id.to_string(),
             sender: draft.sender,
-            recipients: draft
-                .recipients
+            recipients: recipients
                 .into_iter()
                 .map(|r| Recipient::new(r, now))
                 .collect(),

@@ -9,6 +9,9 @@
 //! - A message with a defect (bare CR/LF, too big, overlong line) is read to
 //!   its real end and then refused; nothing of it is queued.
 //! - The transaction ends with DATA whatever the outcome.
+//! - A message that already carries `MAX_HOPS` or more Received: fields is
+//!   refused (554 5.4.6, RFC 5321 §6.3 loop detection; RFC 3463 X.4.6):
+//!   forwarding between systems can otherwise circle for ever.
 //! - The Received: header names the protocol (RFC 3848, RFC 6531 §3.7.4) but
 //!   never the login of an authenticated client.
 //!
@@ -22,6 +25,11 @@ use super::data::DataReader;
 use super::reply::Reply;
 use super::session::{Helo, Phase, Session, Step, Transaction};
 use crate::engine::queue::{Draft, QueueId};
+use crate::mime::header_section::count_fields;
+
+/// Received: fields that mean a routing loop. RFC 5321 §6.3 asks for a
+/// large threshold, "normally at least 100".
+pub(super) const MAX_HOPS: usize = 100;
 
 impl Session {
     pub(super) async fn data(&mut self, conn: &mut Connection) -> Result<Step, ConnError> {
@@ -63,6 +71,15 @@ impl Session {
     }
 
     async fn queue_message(&self, helo: &Helo, tx: Transaction, mut body: Vec<u8>) -> Reply {
+        let hops = count_fields(&body, "Received");
+        if hops >= MAX_HOPS {
+            tracing::warn!(peer = %self.peer, sender = %tx.sender, hops, "message refused: mail loop");
+            return Reply::new(
+                554,
+                "5.4.6",
+                format!("Too many hops ({hops} Received: fields): the message is in a mail loop"),
+            );
+        }
         let trust_fields = match self.authenticate(helo, &tx.sender, &mut body).await {
             Ok(fields) => fields,
             Err(refusal) => {

@@ -83,6 +83,7 @@ impl Session {
             Decision::Accepted { user, via_service } => {
                 tracing::info!(peer = %self.peer, port, login = %login, user = %user, via_service, "AUTH succeeded");
                 self.login = Some(user);
+                self.via_service = via_service;
                 Reply::new(235, "2.7.0", "Authentication successful")
             }
             Decision::Refused(why) => {

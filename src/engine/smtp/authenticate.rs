@@ -22,7 +22,7 @@
 use std::borrow::Cow;
 
 use crate::auth::{claims_authserv_id, InboundRequest, PolicyAction};
-use crate::mailbox::folders::{DELIVER_TO, JUNK};
+use crate::mailbox::folders::{DELIVER_TO, JUNK, LANE};
 use crate::mime::header_section::remove_fields;
 
 use super::reply::Reply;
@@ -39,7 +39,9 @@ impl Session {
         let hostname = self.hostname().to_string();
         // One pass; the message is copied only when something is removed.
         let cleaned = match remove_fields(body, |name, field| {
-            name.eq_ignore_ascii_case(DELIVER_TO) || claims_authserv_id(field, &hostname)
+            name.eq_ignore_ascii_case(DELIVER_TO)
+                || name.eq_ignore_ascii_case(LANE)
+                || claims_authserv_id(field, &hostname)
         }) {
             Cow::Owned(kept) => Some(kept),
             Cow::Borrowed(_) => None,

@@ -69,6 +69,8 @@ pub(crate) struct Session {
     pub(super) tls: bool,
     /// The authenticated address (AUTH), if any.
     pub(super) login: Option<String>,
+    /// The login is the webmail's service identity acting for `login`.
+    pub(super) via_service: bool,
     errors: u32,
 }
 
@@ -85,6 +87,7 @@ impl Session {
             phase: Phase::Connected,
             tls,
             login: None,
+            via_service: false,
             errors: 0,
         }
     }
@@ -242,7 +245,11 @@ impl Session {
         }
         // RFC 6409 §6.1: a submitting user may send only as themselves or
         // as an alias that delivers to them (R7: no forged campus senders).
-        if let Some(login) = &self.login {
+        // RFC 3834 §3.3: the mailbox role's auto-replies go out from the
+        // null reverse path, so that nothing ever answers them; only the
+        // service identity may use it on the submission port.
+        let service_null_sender = self.via_service && mail.sender.is_empty();
+        if let Some(login) = self.login.as_ref().filter(|_| !service_null_sender) {
             if !self
                 .ctx
                 .directory
@@ -338,6 +345,7 @@ impl Session {
         self.tls = true;
         self.phase = Phase::Connected;
         self.login = None;
+        self.via_service = false;
         Ok(Step::Replied)
     }
 }

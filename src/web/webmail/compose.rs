@@ -11,6 +11,8 @@
 //!   and text together may use `UPLOAD_SHARE_PERCENT` of it.
 //! - Messages named in the query (`reply=`, `draft=`, ...) are read through
 //!   the store with the session's user: another user's id is "not found".
+//! - New messages and replies start with the user's signature (from their
+//!   settings) in the text, where they can still change it.
 //! - Everything shown goes through askama's escaping (the body in a
 //!   textarea, addresses in inputs).
 //!
@@ -134,6 +136,7 @@ pub fn show(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
         to: ctx.query.get("to").unwrap_or("").to_string(),
         ..ComposeState::default()
     };
+    let wants_signature = matches!(start, Start::Blank | Start::Reply(..));
     let id = match &start {
         Start::Blank => None,
         Start::Reply(id, _)
@@ -162,12 +165,35 @@ pub fn show(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
             Start::Draft(id) => fill_draft(&mut state, &parent, id),
         }
     }
+    if wants_signature {
+        match webmail.directory.user_settings(&session.user) {
+            Ok(settings) => state.body = with_signature(&state.body, &settings.signature),
+            Err(err) => tracing::error!(%err, "user settings unreadable; no signature"),
+        }
+    }
     let feedback = Feedback {
         notice: (ctx.query.get("saved") == Some("1"))
             .then(|| t.get("compose.draft_saved").to_string()),
         ..Feedback::default()
     };
     render(webmail, ctx, session, &state, feedback)
+}
+
+/// `body` (empty or a reply's "\n\n" + quote) with the signature after
+/// the place the user writes in and before any quote, behind the "-- "
+/// line that mail programs recognise (RFC 3676 §4.3).
+fn with_signature(body: &str, signature: &str) -> String {
+    let signature = signature.trim_end();
+    if signature.is_empty() {
+        return body.to_string();
+    }
+    let rest = body.trim_start_matches('\n');
+    let block = format!("\n\n-- \n{signature}\n");
+    if rest.is_empty() {
+        block
+    } else {
+        format!("{block}\n{rest}")
+    }
 }
 
 fn fill_reply(state: &mut ComposeState, parent: &Original, user: &str, all: bool, ctx: &Ctx<'_>) {
@@ -382,6 +408,20 @@ mod tests {
             assert_eq!(limits.message_bytes as u64, max);
             assert!(limits.request_bytes > limits.upload_bytes);
         }
+    }
+
+    #[test]
+    fn the_signature_goes_below_the_writing_space_and_above_the_quote() {
+        assert_eq!(with_signature("", ""), "");
+        assert_eq!(
+            with_signature("", "김철수\n학생처"),
+            "\n\n-- \n김철수\n학생처\n"
+        );
+        assert_eq!(
+            with_signature("\n\nOn Monday, Lee wrote:\n> hi\n", "Kim  \n"),
+            "\n\n-- \nKim\n\nOn Monday, Lee wrote:\n> hi\n"
+        );
+        assert_eq!(with_signature("\n\n> hi\n", ""), "\n\n> hi\n");
     }
 
     #[test]

@@ -79,7 +79,8 @@ pub(super) fn user_bar(
             tracing::error!(%err, "unread count failed");
             0
         });
-    let bar = UserBar::new(t, &session.user, unread, &session.csrf_token);
+    let mut bar = UserBar::new(t, &session.user, unread, &session.csrf_token);
+    bar.language_saved = webmail.saved_language(&session.user).is_some();
     match folder_nav::links(&webmail.store, t, &session.user, folders, current) {
         Ok(links) => bar.with_folders(links),
         Err(err) => {

@@ -13,7 +13,9 @@
 //! - Mail pages are reached only through `require_session`; a missing,
 //!   ended or expired session never reaches a store call.
 //! - Every POST checks its CSRF token first (`login.rs`, `send.rs`,
-//!   `actions.rs`, `folders_page.rs`).
+//!   `actions.rs`, `folders_page.rs`, `settings.rs`).
+//! - After login, pages speak the language saved in the user's settings
+//!   (`gated`); the login page follows the browser or the default.
 //! - Failures become localized pages (`pages::problem`); internal error text
 //!   goes to the log, never to the page.
 //!
@@ -29,6 +31,7 @@ mod mailbox;
 pub mod pages;
 mod send;
 mod settings;
+mod settings_forms;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -273,15 +276,39 @@ impl Webmail {
         }
     }
 
-    /// Runs `page` for the logged-in user, or answers for the missing session.
+    /// Runs `page` for the logged-in user, or answers for the missing
+    /// session. The page speaks the language the user saved in their
+    /// settings, if any, whatever the browser asks for.
     fn gated(
         &self,
         ctx: &Ctx<'_>,
         page: impl FnOnce(&Webmail, &Ctx<'_>, &Session) -> Reply,
     ) -> Reply {
         match self.require_session(ctx) {
-            Ok(session) => page(self, ctx, &session),
+            Ok(session) => match self.saved_language(&session.user) {
+                Some(lang) if lang != ctx.lang => {
+                    let ctx = Ctx {
+                        req: ctx.req,
+                        lang,
+                        query: ctx.query.clone(),
+                        now: ctx.now,
+                    };
+                    page(self, &ctx, &session)
+                }
+                _ => page(self, ctx, &session),
+            },
             Err(reply) => reply,
+        }
+    }
+
+    /// The language `user` chose in their settings, if they chose one.
+    pub(super) fn saved_language(&self, user: &str) -> Option<Lang> {
+        match self.directory.user_settings(user) {
+            Ok(settings) => settings.language.as_deref().and_then(Lang::parse),
+            Err(err) => {
+                tracing::error!(%err, "user settings unreadable");
+                None
+            }
         }
     }
 

@@ -37,6 +37,9 @@ pub struct UserBar {
     pub csrf_token: String,
     /// The folder list beside the page (empty: none shown).
     pub folders: Vec<FolderLink>,
+    /// The user saved a language: the bar links to that setting instead
+    /// of switching for one page.
+    pub language_saved: bool,
 }
 
 impl Chrome {
@@ -70,6 +73,7 @@ impl UserBar {
             unread_text: t.fill("nav.unread", &[("count", &unread.to_string())]),
             csrf_token: csrf_token.to_string(),
             folders: Vec::new(),
+            language_saved: false,
         }
     }
 
