@@ -96,11 +96,6 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
     })?;
     if let Some(rep) = &replication {
         directory_sync::start(directory.clone(), store.clone(), rep)?;
-        // The dashboard's and /metrics' view of the link.
-        let probed = rep.clone();
-        web.webmail().monitor().set_pair_probe(Box::new(move || {
-            crate::replication::status::pair_state(&probed)
-        }));
         // R6 across the pair: a login on the peer ends the session here.
         let sessions = web.webmail().sessions.clone();
         rep.on_remote_op(Box::new(move |op| {
@@ -114,6 +109,12 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
                     });
                 }
             }
+        }));
+    }
+    // The dashboard's and /metrics' view of the pair link.
+    if let Some(rep) = replication {
+        web.webmail().monitor().set_pair_probe(Box::new(move || {
+            crate::replication::status::pair_state(&rep)
         }));
     }
     Ok(MailboxHandle {

@@ -20,12 +20,13 @@
 //!   looks at any other field (`checked_form`); the login form uses its own
 //!   double-submit cookie.
 //! - Every admin action (login success and failure, logout, user create,
-//!   user disable, queue hold/release/retry/delete, audit export) is
-//!   written to the audit log before the reply is sent.
-//! - The queue is reached only through `engine.sock` (`queues.rs`), so the
-//!   console works the same with the engine in another process.
+//!   user disable) is written to the audit log before the reply is sent.
 //! - Directory changes go through `directory::commands::execute`, the same
 //!   code path as the command line.
+//! - The operations pages (`ops_routes`: queues, mail log, audit export)
+//!   audit their actions too (queue hold/release/retry/delete, export), and
+//!   reach the queue only through `engine.sock`, so the console works the
+//!   same with the engine in another process.
 //!
 //! Reads untrusted input: yes, every console request (path, query, cookies,
 //! forms), always after the admin gate except the login form.
@@ -35,6 +36,7 @@ mod charts;
 mod dashboard;
 mod login;
 mod logs;
+mod ops_routes;
 mod pages;
 mod queues;
 mod storage;
@@ -85,11 +87,6 @@ pub enum Route {
     UserDisable,
     Audit,
     Storage,
-    Queues,
-    QueueAct,
-    QueueDelete,
-    MailLog,
-    AuditCsv,
     NotFound,
 }
 
@@ -104,11 +101,6 @@ impl Route {
             "/admin/users/disable" => Route::UserDisable,
             "/admin/audit" => Route::Audit,
             "/admin/storage" => Route::Storage,
-            "/admin/queues" => Route::Queues,
-            "/admin/queues/act" => Route::QueueAct,
-            "/admin/queues/delete" => Route::QueueDelete,
-            "/admin/maillog" => Route::MailLog,
-            "/admin/audit.csv" => Route::AuditCsv,
             _ => Route::NotFound,
         }
     }
@@ -175,6 +167,11 @@ impl Console {
                 _ => pages::problem(ctx.lang, Problem::Forbidden, None),
             };
         };
+        // The operations pages (queues, logs) route themselves, behind the
+        // same gate.
+        if let Some(page) = ops_routes::OpsPage::parse(&ctx.req.path) {
+            return ops_routes::handle(self, ctx, &session, method, page);
+        }
         match (method, route) {
             (Method::Get, Route::Dashboard) => dashboard::show(self, ctx, &session),
             (Method::Get, Route::Users) => users::list(self, ctx, &session),
@@ -182,12 +179,6 @@ impl Console {
             (Method::Post, Route::UserDisable) => users::disable(self, ctx, &session),
             (Method::Get, Route::Audit) => pages::audit(self, ctx, &session),
             (Method::Get, Route::Storage) => storage::show(self, ctx, &session),
-            (Method::Get, Route::Queues) => queues::list(self, ctx, &session),
-            (Method::Post, Route::QueueAct) => queues::act(self, ctx, &session),
-            (Method::Get, Route::QueueDelete) => queues::confirm(self, ctx, &session),
-            (Method::Post, Route::QueueDelete) => queues::delete(self, ctx, &session),
-            (Method::Get, Route::MailLog) => logs::mail_log(self, ctx, &session),
-            (Method::Get, Route::AuditCsv) => logs::audit_csv(self, ctx, &session),
             (Method::Post, Route::Logout) => login::logout(self, ctx, &session),
             (_, Route::NotFound) => pages::problem(ctx.lang, Problem::NotFound, Some(&session)),
             (_, _) => pages::problem(ctx.lang, Problem::Method, Some(&session)),
@@ -271,11 +262,6 @@ mod tests {
         assert_eq!(Route::parse("/admin/users"), Route::Users);
         assert_eq!(Route::parse("/admin/users/disable"), Route::UserDisable);
         assert_eq!(Route::parse("/admin/audit"), Route::Audit);
-        assert_eq!(Route::parse("/admin/queues"), Route::Queues);
-        assert_eq!(Route::parse("/admin/queues/act"), Route::QueueAct);
-        assert_eq!(Route::parse("/admin/queues/delete"), Route::QueueDelete);
-        assert_eq!(Route::parse("/admin/maillog"), Route::MailLog);
-        assert_eq!(Route::parse("/admin/audit.csv"), Route::AuditCsv);
         for path in [
             "/admin/",
             "/admin/users/",
