@@ -32,15 +32,17 @@
 //! forms), always after the admin gate except the login form.
 
 pub mod audit;
-mod charts;
-mod dashboard;
 mod login;
-mod logs;
-mod ops_routes;
 mod pages;
-mod queues;
 mod storage;
 mod users;
+
+// The operations pages: the dashboard, queues and logs (`ops_routes`).
+mod charts;
+mod dashboard;
+mod logs;
+mod ops_routes;
+mod queues;
 
 #[cfg(test)]
 mod e2e_tests;
