@@ -207,6 +207,12 @@ fn queue_actions_are_audited_and_delete_asks_for_the_password_again() {
     .expect("the deferred message is listed");
     assert_strict_page(&page);
     let id = queued_ids(&page.body).remove(0);
+    assert!(
+        page.body
+            .contains("<a href=\"/admin/queues?lane=normal\">Normal</a>: messages 1,"),
+        "the lane's size: {}",
+        page.body
+    );
     assert!(page.body.contains("bob@remote.test"));
     assert!(queued_ids(&console.get("/admin/queues?q=BOB%40remote").body).contains(&id));
     assert!(queued_ids(&console.get("/admin/queues?q=nobody").body).is_empty());

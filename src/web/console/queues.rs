@@ -40,6 +40,13 @@ pub struct Choice {
     pub selected: bool,
 }
 
+/// One lane's size above the list, linking to that lane alone.
+pub struct LaneSummary {
+    pub href: String,
+    pub label: String,
+    pub text: String,
+}
+
 pub struct Row {
     pub id: String,
     pub lane: &'static str,
@@ -63,6 +70,7 @@ struct QueuesPage<'a> {
     csrf_token: String,
     lanes: Vec<Choice>,
     statuses: Vec<Choice>,
+    summaries: Vec<LaneSummary>,
     query: String,
     /// The current filter as a query string, to come back to after an action.
     back: String,
@@ -164,6 +172,25 @@ fn page(
         }
     };
     let shown = rows.len();
+    let summaries = match console.monitor.engine().report() {
+        Ok(report) => report
+            .lanes
+            .iter()
+            .map(|l| LaneSummary {
+                href: format!("/admin/queues?lane={}", l.lane.name()),
+                label: t.get(&format!("ops.lane_{}", l.lane.name())).to_string(),
+                text: t.fill(
+                    "ops.lane_summary",
+                    &[
+                        ("messages", &l.messages.to_string()),
+                        ("pending", &l.pending_recipients.to_string()),
+                        ("held", &l.held.to_string()),
+                    ],
+                ),
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
     let lane_choice = |value: &'static str, key: &str, lane: Option<QueueLane>| Choice {
         value,
         label: t.get(key).to_string(),
@@ -189,6 +216,7 @@ fn page(
             lane_choice("bulk", "ops.lane_bulk", Some(QueueLane::Bulk)),
         ],
         statuses,
+        summaries,
         query: filter.text.clone(),
         back: filter.query_string(),
         rows,
