@@ -5,7 +5,8 @@
 //! How a request travels:
 //! `tls_front` (public port, rustls) -> internal tiny-http on 127.0.0.1:0 ->
 //! `server` workers -> `webmail::Webmail::handle` -> askama page -> back.
-//! Paths `/admin` and below are handed on to `console::Console::handle`.
+//! Paths `/admin` and below are handed on to `console::Console::handle`,
+//! `/metrics` to `metrics::handle` (Prometheus, its own access rule).
 //!
 //! Owns: the listening sockets named in `[mailbox] https_listen` and
 //! `http_listen`, the threads serving them, and the in-memory session table.

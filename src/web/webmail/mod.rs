@@ -5,8 +5,9 @@
 //! table is shared with the console, which owns its own admin sessions).
 //!
 //! Invariants:
-//! - `/admin` and below go to the console (`web::console`) before any
-//!   webmail routing; webmail routes never see them.
+//! - `/admin` and below go to the console (`web::console`), and `/metrics`
+//!   to `web::metrics`, before any webmail routing; webmail routes never
+//!   see them.
 //! - `handle` is the one door: it parses the route, picks the language,
 //!   checks the session for mail pages, and every reply leaves through
 //!   `Reply::finish` (security headers).
