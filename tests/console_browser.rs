@@ -124,4 +124,18 @@ fn an_admin_on_a_phone_walks_the_operations_pages() {
     assert_eq!(browser.eval("return document.documentElement.lang"), "en");
     fits("audit");
     shot("audit");
+    drop(browser);
+
+    // The dashboard on a desktop screen, for a person to look at.
+    let desk = Browser::start(1280, 1400);
+    desk.goto(&format!("{base}/admin/login?lang=en"));
+    desk.type_into("#name", "admin");
+    desk.type_into("#password", node.admin_password.as_deref().unwrap());
+    desk.click("button[type=submit]");
+    assert!(desk.url_after_navigation("/admin").ends_with("/admin"));
+    let fits = desk.eval("return document.documentElement.scrollWidth <= window.innerWidth");
+    desk.screenshot(
+        &std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-dashboard-desktop.png"),
+    );
+    assert_eq!(fits, serde_json::json!(true));
 }

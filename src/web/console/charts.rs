@@ -25,6 +25,8 @@ const TOP: f64 = 10.0;
 const BOTTOM: f64 = 150.0;
 /// Most series one chart draws (one colour class each).
 pub const MAX_SERIES: usize = 4;
+/// Length of the dash that stands for a lone value.
+const DASH: f64 = 10.0;
 
 /// The time a chart covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,9 +211,14 @@ fn segments(values: &[Option<f64>], top: f64) -> Vec<String> {
 
 fn flush(run: &mut Vec<(f64, f64)>, out: &mut Vec<String>) {
     if run.len() == 1 {
-        // A lone value is drawn as a short dash, so it can be seen.
+        // A lone value is drawn as a short dash, so it can be seen (to the
+        // left at the right edge, where the newest value is).
         let (x, y) = run[0];
-        run.push(((x + 4.0).min(WIDTH), y));
+        if x + DASH > WIDTH {
+            run.insert(0, (x - DASH, y));
+        } else {
+            run.push((x + DASH, y));
+        }
     }
     if !run.is_empty() {
         let text: Vec<String> = run.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
@@ -287,7 +294,7 @@ mod tests {
         assert_eq!(line.latest, "3");
         assert_eq!(line.segments.len(), 2);
         assert_eq!(line.segments[0], "0.0,136.0 200.0,52.0");
-        assert_eq!(line.segments[1], "600.0,108.0 600.0,108.0");
+        assert_eq!(line.segments[1], "590.0,108.0 600.0,108.0");
         assert!(
             chart("e".into(), vec![("x".into(), vec![None])], &|v| v
                 .to_string())

@@ -242,7 +242,8 @@ fn peer_facts(
     facts
 }
 
-fn per_minute(v: f64) -> String {
+/// Rates and averaged counts: one decimal below ten ("0.5"), whole above.
+fn one_decimal_below_ten(v: f64) -> String {
     if v >= 10.0 {
         format!("{v:.0}")
     } else {
@@ -252,7 +253,6 @@ fn per_minute(v: f64) -> String {
 
 fn build_charts(t: &Catalog, samples: &[Sample], window: Window, now: i64) -> Vec<Chart> {
     let b = |points: Vec<charts::Point>| charts::bucketed(&points, window, now);
-    let count = |v: f64| format!("{v:.0}");
     let bytes = |v: f64| human_bytes(v.max(0.0) as u64);
     let percent = |v: f64| format!("{v:.0}%");
     let mut out = Vec::new();
@@ -268,7 +268,7 @@ fn build_charts(t: &Catalog, samples: &[Sample], window: Window, now: i64) -> Ve
                 b(charts::rate(samples, |s| s.delivered)),
             ),
         ],
-        &per_minute,
+        &one_decimal_below_ten,
     ));
     out.push(charts::chart(
         t.get("ops.chart_failures").to_string(),
@@ -282,7 +282,7 @@ fn build_charts(t: &Catalog, samples: &[Sample], window: Window, now: i64) -> Ve
                 b(charts::rate(samples, |s| s.bounced)),
             ),
         ],
-        &per_minute,
+        &one_decimal_below_ten,
     ));
     out.push(charts::chart(
         t.get("ops.chart_queue").to_string(),
@@ -296,7 +296,7 @@ fn build_charts(t: &Catalog, samples: &[Sample], window: Window, now: i64) -> Ve
                 b(charts::gauge(samples, |s| s.queue_bulk.map(|v| v as f64))),
             ),
         ],
-        &count,
+        &one_decimal_below_ten,
     ));
     // Every data directory seen in the window, in a stable order.
     let dirs: std::collections::BTreeSet<String> = samples
@@ -355,7 +355,7 @@ fn build_charts(t: &Catalog, samples: &[Sample], window: Window, now: i64) -> Ve
                 b(charts::gauge(samples, |s| s.sessions.map(|v| v as f64))),
             ),
         ],
-        &count,
+        &one_decimal_below_ten,
     ));
     out
 }
