@@ -199,14 +199,13 @@ start_campusmail() { # case
         "$conf"
     if [ "$DIRS" = 4 ]; then
         mkdir -p "$CM_DIR"/disk{1,2,3,4}
-        {
-            echo
-            echo "[store]"
-            echo "data_dirs = [ { path = \"$CM_DIR/disk1\", weight = 1 }, { path = \"$CM_DIR/disk2\", weight = 1 }, { path = \"$CM_DIR/disk3\", weight = 1 }, { path = \"$CM_DIR/disk4\", weight = 1 } ]"
-        } >>"$conf"
+        # The default file has `data_dirs = []` in its [store] section.
+        local dirs="data_dirs = [ { path = \"$CM_DIR/disk1\", weight = 1 }, { path = \"$CM_DIR/disk2\", weight = 1 }, { path = \"$CM_DIR/disk3\", weight = 1 }, { path = \"$CM_DIR/disk4\", weight = 1 } ]"
+        grep -qx 'data_dirs = \[\]' "$conf" || die "no 'data_dirs = []' line in $conf"
+        sed -i "s|^data_dirs = \[\]\$|$dirs|" "$conf"
     fi
     "$BIN" --config "$conf" domain add "$DOMAIN" >>"$CM_DIR/init.log" 2>&1 \
-        || die "campusmail domain add (with DIRS=4 this needs the multi-disk store): $(tail -3 "$CM_DIR/init.log")"
+        || die "campusmail domain add: $(tail -3 "$CM_DIR/init.log")"
     local t0 t1
     t0=$(date +%s.%N)
     "$BIN" --config "$conf" user import "$USERS_CSV" >>"$CM_DIR/init.log" 2>&1 \

@@ -235,3 +235,95 @@ fn settings_show_recent_logins_and_change_the_password() {
     assert_eq!(fresh.login(&address_of("alice"), &old).0, 401);
     assert_eq!(fresh.login(&address_of("alice"), "brand-new-pass").0, 303);
 }
+
+fn send_with(node: &Node, to: &str, headers: &[&str], subject: &str) {
+    let mut args = vec![
+        "--server".to_string(),
+        node.smtp_addr(),
+        "--from".into(),
+        "prof@example.org".into(),
+        "--to".into(),
+        to.into(),
+        "--header".into(),
+        format!("Subject: {subject}"),
+    ];
+    for h in headers {
+        args.push("--add-header".into());
+        args.push(h.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, t) = swaks(&args);
+    assert!(ok, "{t}");
+}
+
+#[test]
+fn conversations_are_counted_in_the_list_and_shown_under_a_message() {
+    let node = Node::with_users();
+    let alice = address_of("alice");
+    send_with(
+        &node,
+        &alice,
+        &["Message-ID: <root@example.org>"],
+        "Lab meeting",
+    );
+    send_with(
+        &node,
+        &alice,
+        &[
+            "Message-ID: <r1@example.org>",
+            "In-Reply-To: <root@example.org>",
+            "References: <root@example.org>",
+        ],
+        "Re: Lab meeting <b>moved</b>",
+    );
+    send_with(
+        &node,
+        &alice,
+        &["Message-ID: <other@example.org>"],
+        "Unrelated",
+    );
+    let web = node.web_login("alice");
+    let inbox = wait_until(30, || {
+        let page = web.inbox();
+        page.contains("Unrelated").then_some(page)
+    })
+    .expect("three messages delivered");
+    // Both messages of the conversation carry its size; the other none.
+    assert_eq!(
+        inbox.matches("class=\"thread-count\"").count(),
+        2,
+        "{inbox}"
+    );
+    assert!(inbox.contains("이 대화의 메일 2통"), "{inbox}");
+    let links = web.message_links();
+    assert_eq!(links.len(), 3);
+    // Which link is which, by the heading of its page (the queue may
+    // deliver them in any order).
+    let heading = |page: &str| {
+        let start = page.find("<h1 class=\"subject\">").unwrap_or(0);
+        let end = page[start..]
+            .find("</h1>")
+            .map_or(page.len(), |e| start + e);
+        page[start..end].to_string()
+    };
+    let find = |pred: &dyn Fn(&str) -> bool| {
+        links
+            .iter()
+            .find(|l| pred(&heading(&web.get(l).body)))
+            .cloned()
+            .expect("a message with that subject")
+    };
+    let root = find(&|h: &str| h.contains("Lab meeting") && !h.contains("Re:"));
+    let reply = find(&|h: &str| h.contains("Re: Lab meeting"));
+    let alone = find(&|h: &str| h.contains("Unrelated"));
+    let view = web.get(&root).body;
+    assert!(view.contains("class=\"card conversation\""), "{view}");
+    assert!(view.contains("이 대화 (메일 2통)"), "{view}");
+    assert!(view.contains(&format!("href=\"{reply}\"")), "{view}");
+    assert!(view.contains("aria-current=\"true\""), "{view}");
+    // Subjects from mail are shown escaped there too.
+    assert!(!view.contains("<b>moved</b>"), "{view}");
+    // A message alone has no conversation section.
+    let alone = web.get(&alone).body;
+    assert!(!alone.contains("class=\"card conversation\""), "{alone}");
+}

@@ -37,6 +37,9 @@ pub struct HeaderSummary {
     pub subject: String,
     /// Header `Date` as unix seconds, if present and valid.
     pub date: Option<i64>,
+    /// The Message-ID that starts this message's conversation (without
+    /// angle brackets), if the message names any; see `thread_root`.
+    pub thread: Option<String>,
 }
 
 /// One attachment as listed under a message.
@@ -77,9 +80,31 @@ pub fn summarize(raw: &[u8]) -> HeaderSummary {
             from: addresses(&msg, raw, HeaderName::From),
             subject: subject(&msg, raw),
             date: date(&msg),
+            thread: thread_root(&msg),
         }
     })
     .unwrap_or_default()
+}
+
+/// Longest thread root kept (RFC 5322 does not bound a msg-id; real ones
+/// are well under 100 bytes).
+const MAX_THREAD_ROOT: usize = 250;
+
+/// The conversation a message belongs to, named by its first message: the
+/// first id of `References:` (RFC 5322 §3.6.4: the parent's references
+/// followed by the parent, so the first is the root), else the first of
+/// `In-Reply-To:`, else the message's own `Message-ID:` (it starts one).
+fn thread_root(msg: &Message<'_>) -> Option<String> {
+    let first = |v: &mail_parser::HeaderValue<'_>| {
+        v.as_text_list()
+            .and_then(|l| l.first())
+            .map(|s| s.to_string())
+    };
+    let root = first(msg.references())
+        .or_else(|| first(msg.in_reply_to()))
+        .or_else(|| msg.message_id().map(str::to_string))?;
+    let root = root.trim().trim_start_matches('<').trim_end_matches('>');
+    (!root.is_empty() && root.len() <= MAX_THREAD_ROOT).then(|| root.to_string())
 }
 
 /// Renders `raw` for display; remote images stay only if

@@ -271,3 +271,21 @@ fn iso_2022_kr_decoder() {
         "\u{fffd}\nA\u{fffd}X\u{fffd}"
     );
 }
+
+#[test]
+fn the_thread_root_is_the_first_reference_else_the_parent_else_the_message() {
+    let root =
+        |headers: &str| summarize(format!("{headers}Subject: x\r\n\r\nbody\r\n").as_bytes()).thread;
+    assert_eq!(
+        root("Message-ID: <c@x>\r\nIn-Reply-To: <b@x>\r\nReferences: <a@x> <b@x>\r\n"),
+        Some("a@x".into())
+    );
+    assert_eq!(
+        root("Message-ID: <c@x>\r\nIn-Reply-To: <b@x>\r\n"),
+        Some("b@x".into())
+    );
+    assert_eq!(root("Message-ID: <c@x>\r\n"), Some("c@x".into()));
+    assert_eq!(root(""), None);
+    let long = format!("Message-ID: <{}@x>\r\n", "a".repeat(300));
+    assert_eq!(root(&long), None);
+}

@@ -194,3 +194,85 @@ fn fsck_repairs_a_delivery_row_count() -> Result<(), StoreError> {
     s.fsck(true)?;
     clean(&s)
 }
+
+fn threaded_mail(id: &str, refs: &str, subject: &str) -> Vec<u8> {
+    let refs = if refs.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "In-Reply-To: {}\r\nReferences: {refs}\r\n",
+            refs.split(' ').next_back().unwrap_or("")
+        )
+    };
+    format!("From: a@x\r\nMessage-ID: {id}\r\n{refs}Subject: {subject}\r\n\r\nbody\r\n")
+        .into_bytes()
+}
+
+#[test]
+fn replies_join_their_conversation_in_every_folder() -> Result<(), StoreError> {
+    let dir = tempfile::tempdir()?;
+    let s = open(dir.path(), "node-a");
+    let root = s.deliver("u@x", INBOX, &threaded_mail("<root@x>", "", "과제"))?;
+    let reply = s.deliver(
+        "u@x",
+        "Sent",
+        &threaded_mail("<r1@x>", "<root@x>", "Re: 과제"),
+    )?;
+    let again = s.deliver(
+        "u@x",
+        INBOX,
+        &threaded_mail("<r2@x>", "<root@x> <r1@x>", "Re: Re: 과제"),
+    )?;
+    let other = s.deliver("u@x", INBOX, &threaded_mail("<other@x>", "", "과제"))?;
+    // The same conversation in another mailbox is that mailbox's own.
+    s.deliver(
+        "v@x",
+        INBOX,
+        &threaded_mail("<r3@x>", "<root@x>", "Re: 과제"),
+    )?;
+    let ids = |c: Vec<MessageSummary>| c.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    let thread = vec![root.clone(), reply.clone(), again.clone()];
+    for id in &thread {
+        assert_eq!(ids(s.conversation("u@x", id)?), thread);
+    }
+    assert_eq!(ids(s.conversation("u@x", &other)?), vec![other.clone()]);
+    assert!(s.conversation("v@x", &root)?.is_empty());
+    assert_eq!(
+        s.conversation_sizes("u@x", &[root.clone(), other.clone()])?,
+        vec![3, 1]
+    );
+    // Moving keeps it in the conversation; deleting takes it out.
+    s.move_message("u@x", &again, TRASH)?;
+    assert_eq!(s.conversation("u@x", &root)?.len(), 3);
+    s.expunge("u@x", &reply)?;
+    assert_eq!(
+        ids(s.conversation("u@x", &root)?),
+        vec![root.clone(), again]
+    );
+    clean(&s)?;
+    // fsck finds and repairs a lost entry.
+    let (k, _) = s
+        .trees
+        .threads
+        .iter()
+        .next()
+        .ok_or(StoreError::NoSuchMessage)??;
+    s.trees.threads.remove(&k)?;
+    assert_eq!(s.fsck(false)?.problems.len(), 1);
+    s.fsck(true)?;
+    clean(&s)
+}
+
+#[test]
+fn announcements_are_not_indexed_by_conversation() -> Result<(), StoreError> {
+    let dir = tempfile::tempdir()?;
+    let s = open(dir.path(), "node-a");
+    let users: Vec<String> = (0..=threads::THREAD_TARGETS_MAX)
+        .map(|n| format!("s{n}@x"))
+        .collect();
+    let targets: Vec<(&str, &str)> = users.iter().map(|u| (u.as_str(), INBOX)).collect();
+    let ids = s.deliver_many(&targets, &threaded_mail("<notice@x>", "", "공지"))?;
+    assert!(s.trees.threads.is_empty());
+    assert_eq!(s.conversation("s0@x", &ids[0])?.len(), 1);
+    clean(&s)
+}

@@ -14,6 +14,8 @@
 //!   existing message in that folder and every message is listed once
 //!   (repair: remove or add entries); folder counts and mailbox usage equal
 //!   what the messages add up to (repair: rewrite them);
+//! - the conversation index is exactly what the threaded messages imply
+//!   (repair: remove or add entries);
 //! - each delivery row counts the messages naming it (repair: set the
 //!   count; a row no message names is removed);
 //! - the sort index (for the folders that have one) and the `orphans`
@@ -40,6 +42,7 @@ use super::id::MessageId;
 use super::message_rows;
 use super::sort_index;
 use super::state::{self, FlagsRecord, MessageRecord};
+use super::threads;
 use super::{Store, StoreError};
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -105,6 +108,8 @@ struct Expected {
     usage: BTreeMap<Vec<u8>, (u64, u64)>,
     /// `sort_index` and `orphans` keys, with their values.
     sorted: HashMap<Vec<u8>, Vec<u8>>,
+    /// `threads` keys (empty values).
+    threads: HashMap<Vec<u8>, Vec<u8>>,
     orphans: HashMap<Vec<u8>, Vec<u8>>,
     /// Messages per delivery row (`message_rows.rs`).
     deliveries: BTreeMap<Vec<u8>, u64>,
@@ -125,6 +130,13 @@ impl Store {
             &self.trees.sort_index,
             &expected.sorted,
             "sort index",
+            &mut report,
+        )?;
+        self.check_derived(
+            repair,
+            &self.trees.threads,
+            &expected.threads,
+            "conversation index",
             &mut report,
         )?;
         self.check_derived(
@@ -232,6 +244,9 @@ impl Store {
                 ));
             }
             e.listing.insert(state::folder_entry_key(&rec, &id));
+            if let Some(k) = threads::key(&rec, &id) {
+                e.threads.insert(k, Vec::new());
+            }
             let mark = state::stats_key(&rec.mailbox, &rec.folder);
             if self.trees.sorted_folders.contains_key(mark)? {
                 for key in sort_index::entries(&rec, &id) {

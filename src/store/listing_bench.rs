@@ -30,6 +30,7 @@ fn list_pages_of_a_100k_folder() -> Result<(), StoreError> {
                     from: format!("Sender {} <s{n}@x>", (n * 7919) % 1000),
                     subject: format!("Subject {}", (n * 104_729) % N),
                     date: None,
+                    thread: None,
                 },
             })?;
         }

@@ -55,6 +55,8 @@ pub struct MessageRecord {
     /// Which target of its `Deliver` op the message is (its sequence
     /// number minus the op's).
     pub target: u32,
+    /// Listed in its mailbox's conversation index (`threads.rs`).
+    pub threaded: bool,
 }
 
 /// What every message of one delivery shares.
@@ -67,6 +69,9 @@ struct DeliveryRow {
     from: String,
     subject: String,
     date: Option<i64>,
+    thread: Option<String>,
+    /// Its messages are in their mailboxes' conversation index.
+    threaded: bool,
     /// Message rows that name this delivery.
     live: u64,
 }
@@ -127,10 +132,12 @@ fn assemble(row: MessageRow, delivery: DeliveryRow) -> MessageRecord {
             from: delivery.from,
             subject: delivery.subject,
             date: delivery.date,
+            thread: delivery.thread,
         },
         moved: row.moved,
         wanted: row.wanted,
         target: row.target,
+        threaded: delivery.threaded,
     }
 }
 
@@ -204,6 +211,8 @@ pub fn tx_insert(
             from: rec.summary.from.clone(),
             subject: rec.summary.subject.clone(),
             date: rec.summary.date,
+            thread: rec.summary.thread.clone(),
+            threaded: rec.threaded,
             live: 1,
         },
     };
@@ -314,6 +323,8 @@ mod tests {
             from: "학생지원팀 <office@campus.test>".into(),
             subject: "전체 공지".into(),
             date: Some(1_700_000_000),
+            thread: Some("root@campus.test".into()),
+            threaded: false,
             live: 30_000,
         }
     }

@@ -65,6 +65,7 @@ mod state;
 pub mod stats;
 #[cfg(test)]
 mod tests;
+mod threads;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -290,6 +291,7 @@ impl Store {
             from: header.from,
             subject: header.subject,
             date: header.date,
+            thread: header.thread,
         };
         let received_at = now_secs();
         let owned: Vec<(String, String)> = targets

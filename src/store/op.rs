@@ -114,6 +114,10 @@ pub struct SummaryFields {
     pub subject: String,
     /// Header `Date` as unix seconds, if present and parseable.
     pub date: Option<i64>,
+    /// The Message-ID that starts the message's conversation
+    /// (`mime::summarize`); absent in ops written before threads existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
 }
 
 /// The directory's trees that travel in the log.
@@ -157,6 +161,11 @@ impl ReplicationOp {
                 for (mailbox, folder) in targets {
                     check_name("mailbox", mailbox)?;
                     check_name("folder", folder)?;
+                }
+                if let Op::Deliver { summary, .. } = &self.op {
+                    if summary.thread.as_ref().is_some_and(|t| t.len() > MAX_NAME) {
+                        return Err(StoreError::InvalidOp("thread root too long".into()));
+                    }
                 }
             }
             Op::Move { folder, .. } => check_name("folder", folder)?,

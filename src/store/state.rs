@@ -20,6 +20,7 @@
 //!   folders: name, parent, tombstone; see `folders.rs`).
 //! - `orphans`: `mailbox \0 folder id \0 message id` -> empty: messages
 //!   that asked for a folder not known here yet (they wait in INBOX).
+//! - `threads`: each mailbox's conversations (`threads.rs`).
 //! - `sort_index`, `sorted_folders`: the listing again, per sort order,
 //!   for the big folders that have an index (`sort_index.rs`).
 //! - `blobs`, `segments` (owned by `blob/`): refcounts are raised and
@@ -77,6 +78,7 @@ use super::message_rows;
 pub use super::message_rows::MessageRecord;
 use super::op::{Flag, Op, ReplicationOp};
 use super::records;
+use super::threads;
 use super::StoreError;
 
 const HLC_HIGH: &[u8] = b"hlc_high";
@@ -115,6 +117,7 @@ pub struct Trees {
     pub orphans: sled::Tree,
     pub sort_index: sled::Tree,
     pub sorted_folders: sled::Tree,
+    pub threads: sled::Tree,
 }
 
 impl Trees {
@@ -140,6 +143,7 @@ impl Trees {
             orphans: db.open_tree("orphans")?,
             sort_index: db.open_tree("sort_index")?,
             sorted_folders: db.open_tree("sorted_folders")?,
+            threads: db.open_tree("threads")?,
         })
     }
 
@@ -228,6 +232,7 @@ pub struct Tx<'a> {
     pub orphans: &'a TransactionalTree,
     pub sort_index: &'a TransactionalTree,
     pub sorted_folders: &'a TransactionalTree,
+    pub threads: &'a TransactionalTree,
     pub records: &'a TransactionalTree,
 }
 
@@ -254,7 +259,7 @@ pub fn apply_with(
     let affected = folders::affected(trees, &op.op)?;
     // Every tree an op may touch, in this order (sled's tuple form stops
     // at 14 trees; the slice form has no limit).
-    let all: [&sled::Tree; 16] = [
+    let all: [&sled::Tree; 17] = [
         &trees.oplog,
         &trees.messages,
         &trees.folders,
@@ -271,10 +276,11 @@ pub fn apply_with(
         &trees.sort_index,
         &trees.deliveries,
         &trees.sorted_folders,
+        &trees.threads,
     ];
     all[..]
         .transaction(|view| {
-            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders] =
+            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads] =
                 view.as_slice()
             else {
                 return abort(StoreError::Corrupt("transaction view".into()));
@@ -297,6 +303,7 @@ pub fn apply_with(
                     orphans,
                     sort_index,
                     sorted_folders,
+                    threads,
                 };
                 match &op.op {
                     Op::Deliver { .. } if deleted_at_origin => {
@@ -331,6 +338,7 @@ fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()>
             received_at,
             summary,
         } => {
+            let threaded = threads::is_threaded(targets.len(), summary.thread.as_deref());
             for (target, ((mailbox, folder), message)) in
                 targets.iter().zip(op.delivered_ids()).enumerate()
             {
@@ -351,6 +359,7 @@ fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()>
                     wanted,
                     target: u32::try_from(target)
                         .or_else(|_| abort(StoreError::InvalidOp("too many targets".into())))?,
+                    threaded,
                 };
                 apply_deliver(tx, &message, &rec)?;
             }
@@ -458,6 +467,7 @@ fn apply_expunge(tx: &Tx, op: &ReplicationOp, id: &MessageId) -> TxResult<()> {
         return Ok(());
     };
     listing::unplace(tx, id, &rec)?;
+    threads::tx_remove(tx, id, &rec)?;
     tx.flags.remove(id.as_bytes())?;
     bump_usage(tx.usage, &rec.mailbox, -signed(rec.size), -1)?;
     release_blob(tx, &rec.blob)
@@ -492,6 +502,7 @@ fn apply_deliver(tx: &Tx, id: &MessageId, rec: &MessageRecord) -> TxResult<()> {
     loc.refcount = loc.refcount.saturating_add(1);
     tx.blobs.insert(&rec.blob.0, &loc.encode())?;
     message_rows::tx_insert(tx.messages, tx.deliveries, id, rec)?;
+    threads::tx_add(tx, id, rec)?;
     listing::place(tx, id, rec)?;
     bump_usage(tx.usage, &rec.mailbox, signed(rec.size), 1)
 }

@@ -16,8 +16,8 @@
 use super::folder_nav::{self, display_name, list_href};
 use super::list_query::{key_name, ListQuery};
 use super::pages::{
-    self, message_href, AttachmentRow, BodyDocument, Chrome, InboxPage, ListFields, MessagePage,
-    MessageRow, MoveTarget, Problem, QuotaBar, SortColumn, UserBar,
+    self, message_href, AttachmentRow, BodyDocument, Chrome, ConversationRow, InboxPage,
+    ListFields, MessagePage, MessageRow, MoveTarget, Problem, QuotaBar, SortColumn, UserBar,
 };
 use super::{Ctx, Webmail};
 use crate::store::folders::{DRAFTS, INBOX, SENT, TRASH};
@@ -178,10 +178,20 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
     }
     let page = query.page;
     let bar = user_bar(webmail, t, session, &folders, Some(&folder));
+    let ids: Vec<MessageId> = listing.messages.iter().map(|m| m.id.clone()).collect();
+    // A missing count only hides the badge; the list matters more.
+    let sizes = webmail
+        .store
+        .conversation_sizes(&session.user, &ids)
+        .unwrap_or_else(|err| {
+            tracing::warn!(%err, "conversation sizes unavailable");
+            vec![1; ids.len()]
+        });
     let rows = listing
         .messages
         .iter()
-        .map(|m| {
+        .zip(sizes)
+        .map(|(m, conversation)| {
             let subject = non_empty(&m.subject, t.get("inbox.no_subject"));
             MessageRow {
                 id: m.id.to_string(),
@@ -199,6 +209,11 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
                 iso_date: format::iso(m.date),
                 size: format::size(m.size),
                 seen: m.seen,
+                conversation,
+                conversation_text: t.fill(
+                    "inbox.conversation_count",
+                    &[("count", &conversation.to_string())],
+                ),
             }
         })
         .collect();
@@ -333,6 +348,7 @@ pub fn message(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &Message
         }
     });
     let compose_with = |action: &str| format!("{}?{action}={id}", super::compose::PATH);
+    let conversation = conversation_rows(webmail, t, session, &folders, id, ctx.now);
     let view = MessagePage {
         t,
         id: id.to_string(),
@@ -371,8 +387,49 @@ pub fn message(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &Message
                 size: format::size(a.size as u64),
             })
             .collect(),
+        conversation_heading: t.fill(
+            "message.conversation",
+            &[("count", &conversation.len().to_string())],
+        ),
+        conversation,
     };
     pages::render(200, &view)
+}
+
+/// The message's conversation for its page: empty when it stands alone
+/// (or cannot be read: the message itself matters more).
+fn conversation_rows(
+    webmail: &Webmail,
+    t: &Catalog,
+    session: &Session,
+    folders: &[UserFolder],
+    id: &MessageId,
+    now: i64,
+) -> Vec<ConversationRow> {
+    let messages = match webmail.store.conversation(&session.user, id) {
+        Ok(messages) if messages.len() > 1 => messages,
+        Ok(_) => return Vec::new(),
+        Err(err) => {
+            tracing::warn!(%err, "conversation unavailable");
+            return Vec::new();
+        }
+    };
+    messages
+        .into_iter()
+        .map(|m| ConversationRow {
+            href: if m.folder == DRAFTS {
+                format!("{}?draft={}", super::compose::PATH, m.id)
+            } else {
+                message_href(&m.id.to_string())
+            },
+            from: non_empty(&m.from, t.get("inbox.no_sender")),
+            subject: non_empty(&m.subject, t.get("inbox.no_subject")),
+            date: format::list_date(m.date, now),
+            iso_date: format::iso(m.date),
+            folder: display_name(t, folders, &m.folder).unwrap_or_default(),
+            current: &m.id == id,
+        })
+        .collect()
 }
 
 /// `GET /mail/message/{id}/body[?images=1]`: the sanitized HTML alone.

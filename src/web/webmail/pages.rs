@@ -130,6 +130,22 @@ pub struct MessageRow {
     pub iso_date: String,
     pub size: String,
     pub seen: bool,
+    /// Messages in its conversation (1: it stands alone), and that in
+    /// words for screen readers.
+    pub conversation: usize,
+    pub conversation_text: String,
+}
+
+/// One message of the conversation shown under a message.
+pub struct ConversationRow {
+    pub href: String,
+    pub from: String,
+    pub subject: String,
+    pub date: String,
+    pub iso_date: String,
+    pub folder: String,
+    /// The message being read (shown, not linked).
+    pub current: bool,
 }
 
 #[derive(Template)]
@@ -204,6 +220,10 @@ pub struct MessagePage<'a> {
     pub html_src: Option<String>,
     pub text: Option<String>,
     pub attachments: Vec<AttachmentRow>,
+    /// The whole conversation, oldest first, when it has more than this
+    /// message, under its heading.
+    pub conversation: Vec<ConversationRow>,
+    pub conversation_heading: String,
 }
 
 /// An attachment carried over from a draft or a forwarded message, with
@@ -352,6 +372,8 @@ mod tests {
                 iso_date: String::new(),
                 size: "1 KB".into(),
                 seen: false,
+                conversation: 2,
+                conversation_text: "<q>2</q>".into(),
             }],
             total_text: String::new(),
             pages: 1,
@@ -423,11 +445,23 @@ mod tests {
                 content_type: "application/pdf".into(),
                 size: "1 KB".into(),
             }],
+            conversation: vec![ConversationRow {
+                href: message_href("abc"),
+                from: "<i>kim</i>".into(),
+                subject: "<u>re</u>".into(),
+                date: String::new(),
+                iso_date: String::new(),
+                folder: "<s>f</s>".into(),
+                current: false,
+            }],
+            conversation_heading: "<em>2</em>".into(),
         };
         let html = page.render().unwrap();
         assert!(!html.contains("<script>"));
         assert!(!html.contains("<img src=x"));
         assert!(!html.contains("<b>a.pdf"));
+        assert!(!html.contains("<i>kim") && !html.contains("<u>re") && !html.contains("<s>f"));
+        assert!(!html.contains("<em>2"));
         assert!(html.contains("<html lang=\"en\">"));
     }
 
