@@ -15,6 +15,7 @@ pub mod engine;
 pub mod fsutil;
 pub mod mailbox;
 pub mod mime;
+pub mod ops;
 pub mod replication;
 pub mod store;
 pub mod tls;

@@ -16,6 +16,7 @@
 
 mod duration;
 pub mod edit;
+mod ops;
 mod pair;
 mod paths;
 mod size;
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use duration::{parse_duration, ConfigDuration};
+pub use ops::{LogsConfig, MetricsConfig};
 pub use pair::PairConfig;
 pub use size::{parse_size, ConfigSize};
 pub use store::{DataDirConfig, StoreConfig};
@@ -79,6 +81,10 @@ pub struct Config {
     pub store: StoreConfig,
     #[serde(default)]
     pub pair: PairConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub logs: LogsConfig,
     /// The file this configuration came from (set by `load`).
     #[serde(skip)]
     pub source: PathBuf,
@@ -427,6 +433,7 @@ impl Config {
         self.validate_routing()?;
         self.validate_store()?;
         self.validate_pair()?;
+        self.validate_ops()?;
         for relay in &self.auth.trusted_relays {
             if parse_network(relay).is_none() {
                 return Err(self.invalid(

@@ -138,6 +138,23 @@ peer = ""
 peer_name = ""
 peer_fingerprint = ""
 
+[metrics]
+# Prometheus metrics at https://<this host>/metrics (names: admin guide).
+enabled = true
+# Who may read them: IP addresses or ranges. The default is this machine only;
+# add your Prometheus server, e.g. ["127.0.0.1", "::1", "10.0.5.20"].
+allow_from = ["127.0.0.1", "::1"]
+# When set (at least 32 characters), a request must also send
+# "Authorization: Bearer <token>". With allow_from = [] the token alone decides.
+bearer_token = ""
+# How often the console's dashboard charts take a sample (kept for a week).
+sample_every = "1m"
+
+[logs]
+# Days the daily mail log (logs/mail-YYYY-MM-DD.log) and audit log
+# (audit/audit-YYYY-MM-DD.log) files are kept; older files are deleted daily.
+keep_days = 400
+
 [tls]
 # PEM certificate chain and private key; a self-signed pair is made on first
 # run when they are missing. Replace them with the university's certificate.

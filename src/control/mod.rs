@@ -118,10 +118,22 @@ fn handle<C: DeserializeOwned>(stream: UnixStream, handler: &Handler<C>) {
 
 /// Sends `command` to a running appliance. `Ok(None)` when none is running.
 pub fn send<C: Serialize>(path: &Path, command: &C) -> Result<Option<ControlReply>, ControlError> {
+    send_within(path, command, None)
+}
+
+/// `send`, giving up when the role takes longer than `timeout` for a
+/// write or a read (for web pages, which must not hang on a stuck role).
+pub fn send_within<C: Serialize>(
+    path: &Path,
+    command: &C,
+    timeout: Option<std::time::Duration>,
+) -> Result<Option<ControlReply>, ControlError> {
     let mut stream = match UnixStream::connect(path) {
         Ok(s) => s,
         Err(_) => return Ok(None),
     };
+    let _ = stream.set_read_timeout(timeout);
+    let _ = stream.set_write_timeout(timeout);
     let talk = |source| ControlError::Talk {
         path: path.to_path_buf(),
         source,

@@ -179,6 +179,13 @@ pub fn start(ctx: EngineContext) -> Result<EngineHandle, EngineError> {
         &ctx.config.engine_socket(),
         Arc::new(move |c| execute(commands.as_ref(), &c).map_err(|e| e.to_string())),
     )?;
+    // O3: the mail log's daily files are kept `[logs] keep_days`.
+    crate::ops::retention::start(
+        ctx.config.node.data_dir.join("logs"),
+        crate::ops::mail_log::PREFIX,
+        ctx.config.logs.keep_days,
+    )
+    .map_err(EngineError::Thread)?;
     for ((port, listener), addr) in listeners.into_iter().zip(&bound) {
         tracing::info!(port = port.name(), addr = %addr, "SMTP listening");
         executor

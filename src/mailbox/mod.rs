@@ -123,6 +123,12 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
             }
         }));
     }
+    // The dashboard's and /metrics' view of the pair link.
+    if let Some(rep) = replication {
+        web.webmail().monitor().set_pair_probe(Box::new(move || {
+            crate::replication::status::pair_state(&rep)
+        }));
+    }
     Ok(MailboxHandle {
         admin_password,
         lmtp,

@@ -48,6 +48,20 @@ pub fn lag(rep: &Replication, heads: &BTreeMap<String, u64>) -> BTreeMap<String,
         .collect()
 }
 
+/// The link's state for the console and `/metrics` (`None`: no peer yet).
+pub fn pair_state(rep: &Replication) -> Option<crate::ops::node_report::PairState> {
+    let peer = rep.peer()?;
+    let s = rep.status.lock().map(|s| s.clone()).unwrap_or_default();
+    Some(crate::ops::node_report::PairState {
+        peer_name: peer.name,
+        peer_addr: peer.addr,
+        connected: s.connected,
+        last_contact: s.last_contact,
+        behind: lag(rep, &s.peer_heads).values().sum(),
+        last_error: s.last_error,
+    })
+}
+
 fn status_text(rep: &Replication) -> String {
     let s = rep.status.lock().map(|s| s.clone()).unwrap_or_default();
     let mut out = String::new();

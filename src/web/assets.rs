@@ -27,6 +27,11 @@ pub const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../static/webmail.css"),
     },
     Asset {
+        name: "console-ops.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../static/console-ops.css"),
+    },
+    Asset {
         name: "favicon.svg",
         content_type: "image/svg+xml",
         bytes: include_bytes!("../../static/favicon.svg"),

@@ -46,6 +46,8 @@ pub struct WebRequest {
     pub cookies: String,
     pub accept_language: Option<String>,
     pub content_type: Option<String>,
+    /// The Authorization header (only `/metrics` looks at it).
+    pub authorization: Option<String>,
     /// The body, read up to the route's limit (+1 to notice more).
     pub body: Vec<u8>,
     /// True when the body was larger than the route's limit.
@@ -65,6 +67,7 @@ impl WebRequest {
             cookies: String::new(),
             accept_language: None,
             content_type: None,
+            authorization: None,
             body: Vec::new(),
             body_too_large: false,
             client,

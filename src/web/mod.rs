@@ -5,7 +5,8 @@
 //! How a request travels:
 //! `tls_front` (public port, rustls) -> internal tiny-http on 127.0.0.1:0 ->
 //! `server` workers -> `webmail::Webmail::handle` -> askama page -> back.
-//! Paths `/admin` and below are handed on to `console::Console::handle`.
+//! Paths `/admin` and below are handed on to `console::Console::handle`,
+//! `/metrics` to `metrics::handle` (Prometheus, its own access rule).
 //!
 //! Owns: the listening sockets named in `[mailbox] https_listen` and
 //! `http_listen`, the threads serving them, and the in-memory session table.
@@ -26,6 +27,7 @@ pub mod form;
 pub mod format;
 pub mod http;
 pub mod i18n;
+pub mod metrics;
 pub mod multipart;
 mod server;
 pub mod session;
@@ -125,11 +127,30 @@ pub fn start(ctx: WebContext) -> Result<WebHandle, WebError> {
     let (app_server, app_addr) = server::bind_internal()?;
     let (redirect_server, redirect_addr) = server::bind_internal()?;
     let clients = Arc::new(ClientMap::default());
+    let monitor = Arc::new(crate::ops::node_report::Monitor::new(
+        Arc::clone(&ctx.config),
+        Arc::clone(&ctx.store),
+    ));
     let webmail = Arc::new(webmail::Webmail::new(
         Arc::clone(&ctx.config),
         ctx.store,
         ctx.directory,
+        Arc::clone(&monitor),
     ));
+    let (open, sessions) = (Arc::clone(&clients), Arc::clone(&webmail.sessions));
+    monitor.set_web_gauges(crate::ops::node_report::WebGauges {
+        connections: Box::new(move || open.len() as u64),
+        sessions: Box::new(move || sessions.live_count() as u64),
+    });
+    // The dashboard's charts: a sample of this node every `sample_every`.
+    crate::ops::sampler::start(Arc::clone(&monitor)).map_err(WebError::Thread)?;
+    // O3: the audit log's daily files are kept `[logs] keep_days`.
+    crate::ops::retention::start(
+        ctx.config.node.data_dir.join("audit"),
+        "audit",
+        ctx.config.logs.keep_days,
+    )
+    .map_err(WebError::Thread)?;
 
     let mut threads = server::spawn_webmail_workers(
         app_server,

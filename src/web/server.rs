@@ -124,6 +124,7 @@ fn to_web_request(request: &tiny_http::Request, client: SocketAddr) -> WebReques
         cookies,
         accept_language: header(request, "Accept-Language").map(str::to_string),
         content_type: header(request, "Content-Type").map(str::to_string),
+        authorization: header(request, "Authorization").map(str::to_string),
         body: Vec::new(),
         body_too_large: false,
         client,

@@ -32,6 +32,8 @@ use crate::engine::delivery::remote::RemoteDelivery;
 use crate::engine::delivery::DeliveryOutcome;
 use crate::engine::queue::QueueLane;
 use crate::mailbox::folders::LANE;
+use crate::ops::counters::{self, Outcome};
+use crate::ops::mail_log::{MailLog, MailLogEntry};
 
 /// Recipients per LMTP transaction (the mailbox role stores each one).
 const LMTP_CHUNK: usize = 1000;
@@ -44,6 +46,8 @@ pub struct Attempter {
     spool: Arc<Spool>,
     door: Arc<QueueDoor>,
     remote: Arc<RemoteDelivery>,
+    /// One line per recipient per attempt (`ops::mail_log`).
+    mail_log: Arc<MailLog>,
 }
 
 /// What one attempt did to one recipient (index into the envelope).
@@ -51,6 +55,8 @@ struct Result1 {
     index: usize,
     outcome: DeliveryOutcome,
     remote_mta: Option<String>,
+    /// Handed to this appliance's mailboxes over LMTP (for the mail log).
+    local: bool,
 }
 
 impl Attempter {
@@ -62,6 +68,7 @@ impl Attempter {
         remote: Arc<RemoteDelivery>,
     ) -> Attempter {
         Attempter {
+            mail_log: Arc::new(MailLog::in_data_dir(&config.node.data_dir)),
             config,
             directory,
             spool,
@@ -170,6 +177,7 @@ impl Attempter {
                         r.address
                     )),
                     remote_mta: None,
+                    local: false,
                 }),
             }
         }
@@ -209,6 +217,7 @@ impl Attempter {
                     index,
                     outcome,
                     remote_mta: None,
+                    local: true,
                 })
                 .collect();
             self.record(id, envelope, results, now, failed).await;
@@ -225,6 +234,7 @@ impl Attempter {
                             index,
                             outcome: route_failure.clone(),
                             remote_mta: None,
+                            local: false,
                         })
                         .collect();
                     self.record(id, envelope, results, now, failed).await;
@@ -247,6 +257,7 @@ impl Attempter {
                         index,
                         outcome,
                         remote_mta: remote_mta.clone(),
+                        local: false,
                     })
                     .collect();
                 self.record(id, envelope, results, now, failed).await;
@@ -269,16 +280,40 @@ impl Attempter {
         }
         let retry = self.config.queue.retry_initial.as_secs();
         let mut changed = Vec::with_capacity(results.len());
+        let mut logged = Vec::with_capacity(results.len());
+        // The mail log says when each answer came, not when the attempt began.
+        let answered = unix_now() as i64;
         for Result1 {
             index,
             outcome,
             remote_mta,
+            local,
         } in results
         {
             let Some(r) = envelope.recipients.get_mut(index) else {
                 continue;
             };
             r.remote_mta = remote_mta.clone();
+            let relay = match (&remote_mta, local) {
+                (Some(mta), _) => mta.clone(),
+                (None, true) => "lmtp".to_string(),
+                (None, false) => String::new(),
+            };
+            let (status, reply) = match &outcome {
+                DeliveryOutcome::Delivered => (Outcome::Delivered, "ok".to_string()),
+                DeliveryOutcome::Deferred(reason) => (Outcome::Deferred, reason.clone()),
+                DeliveryOutcome::Failed(reason) => (Outcome::Bounced, reason.clone()),
+            };
+            counters::recipient_outcome(status);
+            logged.push(MailLogEntry::new(
+                answered,
+                &envelope.id,
+                &envelope.sender,
+                &r.address,
+                status_name(status),
+                &relay,
+                &reply,
+            ));
             match outcome {
                 DeliveryOutcome::Delivered => {
                     tracing::info!(queue_id = %id, recipient = %r.address, via = ?remote_mta, "delivered");
@@ -309,10 +344,21 @@ impl Attempter {
         if let Err(e) = smol::unblock(move || spool.append_outcomes(&qid, &changed)).await {
             tracing::warn!(queue_id = %id, error = %e, "cannot record delivery state");
         }
+        self.log(logged).await;
+    }
+
+    /// Appends to the mail log; a failure is logged, never fatal.
+    async fn log(&self, entries: Vec<MailLogEntry>) {
+        let log = self.mail_log.clone();
+        if let Err(e) = smol::unblock(move || log.append(&entries)).await {
+            tracing::warn!(error = %e, "cannot write the mail log");
+        }
     }
 
     fn give_up(&self, envelope: &mut Envelope, failed: &mut Vec<DsnRecipient>) {
         let lifetime = self.config.queue.lifetime.as_secs();
+        let now = unix_now() as i64;
+        let mut logged = Vec::new();
         for r in envelope
             .recipients
             .iter_mut()
@@ -331,7 +377,21 @@ impl Attempter {
                 diagnostic: reason.clone(),
                 remote_mta: r.remote_mta.clone(),
             });
+            counters::recipient_outcome(Outcome::Bounced);
+            logged.push(MailLogEntry::new(
+                now,
+                &envelope.id,
+                &envelope.sender,
+                &r.address,
+                status_name(Outcome::Bounced),
+                r.remote_mta.as_deref().unwrap_or(""),
+                &reason,
+            ));
             r.failed(reason);
+        }
+        // Blocking, but only when a message expires (rare).
+        if let Err(e) = self.mail_log.append(&logged) {
+            tracing::warn!(error = %e, "cannot write the mail log");
         }
     }
 
@@ -380,5 +440,14 @@ impl Attempter {
             Some(id) => self.spool.remove(&id),
             None => Ok(()),
         }
+    }
+}
+
+/// The mail log's word for an outcome.
+fn status_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Delivered => "delivered",
+        Outcome::Deferred => "deferred",
+        Outcome::Bounced => "bounced",
     }
 }

@@ -1,5 +1,5 @@
 //! The admin's queue commands: `campusmail queue list|show|hold|release|
-//! retry|delete|stats`.
+//! retry|delete|stats`, and the JSON commands of `console_api`.
 //!
 //! Commands are data (`QueueCommand`), executed against a `QueueView`: the
 //! running engine's scheduler (through the engine's control socket) or, when
@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::console_api::{self, ListingFilter, QueueAction};
 use super::scheduler::{AfterAttempt, Applied, QueueCommandError, Scheduler};
 use super::{unix_now, Envelope, QueueId, QueueLane, RecipientState, Spool};
 
@@ -24,12 +25,33 @@ use super::{unix_now, Envelope, QueueId, QueueLane, RecipientState, Spool};
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum QueueCommand {
     List,
-    Show { id: String },
-    Hold { id: String },
-    Release { id: String },
-    Retry { id: String },
-    Delete { id: String },
+    Show {
+        id: String,
+    },
+    Hold {
+        id: String,
+    },
+    Release {
+        id: String,
+    },
+    Retry {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
     Stats,
+    /// JSON for the mailbox role (`console_api`): counters and lanes.
+    Report,
+    /// JSON: the messages matching a filter.
+    Listing {
+        filter: ListingFilter,
+    },
+    /// JSON: one admin action from the console.
+    Act {
+        id: String,
+        action: QueueAction,
+    },
 }
 
 /// What the commands need of a queue, running or stopped.
@@ -165,7 +187,15 @@ pub fn execute(queue: &dyn QueueView, command: &QueueCommand) -> Result<String, 
             ),
         },
         QueueCommand::Stats => stats(queue, now),
+        QueueCommand::Report => json(&console_api::report(queue)),
+        QueueCommand::Listing { filter } => json(&console_api::listing(queue, filter)),
+        QueueCommand::Act { id, action } => json(&console_api::act(queue, id, *action)),
     })
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    // Plain data (strings, numbers, enums): serializing cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
 fn pending(e: &Envelope) -> usize {

@@ -5,7 +5,7 @@
 //! (`envelope.rs`), the lanes (`lane.rs`), the retry schedule
 //! (`backoff.rs`), the scheduler that runs deliveries (`scheduler.rs`),
 //! delivery status notifications (`dsn.rs`, `notify.rs`) and the admin's
-//! queue commands (`commands.rs`).
+//! queue commands (`commands.rs`, and as JSON for the console `console_api.rs`).
 //!
 //! Invariants:
 //! - One door in: a message enters the queue only through
@@ -26,6 +26,7 @@
 pub mod attempt;
 pub mod backoff;
 pub mod commands;
+pub mod console_api;
 pub mod door;
 pub mod dsn;
 pub mod envelope;

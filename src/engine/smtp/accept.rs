@@ -126,6 +126,7 @@ impl Session {
                 );
             }
         };
+        crate::ops::counters::message_accepted();
         tracing::info!(queue_id = %id, peer = %self.peer, port = self.port.name(),
             sender = %envelope.sender, recipients = envelope.recipients.len(), size = envelope.size,
             lane = %envelope.lane, "message accepted");

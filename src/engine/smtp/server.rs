@@ -66,6 +66,8 @@ pub(crate) async fn accept_forever<F, Fut>(
 }
 
 async fn handle(ctx: Arc<SmtpContext>, tcp: TcpStream, peer: SocketAddr, port: Port) {
+    // Counted open until this function returns, however the session ends.
+    let _open = crate::ops::counters::SmtpConnectionGuard::open();
     let idle = Duration::from_secs(ctx.config.engine.idle_timeout_secs);
     let stream = if port == Port::Submissions {
         match accept_tls(&ctx.tls, tcp, idle).await {

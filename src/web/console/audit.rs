@@ -4,9 +4,8 @@
 //! Owns: `<data_dir>/audit/`, an owner-only folder holding one owner-only
 //! file per UTC day, `audit-YYYY-MM-DD.log`; the daily name is the rotation.
 //!
-//! Retention: files are kept. Deleting files older than `retention` days
-//! (the issue asks for at least a year, default 400 days) comes later.
-//! TODO(issue 7): `[console] audit_retention_days` and a daily sweep.
+//! Retention: files older than `[logs] keep_days` (default 400) are
+//! deleted by `ops::retention`, started with the web stack.
 //!
 //! Invariants:
 //! - A line is appended whole and fsynced before `record` returns; a line
@@ -29,6 +28,8 @@ use serde::{Deserialize, Serialize};
 
 /// Most entries a search returns.
 pub const SEARCH_LIMIT: usize = 200;
+/// Most entries one CSV export holds (more than a year of a busy office).
+pub const EXPORT_LIMIT: usize = 200_000;
 
 /// One admin action, as written on one line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +133,11 @@ impl AuditLog {
     /// The newest `SEARCH_LIMIT` entries whose line contains `query`
     /// (case-insensitive); every entry when `query` is empty.
     pub fn search(&self, query: &str) -> Result<AuditSearch, AuditError> {
+        self.search_up_to(query, SEARCH_LIMIT)
+    }
+
+    /// `search` with another limit (the CSV export).
+    pub fn search_up_to(&self, query: &str, limit: usize) -> Result<AuditSearch, AuditError> {
         let needle = query.trim().to_lowercase();
         let mut files = match fs::read_dir(&self.dir) {
             Ok(dir) => dir
@@ -168,7 +174,7 @@ impl AuditLog {
                 }
             }
             for entry in day.into_iter().rev() {
-                if found.entries.len() == SEARCH_LIMIT {
+                if found.entries.len() == limit {
                     found.more = true;
                     return Ok(found);
                 }

@@ -24,6 +24,10 @@
 //!   before the reply is sent.
 //! - Directory changes go through `directory::commands::execute`, the same
 //!   code path as the command line.
+//! - The operations pages (`ops_routes`: queues, mail log, audit export)
+//!   audit their actions too (queue hold/release/retry/delete, export), and
+//!   reach the queue only through `engine.sock`, so the console works the
+//!   same with the engine in another process.
 //!
 //! Reads untrusted input: yes, every console request (path, query, cookies,
 //! forms), always after the admin gate except the login form.
@@ -41,6 +45,13 @@ mod storage;
 mod transfer;
 mod user_edit;
 mod users;
+
+// The operations pages: the dashboard, queues and logs (`ops_routes`).
+mod charts;
+mod dashboard;
+mod logs;
+mod ops_routes;
+mod queues;
 
 #[cfg(test)]
 mod e2e_tests;
@@ -121,6 +132,8 @@ pub struct Console {
     /// The webmail's session table, to end a disabled user's session.
     mail_sessions: Arc<SessionStore>,
     audit: AuditLog,
+    /// This node's measurements and samples (dashboard, queues, logs).
+    monitor: Arc<crate::ops::node_report::Monitor>,
     default_lang: Lang,
     /// Where a domain added in the console gets its DKIM keys (as with the CLI).
     dkim_dir: std::path::PathBuf,
@@ -134,6 +147,7 @@ impl Console {
         directory: Arc<Directory>,
         store: Arc<crate::store::Store>,
         mail_sessions: Arc<SessionStore>,
+        monitor: Arc<crate::ops::node_report::Monitor>,
     ) -> Console {
         let default_lang = Lang::parse(&config.mailbox.default_language).unwrap_or(Lang::Ko);
         Console {
@@ -142,6 +156,7 @@ impl Console {
             directory,
             store,
             mail_sessions,
+            monitor,
             default_lang,
             dkim_dir: config.dkim_dir(),
             default_quota: (
@@ -191,8 +206,13 @@ impl Console {
                 _ => pages::problem(ctx.lang, Problem::Forbidden, None),
             };
         };
+        // The operations pages (queues, logs) route themselves, behind the
+        // same gate.
+        if let Some(page) = ops_routes::OpsPage::parse(&ctx.req.path) {
+            return ops_routes::handle(self, ctx, &session, method, page);
+        }
         match (method, route) {
-            (Method::Get, Route::Dashboard) => pages::dashboard(self, ctx, &session),
+            (Method::Get, Route::Dashboard) => dashboard::show(self, ctx, &session),
             (Method::Get, Route::Users) => users::list(self, ctx, &session),
             (Method::Post, Route::Users) => users::create(self, ctx, &session),
             (Method::Post, Route::UserDisable) => users::disable(self, ctx, &session),

@@ -1,5 +1,6 @@
 //! The console pages as askama templates (`templates/console/*.html`), the
-//! console's error pages, and the two read-only pages (dashboard, audit).
+//! console's error pages, and the read-only audit page (the dashboard is
+//! `dashboard.rs`).
 //!
 //! Owns: the data each console page shows, already display strings.
 //!
@@ -27,6 +28,8 @@ pub struct ConsoleChrome {
     pub lang: &'static str,
     pub title: String,
     pub css_href: String,
+    /// The operations pages' styles (charts, queue and log tables).
+    pub ops_css_href: String,
     pub icon_href: String,
     pub switch_lang_href: String,
     pub switch_lang_code: &'static str,
@@ -47,6 +50,7 @@ impl ConsoleChrome {
             lang: t.lang().code(),
             title: t.get(title_key).to_string(),
             css_href: assets::url("webmail.css"),
+            ops_css_href: assets::url("console-ops.css"),
             icon_href: assets::url("favicon.svg"),
             switch_lang_href: format!("{path}?lang={}", other.code()),
             switch_lang_code: other.code(),
@@ -77,35 +81,6 @@ pub fn login(ctx: &Ctx<'_>, status: u16, csrf_token: &str, error: Option<String>
         error,
     };
     render(status, &page)
-}
-
-#[derive(Template)]
-#[template(path = "console/dashboard.html")]
-struct DashboardPage<'a> {
-    t: &'a Catalog,
-    chrome: ConsoleChrome,
-    users_text: String,
-    domains: Vec<String>,
-}
-
-/// `GET /admin`: what is there, in a few lines.
-pub fn dashboard(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
-    let t = ctx.lang.catalog();
-    let domains = match console.directory.domains() {
-        Ok(domains) => domains,
-        Err(err) => {
-            tracing::error!(%err, "directory failed listing domains");
-            return problem(ctx.lang, Problem::Internal, Some(session));
-        }
-    };
-    let count = console.directory.user_count().to_string();
-    let page = DashboardPage {
-        t,
-        chrome: ConsoleChrome::new(t, "console.dashboard_title", "/admin", Some(session)),
-        users_text: t.fill("console.dashboard_users", &[("count", &count)]),
-        domains,
-    };
-    render(200, &page)
 }
 
 /// One row of the users table.
@@ -161,6 +136,10 @@ struct AuditPage<'a> {
     query: String,
     rows: Vec<AuditEntry>,
     more_text: Option<String>,
+    /// How long the files are kept (`[logs] keep_days`).
+    keep_text: String,
+    /// The CSV export of the same search.
+    export_href: String,
 }
 
 /// `GET /admin/audit?q=`: the newest matching audit lines.
@@ -177,6 +156,11 @@ pub fn audit(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
     let page = AuditPage {
         t,
         chrome: ConsoleChrome::new(t, "console.audit_title", "/admin/audit", Some(session)),
+        keep_text: t.fill(
+            "ops.audit_keep",
+            &[("days", &console.monitor.config().logs.keep_days.to_string())],
+        ),
+        export_href: format!("/admin/audit.csv?q={}", crate::web::form::encode(&query)),
         query,
         rows: found.entries,
         more_text: found.more.then(|| {
@@ -287,6 +271,8 @@ mod tests {
                 "wrong_password",
             )],
             more_text: None,
+            keep_text: String::new(),
+            export_href: "/admin/audit.csv?q=".into(),
         };
         let html = page.render().unwrap();
         assert!(!html.contains("<script>"), "{html}");

@@ -5,8 +5,9 @@
 //! table is shared with the console, which owns its own admin sessions).
 //!
 //! Invariants:
-//! - `/admin` and below go to the console (`web::console`) before any
-//!   webmail routing; webmail routes never see them.
+//! - `/admin` and below go to the console (`web::console`), and `/metrics`
+//!   to `web::metrics`, before any webmail routing; webmail routes never
+//!   see them.
 //! - `handle` is the one door: it parses the route, picks the language,
 //!   checks the session for mail pages, and every reply leaves through
 //!   `Reply::finish` (security headers).
@@ -60,6 +61,8 @@ pub struct Webmail {
     pub sessions: Arc<SessionStore>,
     /// The admin console, answering `/admin` and below.
     console: Console,
+    /// This node's measurements (`/metrics`, the console's dashboard).
+    monitor: Arc<crate::ops::node_report::Monitor>,
     default_lang: Lang,
 }
 
@@ -174,7 +177,12 @@ pub(crate) fn answer(
 }
 
 impl Webmail {
-    pub fn new(config: Arc<Config>, store: Arc<Store>, directory: Arc<Directory>) -> Webmail {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<Store>,
+        directory: Arc<Directory>,
+        monitor: Arc<crate::ops::node_report::Monitor>,
+    ) -> Webmail {
         let default_lang = Lang::parse(&config.mailbox.default_language).unwrap_or(Lang::Ko);
         let sessions = Arc::new(SessionStore::new(config.mailbox.session_idle_minutes));
         let console = Console::new(
@@ -182,6 +190,7 @@ impl Webmail {
             Arc::clone(&directory),
             Arc::clone(&store),
             Arc::clone(&sessions),
+            Arc::clone(&monitor),
         );
         Webmail {
             config,
@@ -189,8 +198,14 @@ impl Webmail {
             directory,
             sessions,
             console,
+            monitor,
             default_lang,
         }
+    }
+
+    /// This node's measurements (the mailbox role installs the pair probe).
+    pub fn monitor(&self) -> &Arc<crate::ops::node_report::Monitor> {
+        &self.monitor
     }
 
     /// Largest request body read for `req` (headers only so far): the
@@ -220,6 +235,9 @@ impl Webmail {
     pub fn handle(&self, req: &WebRequest) -> Reply {
         if console::owns_path(&req.path) {
             return self.console.handle(req);
+        }
+        if req.path == crate::web::metrics::PATH {
+            return crate::web::metrics::handle(&self.monitor, req);
         }
         let route = Route::parse(&req.path);
         answer(req, self.default_lang, form_problem, |ctx| {

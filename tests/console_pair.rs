@@ -1,0 +1,102 @@
+//! The dashboard's peer box and the pair metrics with two real nodes:
+//! paired, node A's console shows node B connected and `/metrics` says the
+//! link is up; with B stopped, both say it is down.
+
+mod common;
+
+use common::*;
+
+fn named(name: &str) -> Node {
+    let node = Node::new();
+    node.set_key("name", &format!("\"{name}\""));
+    node.cli_ok(&["domain", "add", DOMAIN], None);
+    node
+}
+
+fn admin(node: &Node) -> Web {
+    let web = Web::new(node);
+    let page = web.get("/admin/login?lang=en");
+    let token = Web::csrf_of(&page.body);
+    let password = node.admin_password.clone().expect("admin password printed");
+    let r = web.post(
+        "/admin/login",
+        &[
+            ("name", "admin"),
+            ("password", &password),
+            ("csrf_token", &token),
+        ],
+    );
+    assert_eq!(r.status, 303, "admin login: {}", r.body);
+    web
+}
+
+fn metrics(node: &Node) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "--max-time", "30"])
+        .arg(format!("https://127.0.0.1:{}/metrics", node.ports.https))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_peer_box_and_metrics_follow_the_pair_link() {
+    let (mut a, mut b) = (named("node-a"), named("node-b"));
+    let (pa, pb) = (free_port(), free_port());
+    let out = a.cli_ok(
+        &["pair", "init", "--listen", &format!("127.0.0.1:{pa}")],
+        None,
+    );
+    let token = out
+        .lines()
+        .find(|l| l.contains("campusmail pair join"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or_else(|| panic!("no token in: {out}"))
+        .to_string();
+    a.start("all");
+    let console = admin(&a);
+    let waiting = console.get("/admin");
+    assert!(
+        waiting.body.contains("waiting for the second node"),
+        "{}",
+        waiting.body
+    );
+
+    let out = b.cli_ok(
+        &[
+            "pair",
+            "join",
+            "--listen",
+            &format!("127.0.0.1:{pb}"),
+            &token,
+        ],
+        None,
+    );
+    assert!(out.contains("joined node-a"), "{out}");
+    b.start("all");
+
+    let page = wait_until(30, || {
+        let page = console.get("/admin");
+        page.body.contains("<dd>connected</dd>").then_some(page)
+    })
+    .unwrap_or_else(|| panic!("A never showed B connected: {}", console.get("/admin").body));
+    assert!(page.body.contains("node-b at 127.0.0.1:"), "{}", page.body);
+    wait_until(30, || {
+        metrics(&a)
+            .contains("campusmail_pair_link_up{peer=\"node-b\"} 1\n")
+            .then_some(())
+    })
+    .expect("the link is up in /metrics");
+    assert!(metrics(&a).contains("campusmail_pair_behind_ops{peer=\"node-b\"} "));
+
+    b.kill("all");
+    wait_until(60, || {
+        console
+            .get("/admin")
+            .body
+            .contains("NOT connected")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("A never noticed B is gone: {}", console.get("/admin").body));
+    assert!(metrics(&a).contains("campusmail_pair_link_up{peer=\"node-b\"} 0\n"));
+}
