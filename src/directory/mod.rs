@@ -18,6 +18,7 @@
 //! store's op log (`mailbox::directory_sync`).
 
 pub mod address;
+pub mod appliance_settings;
 pub mod classes;
 pub mod commands;
 mod csv;
@@ -76,6 +77,8 @@ pub enum DirectoryError {
     ImportRefused(import::ImportProblems),
     #[error("settings refused: {0}")]
     Settings(#[from] settings::SettingsProblem),
+    #[error("settings refused: {0}")]
+    Appliance(#[from] appliance_settings::ApplianceProblem),
     #[error("the directory's write lock was poisoned by a panic; restart campusmail")]
     Poisoned,
 }
@@ -124,6 +127,8 @@ pub struct Directory {
     settings: sled::Tree,
     /// When each user last auto-replied to each sender (`settings.rs`).
     vacation_replies: sled::Tree,
+    /// The console's appliance settings (`appliance_settings.rs`).
+    appliance: sled::Tree,
     snapshot_path: PathBuf,
     /// Held by every "is the address free? then take it" change (user add,
     /// alias add, import), so two of them cannot both take one address.
@@ -159,6 +164,7 @@ impl Directory {
             classes: db.open_tree("classes")?,
             settings: db.open_tree("settings")?,
             vacation_replies: db.open_tree("vacation_replies")?,
+            appliance: db.open_tree("appliance")?,
             db,
             snapshot_path: snapshot_path.to_path_buf(),
             writes: Mutex::new(()),

@@ -1,5 +1,5 @@
 //! The directory's side of the pair: its records (domains, users, aliases,
-//! users' settings, classes) as (tree, key, value)
+//! users' settings, classes, the console's appliance settings) as (tree, key, value)
 //! text, a watch on every change, and applying a record that won in the
 //! store's log (see `store::directory_log` and `mailbox::directory_sync`).
 //!
@@ -14,7 +14,14 @@ use super::{Directory, DirectoryError};
 /// per node for now: each node makes its own on first start, and letting
 /// the later one overwrite the other would silently change the first
 /// node's admin password when the second one starts.
-pub const TREES: [&str; 5] = ["domains", "users", "aliases", "settings", "classes"];
+pub const TREES: [&str; 6] = [
+    "domains",
+    "users",
+    "aliases",
+    "settings",
+    "classes",
+    "appliance",
+];
 
 impl Directory {
     fn tree(&self, name: &str) -> Option<&sled::Tree> {
@@ -25,6 +32,7 @@ impl Directory {
             "classes" => Some(&self.classes),
             "admins" => Some(&self.admins),
             "settings" => Some(&self.settings),
+            "appliance" => Some(&self.appliance),
             _ => None,
         }
     }

@@ -40,10 +40,24 @@ pub struct Quota {
     pub messages: u64,
 }
 
+impl DefaultQuota {
+    /// These defaults (`appliance.toml`'s) as the console's settings
+    /// change them, if they do.
+    pub fn as_set_in(self, directory: &Directory) -> DefaultQuota {
+        let s = directory.appliance_settings();
+        DefaultQuota {
+            bytes: s.default_quota_bytes.unwrap_or(self.bytes),
+            messages: s.default_quota_messages.unwrap_or(self.messages),
+        }
+    }
+}
+
 impl Quota {
     /// The user's own limits, else their class's (`Directory::limits_of`),
-    /// else the configured default.
+    /// else the server's default: `default` (from `appliance.toml`) unless
+    /// the console's settings set another.
     pub fn of(directory: &Directory, user: &UserRecord, default: DefaultQuota) -> Quota {
+        let default = default.as_set_in(directory);
         let (bytes, messages) = directory.limits_of(user);
         Quota {
             bytes: bytes.unwrap_or(default.bytes),

@@ -68,7 +68,7 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
         }),
     )?;
     compactor::start(store.clone(), &config.store)?;
-    purger::start(store.clone(), &config.mailbox)?;
+    purger::start(store.clone(), directory.clone(), &config.mailbox)?;
     let replication = crate::replication::start(&config, store.clone())?;
     if let Some(rep) = replication.clone() {
         crate::control::serve::<PairCommand>(

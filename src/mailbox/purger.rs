@@ -1,6 +1,8 @@
 //! The background purger: every hour it deletes for good the mail that has
 //! been in Trash longer than `[mailbox] purge_trash_after` and in Junk
-//! longer than `purge_junk_after` (R16: "Junk and Trash with auto-purge").
+//! longer than `purge_junk_after` (R16: "Junk and Trash with auto-purge"),
+//! or the periods set in the console's settings instead (read each pass,
+//! so a change applies from the next pass on).
 //!
 //! Runs on its own thread in the mailbox role; a purge is ordinary
 //! `Expunge` ops (`Store::purge_folder`), so it replicates like a user's
@@ -12,26 +14,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::MailboxConfig;
+use crate::directory::Directory;
 use crate::store::folders::{JUNK, TRASH};
 use crate::store::Store;
 
 /// How often the purger looks.
 const EVERY: Duration = Duration::from_secs(3600);
 
-pub fn start(store: Arc<Store>, config: &MailboxConfig) -> std::io::Result<()> {
-    let rules = [
-        (TRASH, config.purge_trash_after.0),
-        (JUNK, config.purge_junk_after.0),
-    ];
-    if rules.iter().all(|(_, after)| after.is_zero()) {
-        return Ok(());
-    }
+pub fn start(
+    store: Arc<Store>,
+    directory: Arc<Directory>,
+    config: &MailboxConfig,
+) -> std::io::Result<()> {
+    let config = config.clone();
     std::thread::Builder::new()
         .name("purger".into())
         .spawn(move || loop {
             // A first pass soon after start, then hourly.
             std::thread::sleep(Duration::from_secs(60).min(EVERY));
-            purge_once(&store, &rules);
+            let now = directory.effective_settings(&config);
+            purge_once(&store, &[(TRASH, now.purge_trash), (JUNK, now.purge_junk)]);
             std::thread::sleep(EVERY.saturating_sub(Duration::from_secs(60)));
         })?;
     Ok(())

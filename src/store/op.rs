@@ -121,8 +121,14 @@ pub struct SummaryFields {
 }
 
 /// The directory's trees that travel in the log.
-pub const DIRECTORY_TREES: [&str; 6] = [
-    "domains", "users", "aliases", "admins", "settings", "classes",
+pub const DIRECTORY_TREES: [&str; 7] = [
+    "domains",
+    "users",
+    "aliases",
+    "admins",
+    "settings",
+    "classes",
+    "appliance",
 ];
 
 /// Most mailboxes one `Deliver` op may name (the engine hands mail over

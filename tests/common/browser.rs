@@ -157,6 +157,17 @@ impl Browser {
         .unwrap_or_else(|| self.url())
     }
 
+    /// Waits (up to 15 s) for the page to contain `text` (a form posted
+    /// back to its own URL changes no URL to wait for); returns the page
+    /// source it ended with either way.
+    pub fn source_containing(&self, text: &str) -> String {
+        super::wait_until(15, || {
+            let page = self.source();
+            page.contains(text).then_some(page)
+        })
+        .unwrap_or_else(|| self.source())
+    }
+
     pub fn source(&self) -> String {
         self.request("GET", &self.session_path("/source"), None)["value"]
             .as_str()

@@ -41,6 +41,7 @@ mod domains_page;
 pub mod lifecycle;
 mod login;
 mod pages;
+mod settings_page;
 mod storage;
 mod transfer;
 mod user_edit;
@@ -98,6 +99,7 @@ pub enum Route {
     UserDisable,
     Audit,
     Storage,
+    Settings,
     /// Users, classes, domains, aliases, import/export (`directory_routes`).
     Directory(directory_routes::DirPage),
     NotFound,
@@ -114,6 +116,7 @@ impl Route {
             "/admin/users/disable" => Route::UserDisable,
             "/admin/audit" => Route::Audit,
             "/admin/storage" => Route::Storage,
+            settings_page::PATH => Route::Settings,
             other => directory_routes::DirPage::parse(other)
                 .map(Route::Directory)
                 .unwrap_or(Route::NotFound),
@@ -139,6 +142,8 @@ pub struct Console {
     dkim_dir: std::path::PathBuf,
     /// `[mailbox] default_quota*`, shown where a user or class has none.
     default_quota: (u64, u64),
+    /// `[mailbox]` as the file says (the settings page's fallbacks).
+    mailbox: crate::config::MailboxConfig,
 }
 
 impl Console {
@@ -163,6 +168,7 @@ impl Console {
                 config.mailbox.default_quota.0,
                 config.mailbox.default_quota_messages,
             ),
+            mailbox: config.mailbox.clone(),
         }
     }
 
@@ -218,6 +224,8 @@ impl Console {
             (Method::Post, Route::UserDisable) => users::disable(self, ctx, &session),
             (Method::Get, Route::Audit) => pages::audit(self, ctx, &session),
             (Method::Get, Route::Storage) => storage::show(self, ctx, &session),
+            (Method::Get, Route::Settings) => settings_page::show(self, ctx, &session),
+            (Method::Post, Route::Settings) => settings_page::save(self, ctx, &session),
             (Method::Post, Route::Logout) => login::logout(self, ctx, &session),
             (method, Route::Directory(page)) => {
                 directory_routes::dispatch(self, ctx, &session, method, page)

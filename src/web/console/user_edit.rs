@@ -71,7 +71,12 @@ fn render(
         }
     }
     let (bytes, messages) = console.directory.limits_of(&user);
-    let (default_bytes, default_messages) = console.default_quota;
+    let defaults = crate::mailbox::local_delivery::DefaultQuota {
+        bytes: console.default_quota.0,
+        messages: console.default_quota.1,
+    }
+    .as_set_in(&console.directory);
+    let (default_bytes, default_messages) = (defaults.bytes, defaults.messages);
     let effective = |v: Option<u64>, default: u64, in_bytes: bool| match v.unwrap_or(default) {
         0 => t.get("cdir.no_limit").to_string(),
         n if in_bytes => bytes_text(n),
