@@ -222,8 +222,14 @@ fn a_webmail_session_gets_no_console_page() {
     for jar in [format!("cm_session={token}"), format!("cm_admin={token}")] {
         for path in ["/admin", "/admin/users", "/admin/audit", "/admin/nothing"] {
             let page = stack.https("GET", path, &jar, None);
-            assert_eq!(page.status, 303, "{path} with {jar}");
-            assert_eq!(page.header("Location"), Some("/admin/login"));
+            if jar.starts_with("cm_session=") {
+                // A signed-in mail user is told the console is not theirs.
+                assert_eq!(page.status, 403, "{path} with {jar}");
+                assert!(page.body.contains("웹메일 사용자"), "{}", page.body);
+            } else {
+                assert_eq!(page.status, 303, "{path} with {jar}");
+                assert_eq!(page.header("Location"), Some("/admin/login"));
+            }
         }
         for path in ["/admin/users", "/admin/users/disable", "/admin/logout"] {
             let post = stack.https("POST", path, &jar, Some("address=hong%40example.ac.kr"));

@@ -14,8 +14,9 @@
 //! - `handle` is the console's one door and every reply leaves through
 //!   `Reply::finish` (CSP and the other security headers).
 //! - Without a live admin session every console path except the login form
-//!   answers 303 to `/admin/login` (GET) or 403 (anything else), before the
-//!   path is even looked up; a webmail `cm_session` cookie counts for nothing.
+//!   answers 403 to a signed-in mail user (a live webmail `cm_session`,
+//!   which grants nothing here), else 303 to `/admin/login` (GET) or 403
+//!   (anything else), before the path is even looked up.
 //! - Every POST behind the gate checks the session's CSRF token before it
 //!   looks at any other field (`checked_form`); the login form uses its own
 //!   double-submit cookie.
@@ -205,6 +206,11 @@ impl Console {
             _ => {}
         }
         let Some(session) = self.admin_session(ctx) else {
+            if self.is_mail_user(ctx) {
+                // A student or staff member signed in to the webmail: not
+                // an admin, and told so (403), not sent to a login form.
+                return pages::problem(ctx.lang, Problem::NotAnAdmin, None);
+            }
             return match method {
                 Method::Get => {
                     clear_admin_session(Reply::see_other("/admin/login"), ctx.req.cookie(COOKIE))
@@ -233,6 +239,18 @@ impl Console {
             (_, Route::NotFound) => pages::problem(ctx.lang, Problem::NotFound, Some(&session)),
             (_, _) => pages::problem(ctx.lang, Problem::Method, Some(&session)),
         }
+    }
+
+    /// Does the request carry a live webmail session (a mail user's)?
+    fn is_mail_user(&self, ctx: &Ctx<'_>) -> bool {
+        ctx.req
+            .cookie(crate::web::session::COOKIE)
+            .is_some_and(|token| {
+                matches!(
+                    self.mail_sessions.lookup(token, ctx.now),
+                    SessionLookup::Active(_)
+                )
+            })
     }
 
     /// The live admin session of this request, if any.

@@ -191,6 +191,8 @@ pub enum Problem {
     TooLarge,
     Method,
     Forbidden,
+    /// A signed-in mail user (no admin) asked for a console page.
+    NotAnAdmin,
     Internal,
 }
 
@@ -203,6 +205,7 @@ impl Problem {
             Problem::TooLarge => (413, "console.too_large_title", "console.too_large"),
             Problem::Method => (405, "console.method_title", "console.method"),
             Problem::Forbidden => (403, "console.forbidden_title", "console.forbidden"),
+            Problem::NotAnAdmin => (403, "console.forbidden_title", "console.not_an_admin"),
             Problem::Internal => (500, "console.internal_title", "console.internal"),
         }
     }
