@@ -34,6 +34,7 @@ mod group_sync;
 pub mod id;
 pub mod lane;
 pub mod notify;
+mod queue_file;
 pub mod scheduler;
 pub mod spool;
 

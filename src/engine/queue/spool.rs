@@ -3,35 +3,39 @@
 //! Owns, under `Config::spool_dir()`, folders whose names are the states a
 //! message can be in (like Postfix's queue folders):
 //! - `incoming/`  files being written; never acknowledged. Emptied on start.
-//! - `queue/`     `<id>.eml` (the message, Received: header included),
-//!   `<id>.json` (its `Envelope`) and, between envelope rewrites,
-//!   `<id>.log` (recipient outcomes appended one JSON line each, replayed
-//!   over the envelope on load). A message is queued exactly when its
-//!   `.json` file is in `queue/`.
-//! - `corrupt/`   envelopes that could not be read, set aside for the admin,
-//!   never deleted by the engine.
+//! - `queue/`     `<id>.msg`: one file holding the envelope as accepted and
+//!   the message (Received: header included), see `QueueFile`; once the
+//!   envelope changes, `<id>.json` (the current `Envelope`, which then wins
+//!   over the one inside `.msg`) and, between envelope rewrites, `<id>.log`
+//!   (recipient outcomes appended one JSON line each, replayed over the
+//!   envelope on load). A message is queued exactly when its `.msg` file is
+//!   in `queue/`.
+//! - `corrupt/`   queue files that could not be read, set aside for the
+//!   admin, never deleted by the engine.
 //!
 //! Invariants:
-//! - Accepting writes both files in `incoming/`, fsyncs them, links the
-//!   message then the envelope into `queue/` (a link never replaces an
-//!   existing name), unlinks them from `incoming/`, and fsyncs `queue/`. That last
-//!   fsync is the step that makes the message durable; only after it may the
-//!   SMTP session send 250. Sessions accepting at the same moment share that
-//!   fsync (`group_sync.rs`): each waits for one that began after its links.
-//! - Envelope updates are atomic: write to `incoming/`, fsync, rename over the
-//!   old envelope, fsync `queue/`, then drop the `.log` it now includes. A
-//!   crash leaves the old or the new state; replaying a log line twice sets
-//!   the same values again (idempotent).
+//! - Accepting writes the one `.msg` file in `incoming/`, syncs its data
+//!   (`fdatasync`: one per message, as Postfix's `cleanup` does), links it
+//!   into `queue/` (a link never replaces an existing name), unlinks it from
+//!   `incoming/`, and fsyncs `queue/`. That last fsync is the step that
+//!   makes the message durable; only after it may the SMTP session send
+//!   250. Sessions accepting at the same moment share that fsync
+//!   (`group_sync.rs`): each waits for one that began after its link.
+//! - Envelope updates are atomic: write to `incoming/`, fsync, rename over
+//!   the old `.json`, fsync `queue/`, then drop the `.log` it now includes.
+//!   A crash leaves the old or the new state; replaying a log line twice
+//!   sets the same values again (idempotent).
 //! - Outcomes appended to the `.log` are durable once its fsync returns; a
 //!   torn last line (crash mid-write) is ignored, so that outcome is
 //!   attempted again. Appending a few lines instead of rewriting a
 //!   30,000-recipient envelope keeps bulk delivery cheap.
-//! - Removal deletes the envelope first: a crash in between leaves an orphan
-//!   `.eml` that recovery deletes, never an envelope without its message.
+//! - Removal deletes the `.msg` first: a crash in between leaves an orphan
+//!   `.json` or `.log`, which recovery deletes, never an envelope that is
+//!   queued without its message.
 //! - Files are owner-only (0600), folders 0700. All calls block: call them
 //!   from `smol::unblock`.
 //!
-//! Reads untrusted input: message bytes are stored as given; envelope files
+//! Reads untrusted input: message bytes are stored as given; queue files
 //! are parsed on recovery and set aside if damaged.
 
 use std::fs::{self, File, OpenOptions};
@@ -42,6 +46,7 @@ use std::path::{Path, PathBuf};
 use super::envelope::{Envelope, Recipient};
 use super::group_sync::GroupSync;
 use super::id::QueueId;
+use super::queue_file;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -89,7 +94,7 @@ impl Spool {
     }
 
     pub fn message_path(&self, id: &QueueId) -> PathBuf {
-        self.queue.join(format!("{id}.eml"))
+        self.queue.join(format!("{id}.msg"))
     }
 
     fn envelope_path(&self, id: &QueueId) -> PathBuf {
@@ -143,18 +148,15 @@ impl Spool {
         envelope: &Envelope,
         message: &[u8],
     ) -> Result<(), SpoolError> {
-        let tmp_message = self.incoming.join(format!("{id}.eml"));
-        let tmp_envelope = self.incoming.join(format!("{id}.json"));
-        let written = write_synced(&tmp_message, message)
-            .and_then(|()| write_synced(&tmp_envelope, &envelope_bytes(envelope)?))
+        let tmp = self.incoming.join(format!("{id}.msg"));
+        let bytes = queue_file::encode(&envelope_bytes(envelope)?, message);
+        let written = write_synced(&tmp, &bytes)
             // Linking (not renaming) fails if the name is taken: an id is
-            // never overwritten. The envelope goes last: it makes it queued.
-            .and_then(|()| link_new(&tmp_message, &self.message_path(id)))
-            .and_then(|()| link_new(&tmp_envelope, &self.envelope_path(id)));
-        let _ = fs::remove_file(&tmp_message);
-        let _ = fs::remove_file(&tmp_envelope);
+            // never overwritten.
+            .and_then(|()| link_new(&tmp, &self.message_path(id)));
+        let _ = fs::remove_file(&tmp);
         written?;
-        // Durable from here: both new names in queue/ are recorded on disk
+        // Durable from here: the new name in queue/ is recorded on disk
         // (one fsync shared with the sessions accepting at the same time).
         self.queue_sync.sync().map_err(io_err(&self.queue))
     }
@@ -178,18 +180,23 @@ impl Spool {
 
     pub fn read_message(&self, id: &QueueId) -> Result<Vec<u8>, SpoolError> {
         let path = self.message_path(id);
-        fs::read(&path).map_err(io_err(&path))
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        let (_, message) = queue_file::split(&bytes).map_err(|message| SpoolError::Corrupt {
+            path: path.clone(),
+            message,
+        })?;
+        Ok(message.to_vec())
     }
 
     /// Takes a finished message out of the queue.
     pub fn remove(&self, id: &QueueId) -> Result<(), SpoolError> {
-        let envelope = self.envelope_path(id);
-        fs::remove_file(&envelope).map_err(io_err(&envelope))?;
-        let _ = fs::remove_file(self.log_path(id));
         let message = self.message_path(id);
-        if let Err(e) = fs::remove_file(&message) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(io_err(&message)(e));
+        fs::remove_file(&message).map_err(io_err(&message))?;
+        for path in [self.envelope_path(id), self.log_path(id)] {
+            if let Err(e) = fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(io_err(&path)(e));
+                }
             }
         }
         sync_dir(&self.queue)
@@ -205,7 +212,7 @@ impl Spool {
             fs::remove_file(&path).map_err(io_err(&path))?;
         }
         let mut envelopes = Vec::new();
-        let mut orphans = Vec::new();
+        let mut leftovers = Vec::new();
         for entry in fs::read_dir(&self.queue).map_err(io_err(&self.queue))? {
             let path = entry.map_err(io_err(&self.queue))?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -213,29 +220,24 @@ impl Spool {
                 .split_once('.')
                 .and_then(|(stem, ext)| Some((QueueId::parse(stem)?, ext)));
             match parsed {
-                Some((id, "json")) => match self.load(&id, &path) {
+                Some((id, "msg")) => match self.load(&id) {
                     Ok(envelope) => envelopes.push(envelope),
                     Err(e) => {
                         tracing::warn!(error = %e, "setting a damaged queue entry aside in spool/corrupt");
                         self.set_aside(&id)?;
                     }
                 },
-                Some((id, "eml")) => orphans.push(id),
-                Some((id, "log")) => {
-                    if !self.envelope_path(&id).exists() {
-                        let _ = fs::remove_file(&path);
-                    }
-                }
+                // Only meaningful beside their `.msg`; checked below.
+                Some((id, "json" | "log")) => leftovers.push((id, path)),
                 _ => {
                     tracing::warn!(path = %path.display(), "ignoring an unknown file in the queue folder")
                 }
             }
         }
-        for id in orphans {
-            let path = self.message_path(&id);
-            // Its envelope may have been set aside above, taking it along.
-            if path.exists() && !self.envelope_path(&id).exists() {
-                tracing::info!(queue_id = %id, "deleting a message file without an envelope");
+        for (id, path) in leftovers {
+            // Its `.msg` may have been set aside above, taking it along.
+            if path.exists() && !self.message_path(&id).exists() {
+                tracing::info!(queue_id = %id, "deleting what a finished message left behind");
                 fs::remove_file(&path).map_err(io_err(&path))?;
             }
         }
@@ -250,8 +252,8 @@ impl Spool {
         for entry in fs::read_dir(&self.queue).map_err(io_err(&self.queue))? {
             let path = entry.map_err(io_err(&self.queue))?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if let Some(id) = name.strip_suffix(".json").and_then(QueueId::parse) {
-                if let Ok(envelope) = self.load(&id, &path) {
+            if let Some(id) = name.strip_suffix(".msg").and_then(QueueId::parse) {
+                if let Ok(envelope) = self.load(&id) {
                     envelopes.push(envelope);
                 }
             }
@@ -259,13 +261,30 @@ impl Spool {
         Ok(envelopes)
     }
 
-    fn load(&self, id: &QueueId, path: &Path) -> Result<Envelope, SpoolError> {
+    /// The current envelope of `id`: its `.json` if it has one, else the
+    /// one accepted with it in its `.msg`; then its outcome log replayed.
+    fn load(&self, id: &QueueId) -> Result<Envelope, SpoolError> {
+        let json = self.envelope_path(id);
+        let (path, bytes) = match fs::read(&json) {
+            Ok(bytes) => (json, bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let path = self.message_path(id);
+                let file = fs::read(&path).map_err(io_err(&path))?;
+                let envelope = queue_file::split(&file)
+                    .map(|(envelope, _)| envelope.to_vec())
+                    .map_err(|message| SpoolError::Corrupt {
+                        path: path.clone(),
+                        message,
+                    })?;
+                (path, envelope)
+            }
+            Err(e) => return Err(io_err(&json)(e)),
+        };
         let corrupt = |message: String| SpoolError::Corrupt {
-            path: path.to_path_buf(),
+            path: path.clone(),
             message,
         };
-        let bytes = fs::read(path).map_err(io_err(path))?;
-        let envelope: Envelope =
+        let mut envelope: Envelope =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         if envelope.id != id.as_str() {
             return Err(corrupt(format!("names queue id {:?}", envelope.id)));
@@ -273,16 +292,15 @@ impl Spool {
         if !self.message_path(id).exists() {
             return Err(corrupt("its message file is missing".into()));
         }
-        let mut envelope = envelope;
         if let Ok(log) = fs::read(self.log_path(id)) {
             replay(&mut envelope, &log);
         }
         Ok(envelope)
     }
 
-    /// Moves both files of `id` (whichever exist) into `corrupt/`.
+    /// Moves the files of `id` (whichever exist) into `corrupt/`.
     fn set_aside(&self, id: &QueueId) -> Result<(), SpoolError> {
-        for ext in ["json", "eml", "log"] {
+        for ext in ["json", "msg", "log"] {
             let from = self.queue.join(format!("{id}.{ext}"));
             if from.exists() {
                 let to = self.corrupt.join(format!("{id}.{ext}"));
@@ -339,7 +357,9 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
         .open(path)
         .map_err(io_err(path))?;
     file.write_all(bytes).map_err(io_err(path))?;
-    file.sync_all().map_err(io_err(path))
+    // The data and the size needed to read it back (fdatasync); the name
+    // is made durable by the folder's fsync.
+    file.sync_data().map_err(io_err(path))
 }
 
 fn link_new(from: &Path, to: &Path) -> Result<(), SpoolError> {
@@ -442,22 +462,44 @@ mod tests {
         let spool = Spool::open(dir.path()).unwrap();
         let good = QueueId::generate();
         spool.accept(&good, &envelope(&good), b"ok\r\n").unwrap();
-        // A crash mid-accept: files only in incoming/.
-        fs::write(spool.incoming.join("half.eml"), b"x").unwrap();
-        // A message whose envelope never arrived.
-        let orphan = QueueId::generate();
-        fs::write(spool.message_path(&orphan), b"x").unwrap();
-        // A damaged envelope.
+        // A crash mid-accept: a file only in incoming/.
+        fs::write(spool.incoming.join("half.msg"), b"x").unwrap();
+        // What a removal interrupted after the .msg went leaves behind.
+        let finished = QueueId::generate();
+        fs::write(spool.envelope_path(&finished), b"{}").unwrap();
+        fs::write(spool.log_path(&finished), b"").unwrap();
+        // A damaged queue file, and one whose envelope override is damaged.
         let broken = QueueId::generate();
-        fs::write(spool.message_path(&broken), b"x").unwrap();
-        fs::write(spool.envelope_path(&broken), b"{ not json").unwrap();
+        fs::write(spool.message_path(&broken), b"not a queue file").unwrap();
+        let bad_json = QueueId::generate();
+        spool
+            .accept(&bad_json, &envelope(&bad_json), b"x\r\n")
+            .unwrap();
+        fs::write(spool.envelope_path(&bad_json), b"{ not json").unwrap();
 
         let recovered = spool.recover().unwrap();
         assert_eq!(recovered.len(), 1);
         assert_eq!(recovered[0].id, good.as_str());
         assert_eq!(fs::read_dir(&spool.incoming).unwrap().count(), 0);
-        assert!(!spool.message_path(&orphan).exists());
-        assert!(spool.corrupt.join(format!("{broken}.json")).exists());
-        assert!(spool.corrupt.join(format!("{broken}.eml")).exists());
+        assert!(!spool.envelope_path(&finished).exists());
+        assert!(!spool.log_path(&finished).exists());
+        assert!(spool.corrupt.join(format!("{broken}.msg")).exists());
+        assert!(spool.corrupt.join(format!("{bad_json}.msg")).exists());
+        assert!(spool.corrupt.join(format!("{bad_json}.json")).exists());
+    }
+
+    #[test]
+    fn one_file_per_accepted_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let id = QueueId::generate();
+        spool.accept(&id, &envelope(&id), b"body\r\n").unwrap();
+        let names: Vec<String> = fs::read_dir(&spool.queue)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![format!("{id}.msg")]);
+        assert_eq!(spool.read_message(&id).unwrap(), b"body\r\n");
     }
 }

@@ -80,12 +80,30 @@ impl TestEngine {
         }
     }
 
+    /// The message bytes of queued message `id`, as the spool keeps them.
+    pub(super) fn queued_message(&self, id: &str) -> String {
+        let spool = crate::engine::queue::spool::Spool::open(&self.config.spool_dir()).unwrap();
+        let id = crate::engine::queue::id::QueueId::parse(id).unwrap();
+        String::from_utf8(spool.read_message(&id).unwrap()).unwrap()
+    }
+
+    /// The envelope of queued message `id`, as the spool reads it back.
+    pub(super) fn queued_envelope(&self, id: &str) -> crate::engine::queue::envelope::Envelope {
+        let spool = crate::engine::queue::spool::Spool::open(&self.config.spool_dir()).unwrap();
+        spool
+            .list()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.id == id)
+            .unwrap()
+    }
+
     pub(super) fn queue_dir(&self) -> PathBuf {
         self.config.spool_dir().join("queue")
     }
 
-    /// Message and envelope files in `queue/` (outcome logs come and go
-    /// during delivery attempts and are not counted).
+    /// Queued messages' files and envelope rewrites in `queue/` (outcome
+    /// logs come and go during delivery attempts and are not counted).
     pub(super) fn queued_files(&self) -> usize {
         std::fs::read_dir(self.queue_dir())
             .unwrap()
@@ -93,7 +111,7 @@ impl TestEngine {
             .filter(|e| {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
-                name.ends_with(".eml") || name.ends_with(".json")
+                name.ends_with(".msg") || name.ends_with(".json")
             })
             .count()
     }

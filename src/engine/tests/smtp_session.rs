@@ -57,8 +57,7 @@ fn mx_session_queues_local_mail_durably() {
     let id = queued_id(&c.reply());
     assert_eq!(c.command("QUIT").0, 221);
 
-    let message = std::fs::read(engine.queue_dir().join(format!("{id}.eml"))).unwrap();
-    let message = String::from_utf8(message).unwrap();
+    let message = engine.queued_message(&id);
     // The verdict on mail from outside (RFC 8601) above our trace field.
     assert!(
         message.starts_with("Authentication-Results: mx.campus.test;"),
@@ -78,10 +77,7 @@ fn mx_session_queues_local_mail_durably() {
         message.ends_with("Subject: hello\r\n\r\nline one\r\n.leading dot\r\n"),
         "{message}"
     );
-    let envelope: Envelope = serde_json::from_slice(
-        &std::fs::read(engine.queue_dir().join(format!("{id}.json"))).unwrap(),
-    )
-    .unwrap();
+    let envelope: Envelope = engine.queued_envelope(&id);
     assert_eq!(envelope.sender, "bob@example.org");
     assert_eq!(envelope.recipients.len(), 1);
     assert_eq!(envelope.recipients[0].address, "alice@campus.test");
@@ -220,7 +216,7 @@ fn submission_needs_tls_then_auth_and_may_relay() {
     assert_eq!(c.command("DATA").0, 354);
     c.send_raw(b"Subject: out\r\n\r\nbye\r\n.\r\n");
     let id = queued_id(&c.reply());
-    let message = std::fs::read_to_string(engine.queue_dir().join(format!("{id}.eml"))).unwrap();
+    let message = engine.queued_message(&id);
     assert!(message.contains(" with ESMTPSA id "), "{message}");
     assert!(
         !message.contains("alice"),
@@ -308,5 +304,5 @@ fn swaks_submits_with_starttls_auth_and_pipelining() {
         transcript.contains("554 5.7.1 <friend@elsewhere.test>: Relay access denied"),
         "{transcript}"
     );
-    assert_eq!(engine.queued_files(), 4, "two messages, two files each");
+    assert_eq!(engine.queued_files(), 2, "two messages, one file each");
 }
