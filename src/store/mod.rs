@@ -163,8 +163,12 @@ impl StoreError {
 }
 
 /// Hands out this node's op ids and timestamps. Held while an op is
-/// applied and flushed, so local ops commit in sequence order (a reader of
-/// `ops_since` never sees seq n+1 before n).
+/// applied, so local ops are applied in sequence order (a reader of
+/// `ops_since` never sees seq n+1 before n). Deliveries flush after
+/// letting it go: sled's flush makes every write before it durable, so
+/// concurrent deliveries share flushes instead of queueing behind each
+/// other's, and sled recovers a prefix of its writes, so a crash can never
+/// keep op n+1 and lose op n.
 struct OpWriter {
     clock: HybridClock,
     next_seq: u64,
@@ -321,7 +325,10 @@ impl Store {
                 Err(e) => return Err(e),
             }
         };
-        // The metadata of every delivery becomes durable here.
+        drop(w);
+        // The metadata of every delivery becomes durable here (the writer
+        // lock is free again, so other deliveries apply meanwhile and this
+        // flush may cover theirs too).
         self.db.flush()?;
         Ok(op.delivered_ids())
     }
