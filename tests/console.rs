@@ -7,27 +7,6 @@ mod common;
 
 use common::*;
 
-fn admin(node: &Node) -> Web {
-    let web = Web::new(node);
-    let page = web.get("/admin/login");
-    assert_eq!(page.status, 200, "{}", page.body);
-    let token = Web::csrf_of(&page.body);
-    let password = node
-        .admin_password
-        .clone()
-        .expect("admin password printed on first start");
-    let r = web.post(
-        "/admin/login",
-        &[
-            ("name", "admin"),
-            ("password", &password),
-            ("csrf_token", &token),
-        ],
-    );
-    assert_eq!(r.status, 303, "admin login: {}", r.body);
-    web
-}
-
 #[test]
 fn an_admin_manages_users_from_the_browser_and_every_action_is_audited() {
     let node = Node::with_users();
@@ -51,7 +30,7 @@ fn an_admin_manages_users_from_the_browser_and_every_action_is_audited() {
         "no console without signing in"
     );
 
-    let console = admin(&node);
+    let console = node.console_login(None);
     let users = console.get("/admin/users");
     assert_eq!(users.status, 200);
     assert!(users.body.contains("alice@campus.test"), "{}", users.body);

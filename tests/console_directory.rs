@@ -9,24 +9,6 @@ mod common;
 
 use common::*;
 
-fn admin(node: &Node) -> Web {
-    let web = Web::new(node);
-    let page = web.get("/admin/login");
-    assert_eq!(page.status, 200, "{}", page.body);
-    let token = Web::csrf_of(&page.body);
-    let password = node.admin_password.clone().expect("admin password printed");
-    let r = web.post(
-        "/admin/login",
-        &[
-            ("name", "admin"),
-            ("password", &password),
-            ("csrf_token", &token),
-        ],
-    );
-    assert_eq!(r.status, 303, "admin login: {}", r.body);
-    web
-}
-
 /// POSTs `fields` with the session's CSRF token (read from `page`).
 fn post(console: &Web, path: &str, fields: &[(&str, &str)]) -> Response {
     let token = Web::csrf_of(&console.get("/admin/users").body);
@@ -61,7 +43,7 @@ fn audit(console: &Web, q: &str) -> String {
 #[test]
 fn an_admin_edits_resets_logs_out_and_deletes_a_user() {
     let node = Node::with_users();
-    let console = admin(&node);
+    let console = node.console_login(None);
     let admin_pw = node.admin_password.clone().unwrap();
 
     // Created in the console form: receives mail and logs in.
@@ -280,7 +262,7 @@ fn classes_give_quotas_disable_leavers_and_count_seats() {
             .then_some(())
     })
     .expect("the lifecycle rule disables alice");
-    let console = admin(&node);
+    let console = node.console_login(None);
     let log = audit(&console, "lifecycle_rule");
     assert!(
         log.contains("alice@campus.test") && log.contains("system"),
@@ -393,7 +375,7 @@ fn classes_give_quotas_disable_leavers_and_count_seats() {
 #[test]
 fn domains_aliases_groups_and_csv_from_the_console() {
     let node = Node::with_users();
-    let console = admin(&node);
+    let console = node.console_login(None);
 
     // Domains: add, then remove only after the confirmation.
     let r = post(&console, "/admin/domains", &[("domain", "Dept.Test")]);
@@ -638,7 +620,7 @@ fn every_directory_url_needs_an_admin_session_and_its_csrf_token() {
         }
     }
     // A signed-in admin's POST without the token changes nothing.
-    let console = admin(&node);
+    let console = node.console_login(None);
     for path in PATHS {
         let r = console.post(
             path,
@@ -689,7 +671,7 @@ fn the_console_searches_thirty_thousand_imported_users() {
     let out = node.cli_ok(&["user", "import", file.to_str().unwrap()], None);
     assert!(out.contains("imported 30000 users"), "{out}");
 
-    let console = admin(&node);
+    let console = node.console_login(None);
     let all = console.get("/admin/users?lang=en");
     assert!(
         all.body.contains("30002 matching"),

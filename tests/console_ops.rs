@@ -11,25 +11,6 @@ mod common;
 
 use common::*;
 
-/// A signed-in console, English pages.
-fn admin(node: &Node) -> Web {
-    let web = Web::new(node);
-    let page = web.get("/admin/login?lang=en");
-    assert_eq!(page.status, 200, "{}", page.body);
-    let token = Web::csrf_of(&page.body);
-    let password = node.admin_password.clone().expect("admin password printed");
-    let r = web.post(
-        "/admin/login",
-        &[
-            ("name", "admin"),
-            ("password", &password),
-            ("csrf_token", &token),
-        ],
-    );
-    assert_eq!(r.status, 303, "admin login: {}", r.body);
-    web
-}
-
 /// True when line `series` of the chart titled `title` rises above the
 /// chart's bottom (y = 150) anywhere.
 fn rises(body: &str, title: &str, series: &str) -> bool {
@@ -83,7 +64,7 @@ fn the_dashboard_charts_the_nodes_own_samples_across_a_restart() {
     node.add_user("alice");
     node.set_key("sample_every", "\"1s\"");
     node.start("all");
-    let console = admin(&node);
+    let console = node.console_login(Some("en"));
 
     let page = console.get("/admin");
     assert_eq!(page.status, 200, "{}", page.body);
@@ -150,7 +131,7 @@ fn the_dashboard_charts_the_nodes_own_samples_across_a_restart() {
     node.kill("all");
     node.set_key("sample_every", "\"1h\"");
     node.start("all");
-    let console = admin(&node);
+    let console = node.console_login(Some("en"));
     let body = console.get("/admin?range=hour").body;
     assert!(
         rises(&body, "Messages per minute", "series-0"),
@@ -204,7 +185,7 @@ fn queue_actions_are_audited_and_delete_asks_for_the_password_again() {
         }
     }
 
-    let console = admin(&node);
+    let console = node.console_login(Some("en"));
     let page = wait_until(30, || {
         let r = console.get("/admin/queues?status=deferred");
         (!queued_ids(&r.body).is_empty()).then_some(r)
@@ -356,7 +337,7 @@ fn with_the_engine_apart_the_console_reaches_it_and_says_when_it_is_down() {
     })
     .expect("expired logs are deleted ([logs] keep_days)");
     assert!(other.exists(), "other files are left alone");
-    let console = admin(&node);
+    let console = node.console_login(Some("en"));
     let r = console.get("/admin/queues");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("No messages match"));

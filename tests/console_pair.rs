@@ -13,23 +13,6 @@ fn named(name: &str) -> Node {
     node
 }
 
-fn admin(node: &Node) -> Web {
-    let web = Web::new(node);
-    let page = web.get("/admin/login?lang=en");
-    let token = Web::csrf_of(&page.body);
-    let password = node.admin_password.clone().expect("admin password printed");
-    let r = web.post(
-        "/admin/login",
-        &[
-            ("name", "admin"),
-            ("password", &password),
-            ("csrf_token", &token),
-        ],
-    );
-    assert_eq!(r.status, 303, "admin login: {}", r.body);
-    web
-}
-
 fn metrics(node: &Node) -> String {
     let out = std::process::Command::new("curl")
         .args(["-sk", "--max-time", "30"])
@@ -54,7 +37,7 @@ fn the_peer_box_and_metrics_follow_the_pair_link() {
         .unwrap_or_else(|| panic!("no token in: {out}"))
         .to_string();
     a.start("all");
-    let console = admin(&a);
+    let console = a.console_login(Some("en"));
     let waiting = console.get("/admin");
     assert!(
         waiting.body.contains("waiting for the second node"),

@@ -8,23 +8,6 @@ mod common;
 
 use common::*;
 
-fn admin(node: &Node) -> Web {
-    let web = Web::new(node);
-    let page = web.get("/admin/login");
-    let token = Web::csrf_of(&page.body);
-    let password = node.admin_password.clone().expect("admin password printed");
-    let r = web.post(
-        "/admin/login",
-        &[
-            ("name", "admin"),
-            ("password", &password),
-            ("csrf_token", &token),
-        ],
-    );
-    assert_eq!(r.status, 303, "admin login: {}", r.body);
-    web
-}
-
 fn save(console: &Web, fields: &[(&str, &str)]) -> Response {
     let token = Web::csrf_of(&console.get("/admin/settings").body);
     let mut all = fields.to_vec();
@@ -49,7 +32,7 @@ fn mail(node: &Node, to: &str, subject: &str) {
 #[test]
 fn a_default_limit_set_in_the_console_applies_at_once() {
     let node = Node::with_users();
-    let console = admin(&node);
+    let console = node.console_login(None);
     let page = console.get("/admin/settings?lang=en");
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("from appliance.toml"), "{}", page.body);

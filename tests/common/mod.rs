@@ -312,6 +312,34 @@ impl Node {
         assert_eq!(status, 303, "login of {name} failed: {body}");
         web
     }
+
+    /// A client signed in to the console as `admin`, with the password the
+    /// first start printed. `lang` (e.g. "en") fixes the console's
+    /// language from then on; None keeps the default (Korean).
+    pub fn console_login(&self, lang: Option<&str>) -> Web {
+        let web = Web::new(self);
+        let path = match lang {
+            Some(l) => format!("/admin/login?lang={l}"),
+            None => "/admin/login".to_string(),
+        };
+        let page = web.get(&path);
+        assert_eq!(page.status, 200, "{}", page.body);
+        let token = Web::csrf_of(&page.body);
+        let password = self
+            .admin_password
+            .clone()
+            .expect("admin password printed on first start");
+        let r = web.post(
+            "/admin/login",
+            &[
+                ("name", "admin"),
+                ("password", &password),
+                ("csrf_token", &token),
+            ],
+        );
+        assert_eq!(r.status, 303, "admin login: {}", r.body);
+        web
+    }
 }
 
 impl Drop for Node {
