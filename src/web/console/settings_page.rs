@@ -27,6 +27,13 @@ use crate::web::i18n::Catalog;
 use crate::web::session::Session;
 
 pub const PATH: &str = "/admin/settings";
+/// The form's fields, in the page's order.
+const FIELDS: [&str; 4] = [
+    "default_quota",
+    "default_quota_messages",
+    "purge_trash_days",
+    "purge_junk_days",
+];
 
 /// One setting on the page.
 pub struct SettingRow {
@@ -82,71 +89,60 @@ fn render(
     let t = ctx.lang.catalog();
     let set = console.directory.appliance_settings();
     let now = set.effective(&console.mailbox);
-    let source = |is_set: bool| {
-        t.get(if is_set {
-            "cset.from_console"
-        } else {
-            "cset.from_file"
-        })
-    };
-    let shown = typed.unwrap_or_else(|| {
-        [
-            set.default_quota_bytes.map(|n| n.to_string()),
-            set.default_quota_messages.map(|n| n.to_string()),
-            set.purge_trash_days.map(|n| n.to_string()),
-            set.purge_junk_days.map(|n| n.to_string()),
-        ]
-        .map(Option::unwrap_or_default)
-    });
-    let [quota, messages, trash, junk] = shown;
-    let in_force = |value: String, is_set: bool| {
-        t.fill(
-            "cset.in_force",
-            &[("value", &value), ("source", source(is_set))],
-        )
-    };
-    let rows = vec![
-        SettingRow {
-            name: "default_quota",
-            label: t.get("cset.default_quota").to_string(),
-            value: quota,
-            in_force: in_force(
-                limit_text(t, now.default_quota_bytes, true),
-                set.default_quota_bytes.is_some(),
-            ),
-            hint: t.get("cset.default_quota_hint").to_string(),
-        },
-        SettingRow {
-            name: "default_quota_messages",
-            label: t.get("cset.default_quota_messages").to_string(),
-            value: messages,
-            in_force: in_force(
-                limit_text(t, now.default_quota_messages, false),
-                set.default_quota_messages.is_some(),
-            ),
-            hint: t.get("cset.default_quota_messages_hint").to_string(),
-        },
-        SettingRow {
-            name: "purge_trash_days",
-            label: t.get("cset.purge_trash").to_string(),
-            value: trash,
-            in_force: in_force(
-                days_text(t, now.purge_trash.as_secs()),
-                set.purge_trash_days.is_some(),
-            ),
-            hint: t.fill("cset.purge_hint", &[("max", &MAX_PURGE_DAYS.to_string())]),
-        },
-        SettingRow {
-            name: "purge_junk_days",
-            label: t.get("cset.purge_junk").to_string(),
-            value: junk,
-            in_force: in_force(
-                days_text(t, now.purge_junk.as_secs()),
-                set.purge_junk_days.is_some(),
-            ),
-            hint: t.fill("cset.purge_hint", &[("max", &MAX_PURGE_DAYS.to_string())]),
-        },
+    let purge_hint = t.fill("cset.purge_hint", &[("max", &MAX_PURGE_DAYS.to_string())]);
+    // (label, what is set here, the value in force in words, hint), in
+    // the order of `FIELDS`.
+    let settings: [(&str, Option<u64>, String, String); 4] = [
+        (
+            "cset.default_quota",
+            set.default_quota_bytes,
+            limit_text(t, now.default_quota_bytes, true),
+            t.get("cset.default_quota_hint").to_string(),
+        ),
+        (
+            "cset.default_quota_messages",
+            set.default_quota_messages,
+            limit_text(t, now.default_quota_messages, false),
+            t.get("cset.default_quota_messages_hint").to_string(),
+        ),
+        (
+            "cset.purge_trash",
+            set.purge_trash_days.map(u64::from),
+            days_text(t, now.purge_trash.as_secs()),
+            purge_hint.clone(),
+        ),
+        (
+            "cset.purge_junk",
+            set.purge_junk_days.map(u64::from),
+            days_text(t, now.purge_junk.as_secs()),
+            purge_hint,
+        ),
     ];
+    let rows = FIELDS
+        .iter()
+        .zip(settings)
+        .enumerate()
+        .map(|(i, (name, (label, here, in_force, hint)))| {
+            let source = if here.is_some() {
+                "cset.from_console"
+            } else {
+                "cset.from_file"
+            };
+            SettingRow {
+                name,
+                label: t.get(label).to_string(),
+                value: match &typed {
+                    Some(typed) => typed[i].clone(),
+                    None => here.map(|n| n.to_string()).unwrap_or_default(),
+                },
+                in_force: t.fill(
+                    "cset.in_force",
+                    &[("value", &in_force), ("source", t.get(source))],
+                ),
+                hint,
+            }
+        })
+        .collect();
     let status = outcome.as_ref().map_or(200, Outcome::status);
     let (message, error) = outcome.map_or((None, None), Outcome::texts);
     page(
@@ -180,26 +176,12 @@ pub fn save(console: &Console, ctx: &Ctx<'_>, session: &Session) -> Reply {
         Err(reply) => return reply,
     };
     let t = ctx.lang.catalog();
-    let names = [
-        "default_quota",
-        "default_quota_messages",
-        "purge_trash_days",
-        "purge_junk_days",
-    ];
-    let Some(typed) = names
-        .iter()
-        .map(|n| field(&form, n).map(str::to_string))
-        .collect::<Option<Vec<String>>>()
-    else {
+    let typed = FIELDS.map(|n| field(&form, n).map(str::to_string));
+    if typed.iter().any(Option::is_none) {
         let failed = Outcome::Failed(400, t.get("console.err_too_long").to_string());
         return render(console, ctx, session, Some(failed), None);
-    };
-    let typed: [String; 4] = [
-        typed[0].clone(),
-        typed[1].clone(),
-        typed[2].clone(),
-        typed[3].clone(),
-    ];
+    }
+    let typed = typed.map(Option::unwrap_or_default);
     let limit_of = |text: &str, parse: fn(&str) -> Result<Option<u64>, _>| {
         if text.is_empty() {
             Ok(None)
