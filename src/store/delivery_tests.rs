@@ -237,10 +237,15 @@ fn replies_join_their_conversation_in_every_folder() -> Result<(), StoreError> {
     }
     assert_eq!(ids(s.conversation("u@x", &other)?), vec![other.clone()]);
     assert!(s.conversation("v@x", &root)?.is_empty());
-    assert_eq!(
-        s.conversation_sizes("u@x", &[root.clone(), other.clone()])?,
-        vec![3, 1]
-    );
+    let listed = [
+        s.message("u@x", &root)?
+            .ok_or(StoreError::NoSuchMessage)?
+            .summary,
+        s.message("u@x", &other)?
+            .ok_or(StoreError::NoSuchMessage)?
+            .summary,
+    ];
+    assert_eq!(s.conversation_sizes("u@x", &listed), vec![3, 1]);
     // Moving keeps it in the conversation; deleting takes it out.
     s.move_message("u@x", &again, TRASH)?;
     assert_eq!(s.conversation("u@x", &root)?.len(), 3);

@@ -105,6 +105,9 @@ pub struct MessageSummary {
     pub answered: bool,
     /// The folder it is in.
     pub folder: String,
+    /// Its conversation's root, when it is in the conversation index
+    /// (`threads.rs`); what `conversation_sizes` counts by.
+    pub conversation: Option<String>,
 }
 
 /// One page of a folder, newest first.
@@ -575,6 +578,7 @@ impl Store {
             flagged,
             answered,
             folder: rec.folder.clone(),
+            conversation: rec.summary.thread.clone().filter(|_| rec.threaded),
         })
     }
 }

@@ -103,30 +103,24 @@ impl Store {
         Ok(out)
     }
 
-    /// How many messages each of `ids` has in its conversation (1 when it
-    /// has none), for the message list. Counts stop at `MAX_LISTED`.
-    pub fn conversation_sizes(
-        &self,
-        user: &str,
-        ids: &[MessageId],
-    ) -> Result<Vec<usize>, StoreError> {
-        let mut sizes = Vec::with_capacity(ids.len());
-        for id in ids {
-            let size = match self.record(id)?.filter(|r| r.mailbox == user) {
-                Some(rec) => match rec.summary.thread.as_deref().filter(|_| rec.threaded) {
-                    Some(root) => self
-                        .trees
-                        .threads
-                        .scan_prefix(prefix(user, root))
-                        .take(MAX_LISTED)
-                        .count()
-                        .max(1),
-                    None => 1,
-                },
-                None => 0,
-            };
-            sizes.push(size);
-        }
-        Ok(sizes)
+    /// How many messages of `user`'s mailbox are in each of these
+    /// conversations (`MessageSummary::conversation`; 1 for a message
+    /// outside the index), for the message list: the summaries a page
+    /// already read, so no record is read again. Counts stop at
+    /// `MAX_LISTED`.
+    pub fn conversation_sizes(&self, user: &str, messages: &[MessageSummary]) -> Vec<usize> {
+        messages
+            .iter()
+            .map(|m| match &m.conversation {
+                Some(root) => self
+                    .trees
+                    .threads
+                    .scan_prefix(prefix(user, root))
+                    .take(MAX_LISTED)
+                    .count()
+                    .max(1),
+                None => 1,
+            })
+            .collect()
     }
 }

@@ -178,15 +178,9 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
     }
     let page = query.page;
     let bar = user_bar(webmail, t, session, &folders, Some(&folder));
-    let ids: Vec<MessageId> = listing.messages.iter().map(|m| m.id.clone()).collect();
-    // A missing count only hides the badge; the list matters more.
     let sizes = webmail
         .store
-        .conversation_sizes(&session.user, &ids)
-        .unwrap_or_else(|err| {
-            tracing::warn!(%err, "conversation sizes unavailable");
-            vec![1; ids.len()]
-        });
+        .conversation_sizes(&session.user, &listing.messages);
     let rows = listing
         .messages
         .iter()
