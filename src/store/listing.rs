@@ -54,6 +54,41 @@ impl Default for ListOrder {
     }
 }
 
+/// The keys of one page of the `total` entries under `prefix` in `tree`,
+/// in key order (`reverse`: from the last key). A page in the second half
+/// is read from the other end, so the last page costs what the first does
+/// (`total` is the entry count, an fsck-checked invariant).
+pub fn page_of_keys(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    reverse: bool,
+    total: usize,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<IVec>, StoreError> {
+    let from_end = offset > total / 2 && offset < total;
+    let (reverse, skip, take) = if from_end {
+        let take = limit.min(total - offset);
+        (!reverse, total - offset - take, take)
+    } else {
+        (reverse, offset, limit)
+    };
+    let scan = tree.scan_prefix(prefix);
+    let entries: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if reverse {
+        Box::new(scan.rev())
+    } else {
+        Box::new(scan)
+    };
+    let mut keys = Vec::with_capacity(take.min(1000));
+    for entry in entries.skip(skip).take(take) {
+        keys.push(entry?.0);
+    }
+    if from_end {
+        keys.reverse();
+    }
+    Ok(keys)
+}
+
 /// The message id at the end of a `folders` key under `prefix`.
 pub fn listed_id(prefix: &[u8], key: &[u8]) -> Result<MessageId, StoreError> {
     let bad = || StoreError::Corrupt("folder listing entry".into());
@@ -133,10 +168,8 @@ impl Store {
         })
     }
 
-    /// Ids of one page of a folder in arrival order. `folders` is newest
-    /// first already; a page in the second half is read from the other
-    /// end, so the last page costs what the first does (`total` is the
-    /// entry count, an fsck-checked invariant).
+    /// Ids of one page of a folder in arrival order (`folders` is newest
+    /// first already).
     fn arrival_page_ids(
         &self,
         user: &str,
@@ -147,27 +180,14 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<MessageId>, StoreError> {
         let prefix = folder_prefix(user, folder);
-        let from_end = offset > total / 2 && offset < total;
-        let (reverse, skip, take) = if from_end {
-            let take = limit.min(total - offset);
-            (order.descending, total - offset - take, take)
-        } else {
-            (!order.descending, offset, limit)
-        };
-        let scan = self.trees.folders.scan_prefix(&prefix);
-        let entries: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if reverse {
-            Box::new(scan.rev())
-        } else {
-            Box::new(scan)
-        };
-        let mut ids = Vec::with_capacity(take.min(1000));
-        for entry in entries.skip(skip).take(take) {
-            let (key, _) = entry?;
-            ids.push(listed_id(&prefix, &key)?);
-        }
-        if from_end {
-            ids.reverse();
-        }
-        Ok(ids)
+        let keys = page_of_keys(
+            &self.trees.folders,
+            &prefix,
+            !order.descending,
+            total,
+            offset,
+            limit,
+        )?;
+        keys.iter().map(|k| listed_id(&prefix, k)).collect()
     }
 }

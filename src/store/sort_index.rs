@@ -189,31 +189,15 @@ impl Store {
             return self.sorted_in_memory(user, folder, order, kind, offset, limit);
         }
         let prefix = index_prefix(kind, user, folder);
-        // A page in the second half is read from the other end, so the
-        // last page costs what the first does (`total` is the entry count,
-        // an fsck-checked invariant).
-        let from_end = offset > total / 2 && offset < total;
-        let (reverse, skip, take) = if from_end {
-            let take = limit.min(total - offset);
-            (!order.descending, total - offset - take, take)
-        } else {
-            (order.descending, offset, limit)
-        };
-        let scan = self.trees.sort_index.scan_prefix(&prefix);
-        let keys: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if reverse {
-            Box::new(scan.rev())
-        } else {
-            Box::new(scan)
-        };
-        let mut ids = Vec::with_capacity(take.min(1000));
-        for entry in keys.skip(skip).take(take) {
-            let (k, _) = entry?;
-            ids.push(id_of(kind, &prefix, &k)?);
-        }
-        if from_end {
-            ids.reverse();
-        }
-        Ok(ids)
+        let keys = super::listing::page_of_keys(
+            &self.trees.sort_index,
+            &prefix,
+            order.descending,
+            total,
+            offset,
+            limit,
+        )?;
+        keys.iter().map(|k| id_of(kind, &prefix, k)).collect()
     }
 
     fn sorted_in_memory(
