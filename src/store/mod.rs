@@ -58,6 +58,7 @@ mod op;
 mod purge;
 mod records;
 mod replica;
+pub mod search;
 #[cfg(test)]
 mod size_bench;
 mod sort_index;
@@ -82,6 +83,7 @@ pub use listing::{ListOrder, SortKey};
 pub use logins::LoginStamp;
 pub use op::{Flag, Op, ReplicationOp, SummaryFields};
 pub use records::LoginRecord;
+pub use search::{SearchQuery, SearchResults};
 pub use stats::{DiskStats, StoreStats};
 
 use blob::BlobStore;
@@ -247,13 +249,16 @@ impl Store {
             None => 1,
         };
         let clock = HybridClock::new(trees.hlc_high()?);
-        Ok(Store {
+        let store = Store {
             node: node.to_string(),
             db,
             blobs,
             trees,
             writer: Mutex::new(OpWriter { clock, next_seq }),
-        })
+        };
+        // A data folder from before search existed gets its index now.
+        store.ensure_search_index()?;
+        Ok(store)
     }
 
     /// This node's name.
@@ -294,6 +299,8 @@ impl Store {
             check_name("folder", folder)?;
         }
         let header = crate::mime::summarize(raw);
+        // Read outside the writer lock: parsing is the slow part.
+        let doc = search::text::SearchDocument::from_message(raw);
         let summary = SummaryFields {
             from: header.from,
             subject: header.subject,
@@ -313,7 +320,7 @@ impl Store {
         let mut attempt = 0;
         let op = loop {
             attempt += 1;
-            let result = self.apply_local(&mut w, |_| Op::Deliver {
+            let result = self.apply_local_indexed(&mut w, Some(&doc), |_| Op::Deliver {
                 targets: owned.clone(),
                 blob,
                 size: raw.len() as u64,
@@ -504,9 +511,14 @@ impl Store {
 
     fn apply_remote_with(&self, op: &ReplicationOp, deleted: bool) -> Result<bool, StoreError> {
         op.validate()?;
+        let doc = if deleted {
+            None
+        } else {
+            self.search_document_of(op)
+        };
         let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         w.clock.observe(op.ts);
-        let applied = state::apply_with(&self.trees, op, deleted)?;
+        let applied = state::apply_with(&self.trees, op, deleted, doc.as_ref())?;
         let after = op.id.seq.saturating_add(op.seq_span());
         if op.id.origin == self.node && after > w.next_seq {
             // Our own op coming back (e.g. restored from the peer after
@@ -534,6 +546,17 @@ impl Store {
         w: &mut OpWriter,
         make: impl FnOnce(&OpId) -> Op,
     ) -> Result<ReplicationOp, StoreError> {
+        self.apply_local_indexed(w, None, make)
+    }
+
+    /// `apply_local` with what the search index reads of a `Deliver`'s
+    /// message (`search::text::SearchDocument`).
+    fn apply_local_indexed(
+        &self,
+        w: &mut OpWriter,
+        doc: Option<&search::text::SearchDocument>,
+        make: impl FnOnce(&OpId) -> Op,
+    ) -> Result<ReplicationOp, StoreError> {
         let id = OpId {
             origin: self.node.clone(),
             seq: w.next_seq,
@@ -545,7 +568,7 @@ impl Store {
             ts,
         };
         op.validate()?;
-        state::apply(&self.trees, &op)?;
+        state::apply(&self.trees, &op, doc)?;
         w.next_seq = w.next_seq.saturating_add(op.seq_span());
         Ok(op)
     }

@@ -23,6 +23,9 @@
 //! - `threads`: each mailbox's conversations (`threads.rs`).
 //! - `sort_index`, `sorted_folders`: the listing again, per sort order,
 //!   for the big folders that have an index (`sort_index.rs`).
+//! - `search_postings`, `search_docs`, `search_shared`: the full-text
+//!   search index (`search/`), written with the `Deliver` and `Expunge`
+//!   it follows.
 //! - `blobs`, `segments` (owned by `blob/`): refcounts are raised and
 //!   lowered here; a blob whose count reaches 0 leaves the index and its
 //!   record is counted as garbage in its segment.
@@ -78,6 +81,8 @@ use super::message_rows;
 pub use super::message_rows::MessageRecord;
 use super::op::{Flag, Op, ReplicationOp};
 use super::records;
+use super::search::index as search_index;
+use super::search::text::SearchDocument;
 use super::threads;
 use super::StoreError;
 
@@ -118,6 +123,9 @@ pub struct Trees {
     pub sort_index: sled::Tree,
     pub sorted_folders: sled::Tree,
     pub threads: sled::Tree,
+    pub search_postings: sled::Tree,
+    pub search_docs: sled::Tree,
+    pub search_shared: sled::Tree,
 }
 
 impl Trees {
@@ -144,6 +152,9 @@ impl Trees {
             sort_index: db.open_tree("sort_index")?,
             sorted_folders: db.open_tree("sorted_folders")?,
             threads: db.open_tree("threads")?,
+            search_postings: db.open_tree("search_postings")?,
+            search_docs: db.open_tree("search_docs")?,
+            search_shared: db.open_tree("search_shared")?,
         })
     }
 
@@ -234,14 +245,23 @@ pub struct Tx<'a> {
     pub sorted_folders: &'a TransactionalTree,
     pub threads: &'a TransactionalTree,
     pub records: &'a TransactionalTree,
+    pub search_postings: &'a TransactionalTree,
+    pub search_docs: &'a TransactionalTree,
+    pub search_shared: &'a TransactionalTree,
 }
 
 /// Applies `op` and logs it, atomically. Returns false if it was already
 /// applied (nothing changed). Callers hold the store's writer lock, so the
 /// messages a folder op may rehome (`folders::affected`, read before the
 /// transaction since sled transactions cannot scan) cannot change meanwhile.
-pub fn apply(trees: &Trees, op: &ReplicationOp) -> Result<bool, StoreError> {
-    apply_with(trees, op, false)
+/// `doc` is what the search index reads of a `Deliver`'s message (None:
+/// what the op's summary says).
+pub fn apply(
+    trees: &Trees,
+    op: &ReplicationOp,
+    doc: Option<&SearchDocument>,
+) -> Result<bool, StoreError> {
+    apply_with(trees, op, false, doc)
 }
 
 /// Like `apply`; with `deleted_at_origin`, a `Deliver` whose message the
@@ -252,6 +272,7 @@ pub fn apply_with(
     trees: &Trees,
     op: &ReplicationOp,
     deleted_at_origin: bool,
+    doc: Option<&SearchDocument>,
 ) -> Result<bool, StoreError> {
     let log_key = op.id.log_key();
     let log_value = op.encode()?;
@@ -259,7 +280,7 @@ pub fn apply_with(
     let affected = folders::affected(trees, &op.op)?;
     // Every tree an op may touch, in this order (sled's tuple form stops
     // at 14 trees; the slice form has no limit).
-    let all: [&sled::Tree; 17] = [
+    let all: [&sled::Tree; 20] = [
         &trees.oplog,
         &trees.messages,
         &trees.folders,
@@ -277,10 +298,13 @@ pub fn apply_with(
         &trees.deliveries,
         &trees.sorted_folders,
         &trees.threads,
+        &trees.search_postings,
+        &trees.search_docs,
+        &trees.search_shared,
     ];
     all[..]
         .transaction(|view| {
-            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads] =
+            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads, search_postings, search_docs, search_shared] =
                 view.as_slice()
             else {
                 return abort(StoreError::Corrupt("transaction view".into()));
@@ -304,6 +328,9 @@ pub fn apply_with(
                     sort_index,
                     sorted_folders,
                     threads,
+                    search_postings,
+                    search_docs,
+                    search_shared,
                 };
                 match &op.op {
                     Op::Deliver { .. } if deleted_at_origin => {
@@ -314,7 +341,7 @@ pub fn apply_with(
                             }
                         }
                     }
-                    _ => apply_op(&tx, op, &affected)?,
+                    _ => apply_op(&tx, op, &affected, doc)?,
                 }
                 let high: HlcTimestamp = match meta.get(HLC_HIGH)? {
                     Some(v) => tx_decode(&v)?,
@@ -329,7 +356,12 @@ pub fn apply_with(
         .map_err(StoreError::from_tx)
 }
 
-fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()> {
+fn apply_op(
+    tx: &Tx,
+    op: &ReplicationOp,
+    affected: &[MessageId],
+    doc: Option<&SearchDocument>,
+) -> TxResult<()> {
     match &op.op {
         Op::Deliver {
             targets,
@@ -339,6 +371,7 @@ fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()>
             summary,
         } => {
             let threaded = threads::is_threaded(targets.len(), summary.thread.as_deref());
+            let mut delivered = Vec::new();
             for (target, ((mailbox, folder), message)) in
                 targets.iter().zip(op.delivered_ids()).enumerate()
             {
@@ -362,8 +395,17 @@ fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()>
                     threaded,
                 };
                 apply_deliver(tx, &message, &rec)?;
+                delivered.push((message, rec));
             }
-            Ok(())
+            let from_summary;
+            let doc = match doc {
+                Some(doc) => doc,
+                None => {
+                    from_summary = SearchDocument::from_summary(summary);
+                    &from_summary
+                }
+            };
+            search_index::tx_index_delivery(tx, op, targets.len(), &delivered, doc)
         }
         Op::SetSeen { message, seen } => {
             if tx.tombstones.get(message.as_bytes())?.is_some() {
@@ -468,6 +510,7 @@ fn apply_expunge(tx: &Tx, op: &ReplicationOp, id: &MessageId) -> TxResult<()> {
     };
     listing::unplace(tx, id, &rec)?;
     threads::tx_remove(tx, id, &rec)?;
+    search_index::tx_unindex(tx, id, &rec)?;
     tx.flags.remove(id.as_bytes())?;
     bump_usage(tx.usage, &rec.mailbox, -signed(rec.size), -1)?;
     release_blob(tx, &rec.blob)
