@@ -30,6 +30,7 @@ mod list_query;
 mod login;
 mod mailbox;
 pub mod pages;
+mod search;
 mod send;
 mod settings;
 mod settings_forms;
@@ -77,6 +78,7 @@ pub enum Route {
     Actions,
     Folders,
     Settings,
+    Search,
     Message(MessageId),
     MessageBody(MessageId),
     MessageRaw(MessageId),
@@ -96,6 +98,7 @@ impl Route {
             "/mail/actions" => return Route::Actions,
             folders_page::PATH => return Route::Folders,
             settings::PATH => return Route::Settings,
+            search::PATH => return Route::Search,
             _ => {}
         }
         if let Some(name) = path.strip_prefix("/static/") {
@@ -269,6 +272,7 @@ impl Webmail {
             (Method::Get, Route::Folders) => self.gated(ctx, folders_page::show),
             (Method::Post, Route::Folders) => self.gated(ctx, folders_page::submit),
             (Method::Get, Route::Settings) => self.gated(ctx, settings::show),
+            (Method::Get, Route::Search) => self.gated(ctx, search::show),
             (Method::Post, Route::Settings) => self.gated(ctx, settings::submit),
             (Method::Get, Route::Message(id)) => {
                 self.gated(ctx, |w, c, s| mailbox::message(w, c, s, &id))
@@ -426,6 +430,8 @@ mod tests {
         assert_eq!(Route::parse("/mail/compose"), Route::Compose);
         assert_eq!(Route::parse("/mail/actions"), Route::Actions);
         assert_eq!(Route::parse("/mail/folders"), Route::Folders);
+        assert_eq!(Route::parse("/mail/search"), Route::Search);
+        assert_eq!(Route::parse("/mail/search/"), Route::NotFound);
         assert_eq!(Route::parse("/mail/folders/"), Route::NotFound);
         assert_eq!(Route::parse("/mail/compose/"), Route::NotFound);
         assert_eq!(Route::parse("/mail/"), Route::NotFound);
