@@ -13,6 +13,20 @@ use std::time::Instant;
 
 use super::*;
 
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
 fn tree_bytes(tree: &sled::Tree) -> Result<(u64, u64), StoreError> {
     let (mut n, mut bytes) = (0u64, 0u64);
     for entry in tree.iter() {
@@ -65,6 +79,11 @@ fn search_index_bytes_per_message() -> Result<(), StoreError> {
     println!(
         "search index: {} bytes of keys and values per message (before sled's page compression)",
         index / count.max(1)
+    );
+    store.db.flush()?;
+    println!(
+        "metadata folder on disk: {} bytes per message (sled's log, all trees)",
+        dir_bytes(&dir.path().join("meta")) / count.max(1)
     );
     for (what, query) in [
         ("rare word", "특별장학생선발"),

@@ -25,7 +25,7 @@
 //! more words instead of counting the whole mailbox.
 //!
 //! Size (measured by `search::bench`, recorded in bench/README.md): one
-//! posting costs about one to three bytes inside a chunk of up to 512
+//! posting costs about one to three bytes inside a chunk of up to 64
 //! (`postings.rs`), and each delivery keeps its normalized text once.
 //!
 //! **Invariant:** the index is derived state: written in the transaction
