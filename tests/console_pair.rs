@@ -25,17 +25,7 @@ fn metrics(node: &Node) -> String {
 #[test]
 fn the_peer_box_and_metrics_follow_the_pair_link() {
     let (mut a, mut b) = (named("node-a"), named("node-b"));
-    let (pa, pb) = (free_port(), free_port());
-    let out = a.cli_ok(
-        &["pair", "init", "--listen", &format!("127.0.0.1:{pa}")],
-        None,
-    );
-    let token = out
-        .lines()
-        .find(|l| l.contains("campusmail pair join"))
-        .and_then(|l| l.split_whitespace().last())
-        .unwrap_or_else(|| panic!("no token in: {out}"))
-        .to_string();
+    let (token, ports) = common::pair::init(&a, &b);
     a.start("all");
     let console = a.console_login(Some("en"));
     let waiting = console.get("/admin");
@@ -45,16 +35,7 @@ fn the_peer_box_and_metrics_follow_the_pair_link() {
         waiting.body
     );
 
-    let out = b.cli_ok(
-        &[
-            "pair",
-            "join",
-            "--listen",
-            &format!("127.0.0.1:{pb}"),
-            &token,
-        ],
-        None,
-    );
+    let out = common::pair::join(&b, &token, &ports);
     assert!(out.contains("joined node-a"), "{out}");
     b.start("all");
 

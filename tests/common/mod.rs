@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod pair;
 pub mod peers;
 
 use std::io::{BufRead, BufReader, Read, Write};
