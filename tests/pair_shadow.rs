@@ -142,3 +142,90 @@ fn with_the_peer_down_mail_is_accepted_alone_and_the_log_says_so() {
     wait_until(30, || web.inbox().contains("Alone").then_some(()))
         .expect("the message was still delivered");
 }
+
+/// The subjects of the messages the flow sends ("Flow-007-end" style, so
+/// no subject is part of another).
+fn flow_subject(i: usize) -> String {
+    format!("Flow-{i:03}-end")
+}
+
+#[test]
+fn sigkill_at_random_moments_while_mail_flows_into_both_nodes_loses_and_doubles_nothing() {
+    use rand::Rng;
+    let (mut a, mut b) = (named("node-a"), named("node-b"));
+    let (token, ports) = common::pair::init(&a, &b);
+    a.start("all");
+    common::pair::join(&b, &token, &ports);
+    b.start("all");
+
+    const MESSAGES: usize = 40;
+    let targets = [a.smtp_addr(), b.smtp_addr()];
+    let flow = std::thread::spawn(move || {
+        let mut accepted = Vec::new();
+        for i in 0..MESSAGES {
+            let (ok, t) = swaks(&[
+                "--server",
+                &targets[i % 2],
+                "--from",
+                "registrar@example.org",
+                "--to",
+                &address_of("bob"),
+                "--header",
+                &format!("Subject: {}", flow_subject(i)),
+                "--timeout",
+                "10",
+            ]);
+            if ok && t.contains("250 2.0.0") {
+                accepted.push(i);
+            }
+        }
+        accepted
+    });
+    let mut rng = rand::thread_rng();
+    let mut kills = 0;
+    while !flow.is_finished() && kills < 4 {
+        let pause = rng.gen_range(100..1200);
+        std::thread::sleep(std::time::Duration::from_millis(pause));
+        a.kill("all");
+        kills += 1;
+        a.start("all");
+    }
+    let accepted = flow.join().expect("the flow thread");
+    assert!(kills >= 2, "the flow ended before A was killed twice");
+    assert!(
+        accepted.iter().any(|i| i % 2 == 0),
+        "A accepted nothing at all"
+    );
+
+    // Every accepted message arrives, on both nodes, and nothing twice: the
+    // pair holds exactly as many messages as distinct subjects arrived.
+    let web = b.web_login("bob");
+    let page = wait_until(90, || {
+        let page = web.inbox();
+        accepted
+            .iter()
+            .all(|&i| page.contains(&flow_subject(i)))
+            .then_some(page)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "accepted {accepted:?} but not all arrived:\n{}\nA:\n{}",
+            web.inbox(),
+            a.log("all")
+        )
+    });
+    let arrived = (0..MESSAGES)
+        .filter(|&i| page.contains(&flow_subject(i)))
+        .count();
+    let verified = wait_until(60, || {
+        let out = a.cli(&["pair", "verify"], None);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .unwrap_or_else(|| panic!("never identical: {:?}", a.cli(&["pair", "verify"], None)));
+    assert!(
+        verified.contains(&format!("the same {arrived} message(s)")),
+        "{arrived} distinct messages arrived, but: {verified}"
+    );
+}

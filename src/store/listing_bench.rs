@@ -32,6 +32,7 @@ fn list_pages_of_a_100k_folder() -> Result<(), StoreError> {
                     date: None,
                     thread: None,
                 },
+                queue_ref: None,
             })?;
         }
     }

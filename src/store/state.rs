@@ -118,6 +118,7 @@ pub struct Trees {
     pub sort_index: sled::Tree,
     pub sorted_folders: sled::Tree,
     pub threads: sled::Tree,
+    pub queue_refs: sled::Tree,
 }
 
 impl Trees {
@@ -144,6 +145,7 @@ impl Trees {
             sort_index: db.open_tree("sort_index")?,
             sorted_folders: db.open_tree("sorted_folders")?,
             threads: db.open_tree("threads")?,
+            queue_refs: db.open_tree("queue_refs")?,
         })
     }
 
@@ -234,6 +236,7 @@ pub struct Tx<'a> {
     pub sorted_folders: &'a TransactionalTree,
     pub threads: &'a TransactionalTree,
     pub records: &'a TransactionalTree,
+    pub queue_refs: &'a TransactionalTree,
 }
 
 /// Applies `op` and logs it, atomically. Returns false if it was already
@@ -259,7 +262,7 @@ pub fn apply_with(
     let affected = folders::affected(trees, &op.op)?;
     // Every tree an op may touch, in this order (sled's tuple form stops
     // at 14 trees; the slice form has no limit).
-    let all: [&sled::Tree; 17] = [
+    let all: [&sled::Tree; 18] = [
         &trees.oplog,
         &trees.messages,
         &trees.folders,
@@ -277,10 +280,11 @@ pub fn apply_with(
         &trees.deliveries,
         &trees.sorted_folders,
         &trees.threads,
+        &trees.queue_refs,
     ];
     all[..]
         .transaction(|view| {
-            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads] =
+            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads, queue_refs] =
                 view.as_slice()
             else {
                 return abort(StoreError::Corrupt("transaction view".into()));
@@ -304,6 +308,7 @@ pub fn apply_with(
                     sort_index,
                     sorted_folders,
                     threads,
+                    queue_refs,
                 };
                 match &op.op {
                     Op::Deliver { .. } if deleted_at_origin => {
@@ -337,7 +342,11 @@ fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()>
             size,
             received_at,
             summary,
+            queue_ref,
         } => {
+            if let Some(queue_ref) = queue_ref {
+                super::queue_refs::record(tx, queue_ref, &op.id)?;
+            }
             let threaded = threads::is_threaded(targets.len(), summary.thread.as_deref());
             for (target, ((mailbox, folder), message)) in
                 targets.iter().zip(op.delivered_ids()).enumerate()

@@ -204,6 +204,7 @@ impl Attempter {
                 body_8bit: envelope.body_8bit,
                 smtputf8: envelope.smtputf8,
                 message: local_message,
+                queue_id: &envelope.id,
             };
             let outcomes = lmtp_client::deliver(
                 self.config.engine.lmtp_target,
