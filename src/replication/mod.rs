@@ -23,8 +23,8 @@
 //! - replication never blocks local writes: ops are read from the log
 //!   after they commit.
 //!
-//! Not yet replicated (next steps of issue #8): directory changes, web
-//! sessions, and the engine's shadow copies of accepted mail.
+//! The engines' shadow copies of accepted mail travel on their own link
+//! (`engine::shadow`), which uses this module's certificates and framing.
 
 pub mod admin;
 pub mod client;
