@@ -30,6 +30,11 @@ pub struct PairConfig {
     /// How long the peer's engine must be silent before this node delivers
     /// the shadow copies it holds for it.
     pub shadow_takeover_after: ConfigDuration,
+    /// How long the link may be down, or this node far behind, before an
+    /// alert is raised (`replication::alerts`).
+    pub alert_after: ConfigDuration,
+    /// Changes behind the peer that count as far behind.
+    pub alert_behind_ops: u64,
 }
 
 impl Default for PairConfig {
@@ -43,6 +48,8 @@ impl Default for PairConfig {
             engine_peer: String::new(),
             shadow_wait: ConfigDuration(std::time::Duration::from_secs(2)),
             shadow_takeover_after: ConfigDuration::secs(600),
+            alert_after: ConfigDuration::secs(120),
+            alert_behind_ops: 10_000,
         }
     }
 }
@@ -96,6 +103,9 @@ impl Config {
         }
         if !p.engine_peer.is_empty() && parse_host_port(&p.engine_peer).is_none() {
             return Err(self.invalid("pair.engine_peer", "must be \"host:port\""));
+        }
+        if p.alert_behind_ops == 0 {
+            return Err(self.invalid("pair.alert_behind_ops", "must be at least 1"));
         }
         if p.shadow_takeover_after.0 < std::time::Duration::from_secs(1) {
             return Err(self.invalid("pair.shadow_takeover_after", "must be at least 1s"));

@@ -148,6 +148,11 @@ shadow_wait = "2s"
 # If the peer's engine is silent this long, this node delivers the copies it
 # holds for it; when the peer comes back it drops what was delivered here.
 shadow_takeover_after = "10m"
+# Raise an alert (log, console dashboard, /metrics campusmail_pair_alert)
+# when the link has been down, or this node more than alert_behind_ops
+# changes behind the peer, for this long.
+alert_after = "2m"
+alert_behind_ops = 10000
 
 [metrics]
 # Prometheus metrics at https://<this host>/metrics (names: admin guide).
