@@ -156,6 +156,11 @@ fn pull(rep: &Replication, peer: &Peer, backoff: &mut Duration) -> Result<(), Wi
                 if let Ok(mut s) = rep.status.lock() {
                     s.applied += 1;
                     s.last_contact = Some(now);
+                    if op.id.origin != rep.node {
+                        let now_ms =
+                            u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+                        s.record_lag(now_ms.saturating_sub(op.ts.ms));
+                    }
                 }
             }
             Frame::Heartbeat { heads } => {

@@ -20,6 +20,33 @@ pub struct LinkStatus {
     pub applied: u64,
     /// The peer's log heads at its last heartbeat.
     pub peer_heads: BTreeMap<String, u64>,
+    /// Milliseconds from when the peer made a change to when it was
+    /// applied here, for the last `RECENT_LAGS` changes (the two clocks
+    /// are the HLC's: NTP-close on a real pair, one clock on one machine).
+    pub recent_lags_ms: std::collections::VecDeque<u64>,
+}
+
+/// How many recent changes' lags are kept for `pair status`.
+pub const RECENT_LAGS: usize = 4096;
+
+impl LinkStatus {
+    pub fn record_lag(&mut self, ms: u64) {
+        if self.recent_lags_ms.len() == RECENT_LAGS {
+            self.recent_lags_ms.pop_front();
+        }
+        self.recent_lags_ms.push_back(ms);
+    }
+
+    /// The (p50, p99) of the recent lags, when there are any.
+    pub fn lag_percentiles(&self) -> Option<(u64, u64)> {
+        let mut sorted: Vec<u64> = self.recent_lags_ms.iter().copied().collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_unstable();
+        let at = |q: usize| sorted[(sorted.len() - 1) * q / 100];
+        Some((at(50), at(99)))
+    }
 }
 
 /// Commands on `pair.sock`.
@@ -92,6 +119,13 @@ fn status_text(rep: &Replication) -> String {
         let _ = writeln!(out, "behind on {origin}: {behind} op(s)");
     }
     let _ = writeln!(out, "ops applied from the peer since start: {}", s.applied);
+    if let Some((p50, p99)) = s.lag_percentiles() {
+        let _ = writeln!(
+            out,
+            "replication lag over the last {} change(s): p50 {p50} ms, p99 {p99} ms",
+            s.recent_lags_ms.len()
+        );
+    }
     if let Some(e) = &s.last_error {
         let _ = writeln!(out, "last error: {e}");
     }
@@ -116,5 +150,25 @@ fn verify(rep: &Replication) -> Result<String, String> {
             "DIFFERENT: {} has {my_messages} message(s) (digest {mine}), {} has {their_messages} (digest {theirs}); if the link was just down, wait for it to catch up (`campusmail pair status`) and verify again",
             rep.node, peer.name
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_percentiles_over_a_bounded_window() {
+        let mut s = LinkStatus::default();
+        assert_eq!(s.lag_percentiles(), None);
+        for ms in 1..=100 {
+            s.record_lag(ms);
+        }
+        assert_eq!(s.lag_percentiles(), Some((50, 99)));
+        for _ in 0..RECENT_LAGS {
+            s.record_lag(7);
+        }
+        assert_eq!(s.recent_lags_ms.len(), RECENT_LAGS);
+        assert_eq!(s.lag_percentiles(), Some((7, 7)));
     }
 }
