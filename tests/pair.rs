@@ -281,3 +281,38 @@ fn settings_saved_on_one_node_apply_on_the_other() {
         p.contains("Forwarded on B")
     });
 }
+
+#[test]
+fn a_wiped_node_is_seeded_from_its_peer_and_its_new_mail_still_crosses() {
+    let (a, mut b) = pair();
+    for i in 0..3 {
+        deliver(&b, &format!("Before the wipe {i}"));
+    }
+    wait_for(&a, "B's mail on A", |p| p.contains("Before the wipe 2"));
+
+    // B's disk is replaced: its store is gone, the peer still has it all.
+    b.kill("all");
+    std::fs::remove_dir_all(b.data().join("store")).expect("wipe B's store");
+    b.start("all");
+    assert!(
+        b.log("all").contains("seeded from the peer"),
+        "{}",
+        b.log("all")
+    );
+    wait_for(&b, "the old mail back on B", |p| {
+        p.contains("Before the wipe 2")
+    });
+
+    // New changes made on B after the wipe reach A: no sequence number of
+    // B's earlier life was used again (A would have ignored it).
+    deliver(&b, "After the wipe");
+    wait_for(&a, "B's new mail on A", |p| p.contains("After the wipe"));
+    let verified = wait_until(30, || {
+        let out = a.cli(&["pair", "verify"], None);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .unwrap_or_else(|| panic!("never identical: {:?}", a.cli(&["pair", "verify"], None)));
+    assert!(verified.contains("the same 4 message(s)"), "{verified}");
+}

@@ -167,6 +167,7 @@ fn pull(rep: &Replication, peer: &Peer, backoff: &mut Duration) -> Result<(), Wi
                 if let Ok(mut s) = rep.status.lock() {
                     s.peer_heads = heads;
                     s.last_contact = Some(now);
+                    s.caught_up_once = true;
                 }
             }
             Frame::Refused { reason } => return Err(WireError::Bad(format!("refused: {reason}"))),

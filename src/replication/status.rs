@@ -24,6 +24,9 @@ pub struct LinkStatus {
     /// applied here, for the last `RECENT_LAGS` changes (the two clocks
     /// are the HLC's: NTP-close on a real pair, one clock on one machine).
     pub recent_lags_ms: std::collections::VecDeque<u64>,
+    /// A heartbeat came since start: everything the peer had when this
+    /// connection began has been applied here.
+    pub caught_up_once: bool,
 }
 
 /// How many recent changes' lags are kept for `pair status`.
