@@ -1,27 +1,29 @@
-//! Which engine queue ids were delivered here, so a retried LMTP
-//! transaction is not stored twice.
+//! Which engine queue ids were delivered to which mailbox, so that no
+//! mailbox keeps two copies of one accepted message.
 //!
 //! The engine names its queue id on LMTP's MAIL command; the `Deliver` op
-//! keeps it (`queue_ref`) and, applied, writes one key `queue id \0 op log
-//! key` (empty value) per op. A retry can happen when the engine died after
-//! our `250` but before it recorded the outcome, or when the peer's engine
-//! takes over a message whose origin had delivered it: since the op
-//! replicates, the peer knows too. `delivered_for` names the mailboxes a
-//! queue id already reached (the targets of those ops, read from the log).
+//! keeps it (`queue_ref`) and, applied, claims one key `queue id \0
+//! mailbox` per target, whose value is the message id of the copy that
+//! mailbox keeps. Two copies can meet when the engine died after our `250`
+//! but before it recorded the outcome (it retries), or when both nodes
+//! delivered one message (the peer took it over, or a partition): the
+//! copy with the smaller op id wins on every node, whatever order the ops
+//! arrive in, and the other is deleted (a tombstone, like an expunge).
+//! `delivered_for` names the mailboxes a queue id already reached, so a
+//! retry does not even store the bytes again.
 //!
-//! Invariants: one key per op, written in the op's transaction on every
-//! node that applies it; keys older than `KEEP` (queue ids begin with their
-//! arrival time in hex) are pruned, long after the engine gives up a message.
+//! Invariants: claims are written in the op's transaction on every node
+//! that applies it; the winner is a pure function of the two ids; keys
+//! older than `KEEP_SECS` (queue ids begin with their arrival time in hex)
+//! are pruned, long after the engine gives up a message.
 //!
 //! Reads untrusted input: no (queue ids were checked as names by `op`).
 
 use std::collections::HashSet;
 
-use sled::transaction::TransactionalTree;
-
-use super::id::OpId;
-use super::op::{Op, ReplicationOp};
-use super::state::{Tx, TxResult};
+use super::id::MessageId;
+use super::op::ReplicationOp;
+use super::state::{self, Tx, TxResult};
 use super::{Store, StoreError};
 
 /// How long a queue id is remembered: past the engine's message lifetime.
@@ -34,13 +36,67 @@ fn prefix(queue_ref: &str) -> Vec<u8> {
     k
 }
 
-/// Records that op `id` delivered for `queue_ref` (inside its transaction).
-pub fn record(tx: &Tx, queue_ref: &str, id: &OpId) -> TxResult<()> {
-    let refs: &TransactionalTree = tx.queue_refs;
-    let mut key = prefix(queue_ref);
-    key.extend_from_slice(&id.log_key());
-    refs.insert(key, &[] as &[u8])?;
-    Ok(())
+fn key(queue_ref: &str, mailbox: &str) -> Vec<u8> {
+    let mut k = prefix(queue_ref);
+    k.extend_from_slice(mailbox.as_bytes());
+    k
+}
+
+/// What a delivering target must do after its claim.
+pub enum Claim {
+    /// Deliver it.
+    Deliver,
+    /// Deliver it, then delete this copy delivered before (after, so the
+    /// bytes they share keep a reference throughout).
+    DeliverReplacing(MessageId),
+    /// Another copy wins: the target was recorded deleted; skip it.
+    Lost,
+}
+
+/// Claims `mailbox`'s copy of `queue_ref` for `message` (inside the
+/// delivering op's transaction).
+pub fn claim(
+    tx: &Tx,
+    op: &ReplicationOp,
+    queue_ref: &str,
+    mailbox: &str,
+    message: &MessageId,
+) -> TxResult<Claim> {
+    let key = key(queue_ref, mailbox);
+    let other = match tx.queue_refs.get(&key)? {
+        None => None,
+        Some(v) => Some(
+            std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.parse::<MessageId>().ok())
+                .map_or_else(
+                    || state::abort(StoreError::Corrupt("queue id claim".into())),
+                    Ok,
+                )?,
+        ),
+    };
+    match other {
+        Some(other) if other == *message => Ok(Claim::Deliver),
+        Some(other) if !first(message, &other)? => {
+            tx.tombstones.insert(
+                message.as_bytes(),
+                state::encode(&op.ts).or_else(state::abort)?,
+            )?;
+            Ok(Claim::Lost)
+        }
+        other => {
+            tx.queue_refs.insert(key, message.as_bytes())?;
+            Ok(other.map_or(Claim::Deliver, Claim::DeliverReplacing))
+        }
+    }
+}
+
+/// Whether `a` wins over `b`: the smaller op id, the same on every node.
+fn first(a: &MessageId, b: &MessageId) -> TxResult<bool> {
+    match (a.op_id(), b.op_id()) {
+        (Ok(a), Ok(b)) => Ok(a < b),
+        (Err(e), _) | (_, Err(e)) => state::abort(e),
+    }
 }
 
 impl Store {
@@ -51,11 +107,8 @@ impl Store {
         let mut mailboxes = HashSet::new();
         for entry in self.trees.queue_refs.scan_prefix(&start) {
             let (key, _) = entry?;
-            let Some(bytes) = self.trees.oplog.get(&key[start.len()..])? else {
-                continue;
-            };
-            if let Op::Deliver { targets, .. } = ReplicationOp::decode(&bytes)?.op {
-                mailboxes.extend(targets.into_iter().map(|(mailbox, _)| mailbox));
+            if let Ok(mailbox) = std::str::from_utf8(&key[start.len()..]) {
+                mailboxes.insert(mailbox.to_string());
             }
         }
         Ok(mailboxes)
@@ -117,7 +170,39 @@ mod tests {
         // Far past KEEP_SECS the id is forgotten.
         let arrival = u64::from_str_radix(&queue_id[..12], 16).unwrap();
         let later = arrival + super::KEEP_SECS * 1000 + 1;
-        assert_eq!(store.prune_queue_refs(later).unwrap(), 1);
+        assert_eq!(store.prune_queue_refs(later).unwrap(), 2);
         assert!(store.delivered_for(queue_id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn two_nodes_delivering_one_queue_id_keep_one_copy_whatever_the_order() {
+        let raw = b"Subject: once\r\n\r\nonce\r\n";
+        let queue_id = "018f00000000000aabcdef";
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = Store::open(da.path(), "node-a").unwrap();
+        let b = Store::open(db.path(), "node-b").unwrap();
+        // Both deliver it (a takeover, or a partition), each to two mailboxes.
+        let targets = [("kim@x", "INBOX"), ("lee@x", "INBOX")];
+        a.deliver_for(&targets, raw, Some(queue_id)).unwrap();
+        b.deliver_for(&targets[..1], raw, Some(queue_id)).unwrap();
+        let ship = |from: &Store, origin: &str, to: &Store| {
+            for op in from.ops_since(origin, 0, 100).unwrap() {
+                to.put_blob(raw).unwrap();
+                to.apply_remote(&op).unwrap();
+            }
+        };
+        ship(&a, "node-a", &b); // B: its own copy first, then A's
+        ship(&b, "node-b", &a); // A: its own copy first, then B's
+        for store in [&a, &b] {
+            for mailbox in ["kim@x", "lee@x"] {
+                let page = store.list(mailbox, "INBOX", 0, 10).unwrap();
+                assert_eq!(page.total, 1, "{mailbox} keeps one copy");
+                assert!(
+                    page.messages[0].id.to_string().starts_with("node-a."),
+                    "the smaller op id wins everywhere"
+                );
+            }
+        }
+        assert_eq!(a.digest().unwrap(), b.digest().unwrap());
     }
 }

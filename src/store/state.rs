@@ -344,9 +344,6 @@ fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()>
             summary,
             queue_ref,
         } => {
-            if let Some(queue_ref) = queue_ref {
-                super::queue_refs::record(tx, queue_ref, &op.id)?;
-            }
             let threaded = threads::is_threaded(targets.len(), summary.thread.as_deref());
             for (target, ((mailbox, folder), message)) in
                 targets.iter().zip(op.delivered_ids()).enumerate()
@@ -355,6 +352,16 @@ fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()>
                 if gone || tx.messages.get(message.as_bytes())?.is_some() {
                     continue;
                 }
+                // One copy per mailbox of one accepted message (`queue_refs`).
+                let claim = match queue_ref {
+                    Some(r) => super::queue_refs::claim(tx, op, r, mailbox, &message)?,
+                    None => super::queue_refs::Claim::Deliver,
+                };
+                let replaces = match claim {
+                    super::queue_refs::Claim::Lost => continue,
+                    super::queue_refs::Claim::Deliver => None,
+                    super::queue_refs::Claim::DeliverReplacing(loser) => Some(loser),
+                };
                 let (effective, wanted) = folders::resolve(tx, mailbox, folder)?;
                 let rec = MessageRecord {
                     mailbox: mailbox.clone(),
@@ -371,6 +378,9 @@ fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()>
                     threaded,
                 };
                 apply_deliver(tx, &message, &rec)?;
+                if let Some(loser) = replaces {
+                    apply_expunge(tx, op, &loser)?;
+                }
             }
             Ok(())
         }
@@ -469,7 +479,7 @@ fn apply_move(tx: &Tx, op: &ReplicationOp, id: &MessageId, folder: &str) -> TxRe
     listing::relocate(tx, id, &rec, &next)
 }
 
-fn apply_expunge(tx: &Tx, op: &ReplicationOp, id: &MessageId) -> TxResult<()> {
+pub(super) fn apply_expunge(tx: &Tx, op: &ReplicationOp, id: &MessageId) -> TxResult<()> {
     tx.tombstones
         .insert(id.as_bytes(), encode(&op.ts).or_else(abort)?)?;
     let Some(rec) = message_rows::tx_remove(tx.messages, tx.deliveries, id)? else {

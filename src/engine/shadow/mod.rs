@@ -26,9 +26,10 @@
 //!
 //! Known limits: a partition longer than the takeover time (both engines
 //! alive) makes both deliver the messages queued at the origin during it,
-//! so the default is long (10 minutes). A recipient delivered by the origin
-//! in the instant before it died, before its progress reached the peer, is
-//! delivered again by the takeover (a duplicate, never a loss).
+//! so the default is long (10 minutes); likewise a recipient the origin
+//! delivered in the instant before it died, before its progress reached
+//! the peer. Local mailboxes still end with one copy (`store::queue_refs`
+//! merges them by queue id on both nodes); a remote server gets two.
 //!
 //! Reads untrusted input: frames from the peer (see `server`).
 
