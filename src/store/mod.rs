@@ -80,7 +80,7 @@ pub use hlc::HlcTimestamp;
 pub use id::{is_valid_node_name, MessageId, OpId};
 pub use listing::{ListOrder, SortKey};
 pub use logins::LoginStamp;
-pub use op::{Flag, Op, ReplicationOp, SummaryFields};
+pub use op::{Flag, Op, ReplicationOp, SummaryFields, MAX_NAME};
 pub use records::LoginRecord;
 pub use stats::{DiskStats, StoreStats};
 

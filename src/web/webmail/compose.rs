@@ -297,6 +297,9 @@ fn original_name(raw: &[u8]) -> String {
     }
 }
 
+/// Most suggestions in the recipient fields' list.
+const SUGGESTED: usize = 300;
+
 /// What the compose page says above the form, and its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Feedback {
@@ -384,6 +387,13 @@ pub(super) fn render(
         notice: feedback.notice,
         error: feedback.error,
         error_details: feedback.details,
+        suggestions: webmail
+            .directory
+            .suggestions(&session.user, "", SUGGESTED)
+            .unwrap_or_else(|err| {
+                tracing::error!(%err, "address book unreadable; no suggestions");
+                Vec::new()
+            }),
     };
     pages::render(feedback.status, &page)
 }

@@ -346,6 +346,7 @@ pub fn message(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &Message
     let view = MessagePage {
         t,
         id: id.to_string(),
+        add_sender_href: add_sender_href(&stored.raw),
         csrf_token: session.csrf_token.clone(),
         back_href: list_href(&folder),
         back_text: t.fill("message.back", &[("folder", &folder_name)]),
@@ -388,6 +389,22 @@ pub fn message(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &Message
         conversation,
     };
     pages::render(200, &view)
+}
+
+/// The contacts form filled with the message's (first) sender.
+fn add_sender_href(raw: &[u8]) -> Option<String> {
+    use crate::web::form::encode;
+    let sender = crate::mime::original::read(raw).from.into_iter().next()?;
+    let mut href = format!(
+        "{}?add={}",
+        super::contacts_page::PATH,
+        encode(&sender.address)
+    );
+    if let Some(name) = sender.name.filter(|n| !n.is_empty()) {
+        href.push_str(&format!("&name={}", encode(&name)));
+    }
+    href.push_str("#contact-form");
+    Some(href)
 }
 
 /// The message's conversation for its page: empty when it stands alone

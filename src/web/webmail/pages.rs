@@ -194,6 +194,8 @@ pub struct MessagePage<'a> {
     pub t: &'a Catalog,
     pub chrome: Chrome,
     pub id: String,
+    /// "Add to address book" for the sender (the contacts form, filled).
+    pub add_sender_href: Option<String>,
     pub csrf_token: String,
     /// The list of the message's folder.
     pub back_href: String,
@@ -260,6 +262,9 @@ pub struct ComposePage<'a> {
     pub notice: Option<String>,
     pub error: Option<String>,
     pub error_details: Vec<String>,
+    /// The recipient fields' `<datalist>`: address book, then collected
+    /// addresses (`directory::contacts`).
+    pub suggestions: Vec<crate::directory::contacts::Suggestion>,
 }
 
 /// The sanitized HTML body as its own document (for the sandboxed frame).
@@ -420,6 +425,7 @@ mod tests {
             t,
             chrome: Chrome::new(t, "inbox.title", "/mail/message/x", None),
             id: "node-a.1".into(),
+            add_sender_href: Some("/mail/contacts?add=\"><script>y</script>".into()),
             csrf_token: "tok".into(),
             back_href: "/mail".into(),
             back_text: "back".into(),
