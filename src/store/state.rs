@@ -20,7 +20,9 @@
 //!   folders: name, parent, tombstone; see `folders.rs`).
 //! - `orphans`: `mailbox \0 folder id \0 message id` -> empty: messages
 //!   that asked for a folder not known here yet (they wait in INBOX).
-//! - `threads`: each mailbox's conversations (`threads.rs`).
+//! - `threads`: each mailbox's conversations (`threads.rs`);
+//!   `thread_heads`, `thread_members`, `thread_tips`: each folder's
+//!   conversations by their newest message (`thread_heads.rs`).
 //! - `sort_index`, `sorted_folders`: the listing again, per sort order,
 //!   for the big folders that have an index (`sort_index.rs`).
 //! - `blobs`, `segments` (owned by `blob/`): refcounts are raised and
@@ -78,6 +80,7 @@ use super::message_rows;
 pub use super::message_rows::MessageRecord;
 use super::op::{Flag, Op, ReplicationOp};
 use super::records;
+use super::thread_heads;
 use super::threads;
 use super::StoreError;
 
@@ -118,6 +121,9 @@ pub struct Trees {
     pub sort_index: sled::Tree,
     pub sorted_folders: sled::Tree,
     pub threads: sled::Tree,
+    pub thread_heads: sled::Tree,
+    pub thread_members: sled::Tree,
+    pub thread_tips: sled::Tree,
 }
 
 impl Trees {
@@ -144,6 +150,9 @@ impl Trees {
             sort_index: db.open_tree("sort_index")?,
             sorted_folders: db.open_tree("sorted_folders")?,
             threads: db.open_tree("threads")?,
+            thread_heads: db.open_tree("thread_heads")?,
+            thread_members: db.open_tree("thread_members")?,
+            thread_tips: db.open_tree("thread_tips")?,
         })
     }
 
@@ -233,6 +242,11 @@ pub struct Tx<'a> {
     pub sort_index: &'a TransactionalTree,
     pub sorted_folders: &'a TransactionalTree,
     pub threads: &'a TransactionalTree,
+    pub thread_heads: &'a TransactionalTree,
+    pub thread_members: &'a TransactionalTree,
+    pub thread_tips: &'a TransactionalTree,
+    /// What the grouped list's upkeep read before the transaction.
+    pub plan: &'a thread_heads::HeadPlan,
     pub records: &'a TransactionalTree,
 }
 
@@ -257,9 +271,10 @@ pub fn apply_with(
     let log_value = op.encode()?;
     let ts_value = encode(&op.ts)?;
     let affected = folders::affected(trees, &op.op)?;
+    let plan = thread_heads::plan(trees, &op.op, &affected)?;
     // Every tree an op may touch, in this order (sled's tuple form stops
     // at 14 trees; the slice form has no limit).
-    let all: [&sled::Tree; 17] = [
+    let all: [&sled::Tree; 20] = [
         &trees.oplog,
         &trees.messages,
         &trees.folders,
@@ -277,10 +292,13 @@ pub fn apply_with(
         &trees.deliveries,
         &trees.sorted_folders,
         &trees.threads,
+        &trees.thread_heads,
+        &trees.thread_members,
+        &trees.thread_tips,
     ];
     all[..]
         .transaction(|view| {
-            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads] =
+            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads, thread_heads, thread_members, thread_tips] =
                 view.as_slice()
             else {
                 return abort(StoreError::Corrupt("transaction view".into()));
@@ -304,6 +322,10 @@ pub fn apply_with(
                     sort_index,
                     sorted_folders,
                     threads,
+                    thread_heads,
+                    thread_members,
+                    thread_tips,
+                    plan: &plan,
                 };
                 match &op.op {
                     Op::Deliver { .. } if deleted_at_origin => {
