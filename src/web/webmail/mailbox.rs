@@ -139,8 +139,12 @@ fn done_notice(ctx: &Ctx<'_>) -> Option<String> {
     Some(t.fill(key, &[("count", n)]))
 }
 
-/// `GET /mail[?folder=F][&sort=from|subject|size|date][&order=asc|desc][&page=N]`.
+/// `GET /mail[?folder=F][&sort=from|subject|size|date][&order=asc|desc][&page=N]`;
+/// with `view=conversations`, the list grouped by conversation.
 pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
+    if ctx.query.get("view") == Some(super::conversation_list::VIEW) {
+        return super::conversation_list::show(webmail, ctx, session);
+    }
     let t = ctx.lang.catalog();
     let Some(mut query) = ListQuery::from_fields(|k| ctx.query.get(k)) else {
         return pages::problem(ctx.lang, Problem::BadPage, None);
@@ -262,6 +266,7 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
         ],
         targets: move_targets(t, &folders),
         in_trash: folder == TRASH,
+        grouped_href: super::conversation_list::href(&folder, true, 1),
     };
     pages::render(200, &view)
 }

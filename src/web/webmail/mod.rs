@@ -25,6 +25,7 @@
 mod actions;
 pub mod compose;
 pub(crate) mod contacts_page;
+mod conversation_list;
 mod folder_nav;
 mod folders_page;
 mod list_query;

@@ -171,6 +171,8 @@ pub struct InboxPage<'a> {
     pub targets: Vec<MoveTarget>,
     /// In Trash, "delete" means for good.
     pub in_trash: bool,
+    /// The same folder grouped by conversation.
+    pub grouped_href: String,
 }
 
 /// How full the user's mailbox is (a `<meter>`, no script needed).
@@ -403,6 +405,7 @@ mod tests {
                 name: "<script>f</script>".into(),
             }],
             in_trash: false,
+            grouped_href: "/mail?view=conversations".into(),
         };
         let html = page.render().unwrap();
         assert!(!html.contains("<b>quota"), "{html}");
