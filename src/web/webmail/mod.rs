@@ -35,6 +35,7 @@ pub mod pages;
 mod send;
 mod settings;
 mod settings_forms;
+mod suggest;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -80,6 +81,7 @@ pub enum Route {
     Folders,
     Settings,
     Contacts,
+    Suggest,
     Message(MessageId),
     MessageBody(MessageId),
     MessageRaw(MessageId),
@@ -100,6 +102,7 @@ impl Route {
             folders_page::PATH => return Route::Folders,
             settings::PATH => return Route::Settings,
             contacts_page::PATH => return Route::Contacts,
+            suggest::PATH => return Route::Suggest,
             _ => {}
         }
         if let Some(name) = path.strip_prefix("/static/") {
@@ -276,6 +279,7 @@ impl Webmail {
             (Method::Post, Route::Settings) => self.gated(ctx, settings::submit),
             (Method::Get, Route::Contacts) => self.gated(ctx, contacts_page::show),
             (Method::Post, Route::Contacts) => self.gated(ctx, contacts_page::submit),
+            (Method::Get, Route::Suggest) => self.gated(ctx, suggest::show),
             (Method::Get, Route::Message(id)) => {
                 self.gated(ctx, |w, c, s| mailbox::message(w, c, s, &id))
             }
@@ -433,6 +437,7 @@ mod tests {
         assert_eq!(Route::parse("/mail/actions"), Route::Actions);
         assert_eq!(Route::parse("/mail/folders"), Route::Folders);
         assert_eq!(Route::parse("/mail/contacts"), Route::Contacts);
+        assert_eq!(Route::parse("/mail/suggest"), Route::Suggest);
         assert_eq!(Route::parse("/mail/folders/"), Route::NotFound);
         assert_eq!(Route::parse("/mail/compose/"), Route::NotFound);
         assert_eq!(Route::parse("/mail/"), Route::NotFound);

@@ -267,6 +267,8 @@ pub struct ComposePage<'a> {
     /// The recipient fields' `<datalist>`: address book, then collected
     /// addresses (`directory::contacts`).
     pub suggestions: Vec<crate::directory::contacts::Suggestion>,
+    /// `static/suggest.js`, which asks `/mail/suggest` while typing.
+    pub suggest_src: String,
 }
 
 /// The sanitized HTML body as its own document (for the sandboxed frame).
