@@ -300,3 +300,58 @@ fn settings_saved_on_one_node_apply_on_the_other() {
         p.contains("Forwarded on B")
     });
 }
+
+#[test]
+fn a_contact_added_on_one_node_is_suggested_on_the_other() {
+    let (a, b) = pair();
+    let alice_a = a.web_login("alice");
+    let page = alice_a.get("/mail/contacts");
+    let saved = alice_a.post(
+        "/mail/contacts",
+        &[
+            ("csrf_token", &Web::csrf_of(&page.body)),
+            ("action", "save"),
+            ("name", "이민호"),
+            ("address", "minho@example.org"),
+            ("note", "연구실"),
+        ],
+    );
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    // Alice on B: the contact is in her book and suggested in compose
+    // (the datalist and the script's lookup).
+    let alice_b = Web::new(&b);
+    let (status, _) = alice_b.login(&address_of("alice"), &password_of("alice"));
+    assert_eq!(status, 303);
+    wait_until(15, || {
+        alice_b
+            .get("/mail/compose")
+            .body
+            .contains("minho@example.org")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the contact never reached B.\nB:\n{}", b.log("all")));
+    assert!(alice_b.get("/mail/contacts").body.contains("연구실"));
+    let found = alice_b.get("/mail/suggest?q=minho").body;
+    assert!(found.contains("minho@example.org"), "{found}");
+    // Deleted on B: gone from A too. (Alice's login on B ended her
+    // session on A; she logs in there again.)
+    let page = alice_b.get("/mail/contacts");
+    let deleted = alice_b.post(
+        "/mail/contacts",
+        &[
+            ("csrf_token", &Web::csrf_of(&page.body)),
+            ("action", "delete"),
+            ("address", "minho@example.org"),
+        ],
+    );
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    let alice_a = a.web_login("alice");
+    wait_until(15, || {
+        (!alice_a
+            .get("/mail/compose")
+            .body
+            .contains("minho@example.org"))
+        .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the deletion never reached A.\nA:\n{}", a.log("all")));
+}
