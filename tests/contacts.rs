@@ -323,3 +323,29 @@ fn the_list_grouped_by_conversation_has_one_row_per_conversation() {
     assert_eq!(Web::links_in(&oldest, "/mail/message/").len(), 2);
     assert_eq!(web.get("/mail?view=conversations&page=x").status, 400);
 }
+
+#[test]
+fn deleting_a_user_deletes_their_address_book() {
+    let node = three_users();
+    let alice = node.web_login("alice");
+    assert_eq!(
+        save_contact(&alice, "Lee", "lee@example.org", "", "").status,
+        303
+    );
+    let bob = node.web_login("bob");
+    assert_eq!(
+        save_contact(&bob, "Lee", "lee@example.org", "", "").status,
+        303
+    );
+    node.cli_ok(
+        &["user", "delete", &address_of("alice"), "--delete-mail"],
+        None,
+    );
+    node.add_user("alice");
+    let again = node.web_login("alice");
+    let book = again.get("/mail/contacts").body;
+    assert!(!book.contains("lee@example.org"), "{book}");
+    assert!(!suggestions(&again).contains("lee@example.org"));
+    // Bob's book is untouched.
+    assert!(suggestions(&bob).contains("lee@example.org"));
+}

@@ -291,8 +291,9 @@ impl Directory {
         Ok(contact)
     }
 
-    /// Deletes a saved contact (and, when `also_collected`, the collected
-    /// address, so it is no longer suggested at all).
+    /// Deletes a saved contact and the collected address alike, so the
+    /// address is no longer suggested at all ("Delete" and "Forget" on
+    /// the page).
     pub fn delete_contact(&self, owner: &str, address: &str) -> Result<(), DirectoryError> {
         let owner = self.owner(owner)?;
         let address = normalize_address(address).ok_or(ContactProblem::NotFound)?;
