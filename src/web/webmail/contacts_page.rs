@@ -48,6 +48,7 @@ pub struct CollectedRow {
 }
 
 /// The form at the top: a new contact, or the one being edited.
+#[derive(Default)]
 pub struct ContactFormView {
     pub name: String,
     pub address: String,
@@ -233,15 +234,7 @@ fn delete(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, form: &Form) -> R
     let address = form.get("address").unwrap_or("");
     match webmail.directory.delete_contact(&session.user, address) {
         Ok(()) => Reply::see_other(&format!("{PATH}?done=deleted")),
-        Err(err) => {
-            let view = ContactFormView {
-                name: String::new(),
-                address: String::new(),
-                note: String::new(),
-                replacing: String::new(),
-            };
-            refused(webmail, ctx, session, err, view)
-        }
+        Err(err) => refused(webmail, ctx, session, err, ContactFormView::default()),
     }
 }
 
