@@ -46,28 +46,9 @@ fn wait_for(node: &Node, what: &str, check: impl Fn(&str) -> bool) -> String {
 /// Pairs two fresh nodes; returns (a, b), both running.
 fn pair() -> (Node, Node) {
     let (mut a, mut b) = (named("node-a"), named("node-b"));
-    let (pa, pb) = (free_port(), free_port());
-    let out = a.cli_ok(
-        &["pair", "init", "--listen", &format!("127.0.0.1:{pa}")],
-        None,
-    );
-    let token = out
-        .lines()
-        .find(|l| l.contains("campusmail pair join"))
-        .and_then(|l| l.split_whitespace().last())
-        .unwrap_or_else(|| panic!("no token in: {out}"))
-        .to_string();
+    let (token, ports) = common::pair::init(&a, &b);
     a.start("all");
-    let out = b.cli_ok(
-        &[
-            "pair",
-            "join",
-            "--listen",
-            &format!("127.0.0.1:{pb}"),
-            &token,
-        ],
-        None,
-    );
+    let out = common::pair::join(&b, &token, &ports);
     assert!(out.contains("joined node-a"), "{out}");
     // The token was for one node only.
     let c = named("node-c");

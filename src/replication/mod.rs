@@ -23,10 +23,11 @@
 //! - replication never blocks local writes: ops are read from the log
 //!   after they commit.
 //!
-//! Not yet replicated (next steps of issue #8): directory changes, web
-//! sessions, and the engine's shadow copies of accepted mail.
+//! The engines' shadow copies of accepted mail travel on their own link
+//! (`engine::shadow`), which uses this module's certificates and framing.
 
 pub mod admin;
+pub mod alerts;
 pub mod client;
 pub mod join;
 pub mod pki;
@@ -61,6 +62,8 @@ pub struct Replication {
     config_path: PathBuf,
     peer: RwLock<Option<Peer>>,
     pub status: Mutex<LinkStatus>,
+    /// Alerts raised for the link now (`alerts`).
+    pub alerts: Mutex<Vec<crate::ops::node_report::PairAlert>>,
     observers: RwLock<Vec<Observer>>,
 }
 
@@ -149,6 +152,7 @@ pub fn start(
         config_path: config.source.clone(),
         peer: RwLock::new(peer),
         status: Mutex::new(LinkStatus::default()),
+        alerts: Mutex::new(Vec::new()),
         observers: RwLock::new(Vec::new()),
     });
     let serving = rep.clone();
@@ -163,6 +167,18 @@ pub fn start(
     std::thread::Builder::new()
         .name("pair-puller".into())
         .spawn(move || client::run(pulling))
+        .map_err(|source| ReplicationError::Listen {
+            addr: listen.to_string(),
+            source,
+        })?;
+    let watching = rep.clone();
+    let rules = alerts::AlertRules {
+        after_secs: i64::try_from(p.alert_after.as_secs()).unwrap_or(i64::MAX),
+        behind_ops: p.alert_behind_ops,
+    };
+    std::thread::Builder::new()
+        .name("pair-alerts".into())
+        .spawn(move || alerts::run(watching, rules))
         .map_err(|source| ReplicationError::Listen {
             addr: listen.to_string(),
             source,

@@ -6,7 +6,9 @@
 //! its blob the first time this connection names it, then a heartbeat with
 //! the log heads whenever there is nothing new for a second. New local ops
 //! are found by looking at the log every 50 ms, so a change reaches a
-//! connected peer well within a second.
+//! connected peer well within a second. This node's own ops are shipped
+//! only once they are on disk here (`Store::durable_own_seq`): an op the
+//! peer had but we lost in a crash would see its number reused.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -153,9 +155,15 @@ fn stream_log(
     let mut last_write: Option<Instant> = None;
     loop {
         let mut sent = 0;
+        let durable = store.durable_own_seq().map_err(fail)?;
         for origin in store.origins().map_err(fail)? {
             let after = positions.get(&origin).copied().unwrap_or(0);
+            let own = origin == store.node();
             for op in store.ops_since(&origin, after, BATCH).map_err(fail)? {
+                if own && op.id.seq > durable {
+                    // Not flushed yet: next round.
+                    break;
+                }
                 let mut deleted = false;
                 let bytes = match &op.op {
                     Op::Deliver { blob, .. } if sent_blobs.insert(*blob) => {

@@ -59,6 +59,7 @@ pub fn pair_state(rep: &Replication) -> Option<crate::ops::node_report::PairStat
         last_contact: s.last_contact,
         behind: lag(rep, &s.peer_heads).values().sum(),
         last_error: s.last_error,
+        alerts: rep.alerts.lock().map(|a| a.clone()).unwrap_or_default(),
     })
 }
 
@@ -77,6 +78,9 @@ fn status_text(rep: &Replication) -> String {
     }
     let now = chrono::Utc::now().timestamp();
     let _ = writeln!(out, "link: {}", if s.connected { "up" } else { "DOWN" });
+    for alert in rep.alerts.lock().map(|a| a.clone()).unwrap_or_default() {
+        let _ = writeln!(out, "ALERT: {}", alert.describe());
+    }
     if let Some(t) = s.last_contact {
         let _ = writeln!(
             out,

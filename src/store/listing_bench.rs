@@ -32,6 +32,7 @@ fn list_pages_of_a_100k_folder() -> Result<(), StoreError> {
                     date: None,
                     thread: None,
                 },
+                queue_ref: None,
             })?;
         }
     }
@@ -87,6 +88,7 @@ fn grouped_pages_of_a_100k_folder() -> Result<(), StoreError> {
                     date: None,
                     thread: Some(format!("<c{}@x>", n % CONVERSATIONS)),
                 },
+                queue_ref: None,
             })?;
         }
     }

@@ -56,6 +56,7 @@ mod message_rows;
 mod model_tests;
 mod op;
 mod purge;
+mod queue_refs;
 mod records;
 mod replica;
 #[cfg(test)]
@@ -284,6 +285,17 @@ impl Store {
         targets: &[(&str, &str)],
         raw: &[u8],
     ) -> Result<Vec<MessageId>, StoreError> {
+        self.deliver_for(targets, raw, None)
+    }
+
+    /// `deliver_many` for the engine's queue id `queue_ref`, remembered so
+    /// a retry is recognised (`delivered_for`).
+    pub fn deliver_for(
+        &self,
+        targets: &[(&str, &str)],
+        raw: &[u8],
+        queue_ref: Option<&str>,
+    ) -> Result<Vec<MessageId>, StoreError> {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
@@ -324,6 +336,7 @@ impl Store {
                 size: raw.len() as u64,
                 received_at,
                 summary: summary.clone(),
+                queue_ref: queue_ref.map(str::to_string),
             });
             match result {
                 Ok(op) => break op,

@@ -124,6 +124,7 @@ pub struct Trees {
     pub thread_heads: sled::Tree,
     pub thread_members: sled::Tree,
     pub thread_tips: sled::Tree,
+    pub queue_refs: sled::Tree,
 }
 
 impl Trees {
@@ -153,6 +154,7 @@ impl Trees {
             thread_heads: db.open_tree("thread_heads")?,
             thread_members: db.open_tree("thread_members")?,
             thread_tips: db.open_tree("thread_tips")?,
+            queue_refs: db.open_tree("queue_refs")?,
         })
     }
 
@@ -248,6 +250,7 @@ pub struct Tx<'a> {
     /// What the grouped list's upkeep read before the transaction.
     pub plan: &'a thread_heads::HeadPlan,
     pub records: &'a TransactionalTree,
+    pub queue_refs: &'a TransactionalTree,
 }
 
 /// Applies `op` and logs it, atomically. Returns false if it was already
@@ -274,7 +277,7 @@ pub fn apply_with(
     let plan = thread_heads::plan(trees, &op.op, &affected)?;
     // Every tree an op may touch, in this order (sled's tuple form stops
     // at 14 trees; the slice form has no limit).
-    let all: [&sled::Tree; 20] = [
+    let all: [&sled::Tree; 21] = [
         &trees.oplog,
         &trees.messages,
         &trees.folders,
@@ -295,10 +298,11 @@ pub fn apply_with(
         &trees.thread_heads,
         &trees.thread_members,
         &trees.thread_tips,
+        &trees.queue_refs,
     ];
     all[..]
         .transaction(|view| {
-            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads, thread_heads, thread_members, thread_tips] =
+            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads, thread_heads, thread_members, thread_tips, queue_refs] =
                 view.as_slice()
             else {
                 return abort(StoreError::Corrupt("transaction view".into()));
@@ -326,6 +330,7 @@ pub fn apply_with(
                     thread_members,
                     thread_tips,
                     plan: &plan,
+                    queue_refs,
                 };
                 match &op.op {
                     Op::Deliver { .. } if deleted_at_origin => {
@@ -359,7 +364,11 @@ fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()>
             size,
             received_at,
             summary,
+            queue_ref,
         } => {
+            if let Some(queue_ref) = queue_ref {
+                super::queue_refs::record(tx, queue_ref, &op.id)?;
+            }
             let threaded = threads::is_threaded(targets.len(), summary.thread.as_deref());
             for (target, ((mailbox, folder), message)) in
                 targets.iter().zip(op.delivered_ids()).enumerate()
