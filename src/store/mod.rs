@@ -66,6 +66,9 @@ mod state;
 pub mod stats;
 #[cfg(test)]
 mod tests;
+mod thread_heads;
+#[cfg(test)]
+mod thread_heads_tests;
 mod threads;
 
 use std::path::Path;
@@ -81,9 +84,10 @@ pub use hlc::HlcTimestamp;
 pub use id::{is_valid_node_name, MessageId, OpId};
 pub use listing::{ListOrder, SortKey};
 pub use logins::LoginStamp;
-pub use op::{Flag, Op, ReplicationOp, SummaryFields};
+pub use op::{Flag, Op, ReplicationOp, SummaryFields, MAX_NAME};
 pub use records::LoginRecord;
 pub use stats::{DiskStats, StoreStats};
+pub use thread_heads::{ConversationPage, ConversationRow};
 
 use blob::BlobStore;
 use hlc::HybridClock;
@@ -247,6 +251,7 @@ impl Store {
             }
             None => 1,
         };
+        thread_heads::build_if_new(&trees)?;
         let clock = HybridClock::new(trees.hlc_high()?);
         Ok(Store {
             node: node.to_string(),

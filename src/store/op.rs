@@ -126,7 +126,7 @@ pub struct SummaryFields {
 }
 
 /// The directory's trees that travel in the log.
-pub const DIRECTORY_TREES: [&str; 7] = [
+pub const DIRECTORY_TREES: [&str; 8] = [
     "domains",
     "users",
     "aliases",
@@ -134,6 +134,7 @@ pub const DIRECTORY_TREES: [&str; 7] = [
     "settings",
     "classes",
     "appliance",
+    "contacts",
 ];
 
 /// Most mailboxes one `Deliver` op may name (the engine hands mail over

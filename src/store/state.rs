@@ -20,7 +20,9 @@
 //!   folders: name, parent, tombstone; see `folders.rs`).
 //! - `orphans`: `mailbox \0 folder id \0 message id` -> empty: messages
 //!   that asked for a folder not known here yet (they wait in INBOX).
-//! - `threads`: each mailbox's conversations (`threads.rs`).
+//! - `threads`: each mailbox's conversations (`threads.rs`);
+//!   `thread_heads`, `thread_members`, `thread_tips`: each folder's
+//!   conversations by their newest message (`thread_heads.rs`).
 //! - `sort_index`, `sorted_folders`: the listing again, per sort order,
 //!   for the big folders that have an index (`sort_index.rs`).
 //! - `blobs`, `segments` (owned by `blob/`): refcounts are raised and
@@ -78,6 +80,7 @@ use super::message_rows;
 pub use super::message_rows::MessageRecord;
 use super::op::{Flag, Op, ReplicationOp};
 use super::records;
+use super::thread_heads;
 use super::threads;
 use super::StoreError;
 
@@ -118,6 +121,9 @@ pub struct Trees {
     pub sort_index: sled::Tree,
     pub sorted_folders: sled::Tree,
     pub threads: sled::Tree,
+    pub thread_heads: sled::Tree,
+    pub thread_members: sled::Tree,
+    pub thread_tips: sled::Tree,
     pub queue_refs: sled::Tree,
 }
 
@@ -145,6 +151,9 @@ impl Trees {
             sort_index: db.open_tree("sort_index")?,
             sorted_folders: db.open_tree("sorted_folders")?,
             threads: db.open_tree("threads")?,
+            thread_heads: db.open_tree("thread_heads")?,
+            thread_members: db.open_tree("thread_members")?,
+            thread_tips: db.open_tree("thread_tips")?,
             queue_refs: db.open_tree("queue_refs")?,
         })
     }
@@ -235,6 +244,11 @@ pub struct Tx<'a> {
     pub sort_index: &'a TransactionalTree,
     pub sorted_folders: &'a TransactionalTree,
     pub threads: &'a TransactionalTree,
+    pub thread_heads: &'a TransactionalTree,
+    pub thread_members: &'a TransactionalTree,
+    pub thread_tips: &'a TransactionalTree,
+    /// What the grouped list's upkeep read before the transaction.
+    pub plan: &'a thread_heads::HeadPlan,
     pub records: &'a TransactionalTree,
     pub queue_refs: &'a TransactionalTree,
 }
@@ -260,9 +274,10 @@ pub fn apply_with(
     let log_value = op.encode()?;
     let ts_value = encode(&op.ts)?;
     let affected = folders::affected(trees, &op.op)?;
+    let plan = thread_heads::plan(trees, &op.op, &affected)?;
     // Every tree an op may touch, in this order (sled's tuple form stops
     // at 14 trees; the slice form has no limit).
-    let all: [&sled::Tree; 18] = [
+    let all: [&sled::Tree; 21] = [
         &trees.oplog,
         &trees.messages,
         &trees.folders,
@@ -280,11 +295,14 @@ pub fn apply_with(
         &trees.deliveries,
         &trees.sorted_folders,
         &trees.threads,
+        &trees.thread_heads,
+        &trees.thread_members,
+        &trees.thread_tips,
         &trees.queue_refs,
     ];
     all[..]
         .transaction(|view| {
-            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads, queue_refs] =
+            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads, thread_heads, thread_members, thread_tips, queue_refs] =
                 view.as_slice()
             else {
                 return abort(StoreError::Corrupt("transaction view".into()));
@@ -308,6 +326,10 @@ pub fn apply_with(
                     sort_index,
                     sorted_folders,
                     threads,
+                    thread_heads,
+                    thread_members,
+                    thread_tips,
+                    plan: &plan,
                     queue_refs,
                 };
                 match &op.op {
@@ -377,9 +399,16 @@ fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()>
                         .or_else(|_| abort(StoreError::InvalidOp("too many targets".into())))?,
                     threaded,
                 };
+                if let Some(loser) = &replaces {
+                    // The loser goes first, so the indexes planned before
+                    // the transaction see the folder as it was; the bytes
+                    // (often shared) are held meanwhile.
+                    hold_blob(tx, &rec.blob)?;
+                    apply_expunge(tx, op, loser)?;
+                }
                 apply_deliver(tx, &message, &rec)?;
-                if let Some(loser) = replaces {
-                    apply_expunge(tx, op, &loser)?;
+                if replaces.is_some() {
+                    release_blob(tx, &rec.blob)?;
                 }
             }
             Ok(())
@@ -490,6 +519,17 @@ pub(super) fn apply_expunge(tx: &Tx, op: &ReplicationOp, id: &MessageId) -> TxRe
     tx.flags.remove(id.as_bytes())?;
     bump_usage(tx.usage, &rec.mailbox, -signed(rec.size), -1)?;
     release_blob(tx, &rec.blob)
+}
+
+/// One reference more (taken back by `release_blob`).
+fn hold_blob(tx: &Tx, blob: &BlobId) -> TxResult<()> {
+    let Some(v) = tx.blobs.get(blob.0)? else {
+        return abort(StoreError::MissingBlob(String::from(*blob)));
+    };
+    let mut loc = BlobLocation::decode(&v).or_else(abort)?;
+    loc.refcount = loc.refcount.saturating_add(1);
+    tx.blobs.insert(&blob.0, &loc.encode())?;
+    Ok(())
 }
 
 /// One reference fewer; at none, the record becomes garbage.

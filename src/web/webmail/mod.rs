@@ -14,7 +14,7 @@
 //! - Mail pages are reached only through `require_session`; a missing,
 //!   ended or expired session never reaches a store call.
 //! - Every POST checks its CSRF token first (`login.rs`, `send.rs`,
-//!   `actions.rs`, `folders_page.rs`, `settings.rs`).
+//!   `actions.rs`, `folders_page.rs`, `settings.rs`, `contacts_page.rs`).
 //! - After login, pages speak the language saved in the user's settings
 //!   (`gated`); the login page follows the browser or the default.
 //! - Failures become localized pages (`pages::problem`); internal error text
@@ -24,6 +24,8 @@
 
 mod actions;
 pub mod compose;
+pub(crate) mod contacts_page;
+mod conversation_list;
 mod folder_nav;
 mod folders_page;
 mod list_query;
@@ -33,6 +35,7 @@ pub mod pages;
 mod send;
 mod settings;
 mod settings_forms;
+mod suggest;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -77,6 +80,8 @@ pub enum Route {
     Actions,
     Folders,
     Settings,
+    Contacts,
+    Suggest,
     Message(MessageId),
     MessageBody(MessageId),
     MessageRaw(MessageId),
@@ -96,6 +101,8 @@ impl Route {
             "/mail/actions" => return Route::Actions,
             folders_page::PATH => return Route::Folders,
             settings::PATH => return Route::Settings,
+            contacts_page::PATH => return Route::Contacts,
+            suggest::PATH => return Route::Suggest,
             _ => {}
         }
         if let Some(name) = path.strip_prefix("/static/") {
@@ -270,6 +277,9 @@ impl Webmail {
             (Method::Post, Route::Folders) => self.gated(ctx, folders_page::submit),
             (Method::Get, Route::Settings) => self.gated(ctx, settings::show),
             (Method::Post, Route::Settings) => self.gated(ctx, settings::submit),
+            (Method::Get, Route::Contacts) => self.gated(ctx, contacts_page::show),
+            (Method::Post, Route::Contacts) => self.gated(ctx, contacts_page::submit),
+            (Method::Get, Route::Suggest) => self.gated(ctx, suggest::show),
             (Method::Get, Route::Message(id)) => {
                 self.gated(ctx, |w, c, s| mailbox::message(w, c, s, &id))
             }
@@ -426,6 +436,8 @@ mod tests {
         assert_eq!(Route::parse("/mail/compose"), Route::Compose);
         assert_eq!(Route::parse("/mail/actions"), Route::Actions);
         assert_eq!(Route::parse("/mail/folders"), Route::Folders);
+        assert_eq!(Route::parse("/mail/contacts"), Route::Contacts);
+        assert_eq!(Route::parse("/mail/suggest"), Route::Suggest);
         assert_eq!(Route::parse("/mail/folders/"), Route::NotFound);
         assert_eq!(Route::parse("/mail/compose/"), Route::NotFound);
         assert_eq!(Route::parse("/mail/"), Route::NotFound);
