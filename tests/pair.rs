@@ -317,6 +317,7 @@ fn a_wiped_node_is_seeded_from_its_peer_and_its_new_mail_still_crosses() {
     })
     .unwrap_or_else(|| panic!("never identical: {:?}", a.cli(&["pair", "verify"], None)));
     assert!(verified.contains("the same 4 message(s)"), "{verified}");
+}
 
 #[test]
 fn a_contact_added_on_one_node_is_suggested_on_the_other() {
