@@ -164,10 +164,13 @@ fn pull(rep: &Replication, peer: &Peer, backoff: &mut Duration) -> Result<(), Wi
                 }
             }
             Frame::Heartbeat { heads } => {
+                // Frames arrive in order: everything up to these heads
+                // was sent before this heartbeat, so no lag means caught up.
+                let caught_up = super::status::lag(&rep, &heads).values().all(|&n| n == 0);
                 if let Ok(mut s) = rep.status.lock() {
                     s.peer_heads = heads;
                     s.last_contact = Some(now);
-                    s.caught_up_once = true;
+                    s.caught_up_once |= caught_up;
                 }
             }
             Frame::Refused { reason } => return Err(WireError::Bad(format!("refused: {reason}"))),

@@ -4,7 +4,7 @@
 //! One thread per connection (there is one peer). After `Pull`, the server
 //! only writes: ops past the positions the peer sent, each `Deliver` with
 //! its blob the first time this connection names it, then a heartbeat with
-//! the log heads whenever there is nothing new for a second. New local ops
+//! the log heads at least once a second (also under load). New local ops
 //! are found by looking at the log every 50 ms, so a change reaches a
 //! connected peer well within a second. This node's own ops are shipped
 //! only once they are on disk here (`Store::durable_own_seq`): an op the
@@ -151,7 +151,8 @@ fn stream_log(
     let store = &rep.store;
     let fail = |e: crate::store::StoreError| WireError::Bad(e.to_string());
     let mut sent_blobs: HashSet<BlobId> = HashSet::new();
-    // None: nothing written yet, so the first idle round sends a heartbeat.
+    // When the last heartbeat went (None: none yet, so the first round
+    // sends one).
     let mut last_write: Option<Instant> = None;
     loop {
         let mut sent = 0;
@@ -198,9 +199,9 @@ fn stream_log(
         }
         if sent > 0 {
             tls.flush()?;
-            last_write = Some(Instant::now());
-            continue;
         }
+        // At least once a second even under steady load, so the peer
+        // always knows how far behind it is.
         if last_write.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
             let mut heads = BTreeMap::new();
             for origin in store.origins().map_err(fail)? {
@@ -209,6 +210,9 @@ fn stream_log(
             wire::write(tls, &Frame::Heartbeat { heads }, None)?;
             tls.flush()?;
             last_write = Some(Instant::now());
+        }
+        if sent > 0 {
+            continue;
         }
         std::thread::sleep(POLL);
     }
