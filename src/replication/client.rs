@@ -166,7 +166,7 @@ fn pull(rep: &Replication, peer: &Peer, backoff: &mut Duration) -> Result<(), Wi
             Frame::Heartbeat { heads } => {
                 // Frames arrive in order: everything up to these heads
                 // was sent before this heartbeat, so no lag means caught up.
-                let caught_up = super::status::lag(&rep, &heads).values().all(|&n| n == 0);
+                let caught_up = super::status::lag(rep, &heads).values().all(|&n| n == 0);
                 if let Ok(mut s) = rep.status.lock() {
                     s.peer_heads = heads;
                     s.last_contact = Some(now);
