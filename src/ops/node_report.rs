@@ -52,6 +52,8 @@ pub struct PairState {
     pub last_error: Option<String>,
     /// Alerts raised for the link (`replication::alerts`).
     pub alerts: Vec<PairAlert>,
+    /// Replication lag (p50, p99) in ms over the last changes applied.
+    pub lag_ms: Option<(u64, u64)>,
 }
 
 /// An alert about the pair link, active since `since` (unix seconds).

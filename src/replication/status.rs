@@ -82,6 +82,7 @@ pub fn lag(rep: &Replication, heads: &BTreeMap<String, u64>) -> BTreeMap<String,
 pub fn pair_state(rep: &Replication) -> Option<crate::ops::node_report::PairState> {
     let peer = rep.peer()?;
     let s = rep.status.lock().map(|s| s.clone()).unwrap_or_default();
+    let lag_ms = s.lag_percentiles();
     Some(crate::ops::node_report::PairState {
         peer_name: peer.name,
         peer_addr: peer.addr,
@@ -90,6 +91,7 @@ pub fn pair_state(rep: &Replication) -> Option<crate::ops::node_report::PairStat
         behind: lag(rep, &s.peer_heads).values().sum(),
         last_error: s.last_error,
         alerts: rep.alerts.lock().map(|a| a.clone()).unwrap_or_default(),
+        lag_ms,
     })
 }
 

@@ -237,6 +237,16 @@ fn peer_facts(
         ),
         false,
     ));
+    if let Some((p50, p99)) = pair.lag_ms {
+        facts.push(fact(
+            "ops.peer_lag",
+            t.fill(
+                "ops.peer_lag_value",
+                &[("p50", &p50.to_string()), ("p99", &p99.to_string())],
+            ),
+            false,
+        ));
+    }
     if let Some(err) = &pair.last_error {
         facts.push(fact("ops.peer_error", err.clone(), !pair.connected));
     }
