@@ -89,10 +89,10 @@ def lag(conf):
 
 class Webmail:
     def __init__(self, port):
-        self.port, self.cookie = int(port), ""
+        self.port, self.cookies = int(port), {}
     def request(self, method, path, fields=None):
         c = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=30)
-        headers = {"Cookie": self.cookie}
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
         body = None
         if fields is not None:
             body = urllib.parse.urlencode(fields)
@@ -100,8 +100,9 @@ class Webmail:
         c.request(method, path, body=body, headers=headers)
         r = c.getresponse()
         for k, v in r.getheaders():
-            if k.lower() == "set-cookie" and v.startswith("cm_session="):
-                self.cookie = v.split(";")[0]
+            if k.lower() == "set-cookie":
+                name, _, value = v.split(";")[0].partition("=")
+                self.cookies[name.strip()] = value
         text = r.read().decode("utf-8", "replace")
         c.close()
         return r.status, text
