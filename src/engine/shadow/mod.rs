@@ -30,6 +30,9 @@
 //! delivered in the instant before it died, before its progress reached
 //! the peer. Local mailboxes still end with one copy (`store::queue_refs`
 //! merges them by queue id on both nodes); a remote server gets two.
+//! `Hello` lists every queued id in one frame, so a queue of more than
+//! about 150,000 messages exceeds the frame limit and the link stays down
+//! (mail is then accepted alone) until the queue is smaller.
 //!
 //! Reads untrusted input: frames from the peer (see `server`).
 
