@@ -329,3 +329,100 @@ fn a_student_on_a_phone_sets_language_signature_and_an_auto_reply() {
     browser
         .screenshot(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("settings-phone.png"));
 }
+
+#[test]
+fn a_student_on_a_phone_adds_a_contact_sees_it_suggested_and_groups_the_list() {
+    let node = Node::with_users();
+    for (id, refs, subject) in [
+        ("<root@example.org>", "", "Lab meeting"),
+        ("<r1@example.org>", "<root@example.org>", "Re: Lab meeting"),
+        ("<other@example.org>", "", "Unrelated"),
+    ] {
+        let mut args = vec![
+            "--server".to_string(),
+            node.smtp_addr(),
+            "--from".into(),
+            "prof@example.org".into(),
+            "--to".into(),
+            address_of("alice"),
+            "--header".into(),
+            format!("Subject: {subject}"),
+            "--add-header".into(),
+            format!("Message-ID: {id}"),
+        ];
+        if !refs.is_empty() {
+            args.push("--add-header".into());
+            args.push(format!("References: {refs}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, t) = swaks(&args);
+        assert!(ok, "{t}");
+    }
+    let web = node.web_login("alice");
+    wait_until(30, || (web.message_links().len() == 3).then_some(()))
+        .unwrap_or_else(|| panic!("mail not delivered: {}", node.log("all")));
+
+    let browser = Browser::start(390, 844);
+    let base = format!("https://127.0.0.1:{}", node.ports.https);
+    browser.goto(&format!("{base}/login"));
+    browser.type_into("#address", "alice@campus.test");
+    browser.type_into("#password", &password_of("alice"));
+    browser.click("button[type=submit]");
+    browser.url_after_navigation("/mail");
+
+    // The address book, from the top bar; a name with markup stays text.
+    browser.click("a[href='/mail/contacts']");
+    browser.url_after_navigation("/mail/contacts");
+    browser.type_into(
+        "#contact-name",
+        "이민호 <img src=x onerror=window.hacked=1>",
+    );
+    browser.type_into("#contact-address", "minho@example.org");
+    browser.click("#contact-form button[type=submit]");
+    browser.url_after_navigation("/mail/contacts?done=saved");
+    let fits = browser.eval("return document.documentElement.scrollWidth <= window.innerWidth");
+    assert_eq!(fits, true, "the address book scrolls sideways on a phone");
+    assert_eq!(browser.eval("return window.hacked === undefined"), true);
+    assert_eq!(
+        browser.eval("return document.querySelectorAll('table.contacts img').length"),
+        0
+    );
+    browser
+        .screenshot(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("contacts-phone.png"));
+
+    // Compose: the contact is in the recipients' list the server filled,
+    // and typing asks for more (the campus directory) through the script.
+    browser.goto(&format!("{base}/mail/compose"));
+    let options = "return Array.from(document.querySelectorAll('#address-suggestions option')).map(o => o.value).join('|')";
+    let listed = browser.eval(options);
+    assert!(
+        listed.as_str().unwrap_or("").contains("minho@example.org"),
+        "{listed}"
+    );
+    browser.type_into("#to", "bo");
+    wait_until(10, || {
+        let v = browser.eval(options);
+        v.as_str()
+            .unwrap_or("")
+            .contains("bob@campus.test")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the script never suggested bob: {}", browser.eval(options)));
+    assert_eq!(browser.eval("return window.hacked === undefined"), true);
+
+    // The list grouped by conversation: two rows for three messages.
+    browser.goto(&format!("{base}/mail"));
+    browser.click(".viewtoggle a[href='/mail?view=conversations']");
+    browser.url_after_navigation("/mail?view=conversations");
+    let rows =
+        browser.eval("return document.querySelectorAll('table.conversations tbody tr').length");
+    assert_eq!(rows, 2, "{}", browser.source());
+    let fits = browser.eval("return document.documentElement.scrollWidth <= window.innerWidth");
+    assert_eq!(fits, true, "the grouped list scrolls sideways on a phone");
+    browser
+        .screenshot(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("grouped-phone.png"));
+    // The conversation's row (the one with a size) opens it.
+    browser.click("table.conversations tbody tr:has(.thread-count) td.subject a");
+    let page = browser.source_containing("class=\"card conversation\"");
+    assert!(page.contains("Re: Lab meeting"), "{page}");
+}

@@ -1,6 +1,8 @@
 //! The dashboard's peer box and the pair metrics with two real nodes:
 //! paired, node A's console shows node B connected and `/metrics` says the
-//! link is up; with B stopped, both say it is down.
+//! link is up; with B stopped, both say it is down, and once it has been
+//! down for `[pair] alert_after` an alert is raised: in the log, on the
+//! dashboard, in `/metrics` and in `pair status`; B back clears it.
 
 mod common;
 
@@ -25,17 +27,8 @@ fn metrics(node: &Node) -> String {
 #[test]
 fn the_peer_box_and_metrics_follow_the_pair_link() {
     let (mut a, mut b) = (named("node-a"), named("node-b"));
-    let (pa, pb) = (free_port(), free_port());
-    let out = a.cli_ok(
-        &["pair", "init", "--listen", &format!("127.0.0.1:{pa}")],
-        None,
-    );
-    let token = out
-        .lines()
-        .find(|l| l.contains("campusmail pair join"))
-        .and_then(|l| l.split_whitespace().last())
-        .unwrap_or_else(|| panic!("no token in: {out}"))
-        .to_string();
+    a.set_key("alert_after", "\"1s\"");
+    let (token, ports) = common::pair::init(&a, &b);
     a.start("all");
     let console = a.console_login(Some("en"));
     let waiting = console.get("/admin");
@@ -45,16 +38,7 @@ fn the_peer_box_and_metrics_follow_the_pair_link() {
         waiting.body
     );
 
-    let out = b.cli_ok(
-        &[
-            "pair",
-            "join",
-            "--listen",
-            &format!("127.0.0.1:{pb}"),
-            &token,
-        ],
-        None,
-    );
+    let out = common::pair::join(&b, &token, &ports);
     assert!(out.contains("joined node-a"), "{out}");
     b.start("all");
 
@@ -82,4 +66,29 @@ fn the_peer_box_and_metrics_follow_the_pair_link() {
     })
     .unwrap_or_else(|| panic!("A never noticed B is gone: {}", console.get("/admin").body));
     assert!(metrics(&a).contains("campusmail_pair_link_up{peer=\"node-b\"} 0\n"));
+    assert!(metrics(&a).contains("campusmail_pair_alert{peer=\"node-b\",alert=\"link_down\"} "));
+
+    let raised = "campusmail_pair_alert{peer=\"node-b\",alert=\"link_down\"} 1\n";
+    wait_until(60, || metrics(&a).contains(raised).then_some(()))
+        .unwrap_or_else(|| panic!("no alert in /metrics: {}", metrics(&a)));
+    assert!(
+        a.log("all").contains("pair alert raised"),
+        "{}",
+        a.log("all")
+    );
+    let page = console.get("/admin").body;
+    assert!(
+        page.contains("The link to the peer has been down for"),
+        "{page}"
+    );
+    let status = a.cli_ok(&["pair", "status"], None);
+    assert!(
+        status.contains("ALERT: the link to the peer is down since"),
+        "{status}"
+    );
+
+    b.start("all");
+    wait_until(60, || (!metrics(&a).contains(raised)).then_some(()))
+        .unwrap_or_else(|| panic!("the alert never cleared: {}", metrics(&a)));
+    assert!(a.log("all").contains("pair alert cleared"));
 }

@@ -29,31 +29,6 @@ fn stats(node: &Node) -> serde_json::Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("store stats --json: {e}: {out}"))
 }
 
-/// The id of the folder called `name` in the page's folder list.
-fn folder_id(body: &str, name: &str) -> Option<String> {
-    let marker = "href=\"/mail?folder=";
-    let mut rest = body;
-    while let Some(i) = rest.find(marker) {
-        let s = &rest[i + marker.len()..];
-        let end = s.find('"')?;
-        let id = &s[..end];
-        let text = &s[end + 2..];
-        if text.starts_with(name) && text[name.len()..].starts_with(['<', ' ', '\n']) {
-            return Some(id.to_string());
-        }
-        rest = &s[end..];
-    }
-    None
-}
-
-/// Message ids listed on a page, in order.
-fn ids_on(body: &str) -> Vec<String> {
-    Web::links_in(body, "/mail/message/")
-        .into_iter()
-        .map(|l| l.trim_start_matches("/mail/message/").to_string())
-        .collect()
-}
-
 /// Subjects in list order (the text of each message link).
 fn subjects_on(body: &str) -> Vec<String> {
     let marker = "href=\"/mail/message/";

@@ -2,7 +2,9 @@
 //! paired with `campusmail pair init` / `pair join`: mail delivered to one
 //! is readable on the other, a flag set on one shows on the other, and
 //! after each node was down in turn while mail arrived at the other, both
-//! end with identical state (`campusmail pair verify`).
+//! end with identical state (`campusmail pair verify`); users, settings
+//! and address books made on one node exist on the other, and the list by
+//! conversation is built alike from the replicated ops.
 
 mod common;
 
@@ -44,28 +46,9 @@ fn wait_for(node: &Node, what: &str, check: impl Fn(&str) -> bool) -> String {
 /// Pairs two fresh nodes; returns (a, b), both running.
 fn pair() -> (Node, Node) {
     let (mut a, mut b) = (named("node-a"), named("node-b"));
-    let (pa, pb) = (free_port(), free_port());
-    let out = a.cli_ok(
-        &["pair", "init", "--listen", &format!("127.0.0.1:{pa}")],
-        None,
-    );
-    let token = out
-        .lines()
-        .find(|l| l.contains("campusmail pair join"))
-        .and_then(|l| l.split_whitespace().last())
-        .unwrap_or_else(|| panic!("no token in: {out}"))
-        .to_string();
+    let (token, ports) = common::pair::init(&a, &b);
     a.start("all");
-    let out = b.cli_ok(
-        &[
-            "pair",
-            "join",
-            "--listen",
-            &format!("127.0.0.1:{pb}"),
-            &token,
-        ],
-        None,
-    );
+    let out = common::pair::join(&b, &token, &ports);
     assert!(out.contains("joined node-a"), "{out}");
     // The token was for one node only.
     let c = named("node-c");
@@ -299,4 +282,139 @@ fn settings_saved_on_one_node_apply_on_the_other() {
     wait_for(&b, "alice's forward applied on B", |p| {
         p.contains("Forwarded on B")
     });
+}
+
+#[test]
+fn a_wiped_node_is_seeded_from_its_peer_and_its_new_mail_still_crosses() {
+    let (a, mut b) = pair();
+    for i in 0..3 {
+        deliver(&b, &format!("Before the wipe {i}"));
+    }
+    wait_for(&a, "B's mail on A", |p| p.contains("Before the wipe 2"));
+
+    // B's disk is replaced: its store is gone, the peer still has it all.
+    b.kill("all");
+    std::fs::remove_dir_all(b.data().join("store")).expect("wipe B's store");
+    b.start("all");
+    assert!(
+        b.log("all").contains("seeded from the peer"),
+        "{}",
+        b.log("all")
+    );
+    wait_for(&b, "the old mail back on B", |p| {
+        p.contains("Before the wipe 2")
+    });
+
+    // New changes made on B after the wipe reach A: no sequence number of
+    // B's earlier life was used again (A would have ignored it).
+    deliver(&b, "After the wipe");
+    wait_for(&a, "B's new mail on A", |p| p.contains("After the wipe"));
+    let verified = wait_until(30, || {
+        let out = a.cli(&["pair", "verify"], None);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .unwrap_or_else(|| panic!("never identical: {:?}", a.cli(&["pair", "verify"], None)));
+    assert!(verified.contains("the same 4 message(s)"), "{verified}");
+}
+
+#[test]
+fn a_contact_added_on_one_node_is_suggested_on_the_other() {
+    let (a, b) = pair();
+    let alice_a = a.web_login("alice");
+    let page = alice_a.get("/mail/contacts");
+    let saved = alice_a.post(
+        "/mail/contacts",
+        &[
+            ("csrf_token", &Web::csrf_of(&page.body)),
+            ("action", "save"),
+            ("name", "이민호"),
+            ("address", "minho@example.org"),
+            ("note", "연구실"),
+        ],
+    );
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    // Alice on B: the contact is in her book and suggested in compose
+    // (the datalist and the script's lookup).
+    let alice_b = Web::new(&b);
+    let (status, _) = alice_b.login(&address_of("alice"), &password_of("alice"));
+    assert_eq!(status, 303);
+    wait_until(15, || {
+        alice_b
+            .get("/mail/compose")
+            .body
+            .contains("minho@example.org")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the contact never reached B.\nB:\n{}", b.log("all")));
+    assert!(alice_b.get("/mail/contacts").body.contains("연구실"));
+    let found = alice_b.get("/mail/suggest?q=minho").body;
+    assert!(found.contains("minho@example.org"), "{found}");
+    // Deleted on B: gone from A too. (Alice's login on B ended her
+    // session on A; she logs in there again.)
+    let page = alice_b.get("/mail/contacts");
+    let deleted = alice_b.post(
+        "/mail/contacts",
+        &[
+            ("csrf_token", &Web::csrf_of(&page.body)),
+            ("action", "delete"),
+            ("address", "minho@example.org"),
+        ],
+    );
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    let alice_a = a.web_login("alice");
+    wait_until(15, || {
+        (!alice_a
+            .get("/mail/compose")
+            .body
+            .contains("minho@example.org"))
+        .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the deletion never reached A.\nA:\n{}", a.log("all")));
+}
+
+#[test]
+fn the_list_by_conversation_is_the_same_on_both_nodes() {
+    let (a, b) = pair();
+    for (id, refs) in [
+        ("<root@example.org>", ""),
+        ("<r1@example.org>", "<root@example.org>"),
+    ] {
+        let mut args = vec![
+            "--server".to_string(),
+            a.smtp_addr(),
+            "--from".into(),
+            "registrar@example.org".into(),
+            "--to".into(),
+            address_of("bob"),
+            "--header".into(),
+            "Subject: 수강 정정".into(),
+            "--add-header".into(),
+            format!("Message-ID: {id}"),
+        ];
+        if !refs.is_empty() {
+            args.push("--add-header".into());
+            args.push(format!("References: {refs}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, t) = swaks(&args);
+        assert!(ok, "{t}");
+    }
+    wait_for(&a, "two messages on A", |p| {
+        p.matches("수강 정정").count() >= 2
+    });
+    // On B, from replicated ops: one row, a conversation of two.
+    let web = b.web_login("bob");
+    let grouped = wait_until(30, || {
+        let page = web.get("/mail?view=conversations").body;
+        page.contains("class=\"thread-count\"").then_some(page)
+    })
+    .unwrap_or_else(|| panic!("the conversation never reached B.\nB:\n{}", b.log("all")));
+    assert_eq!(
+        Web::links_in(&grouped, "/mail/message/").len(),
+        1,
+        "{grouped}"
+    );
+    assert!(grouped.contains("대화 1개"), "{grouped}");
 }

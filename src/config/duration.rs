@@ -1,4 +1,4 @@
-//! Durations in `appliance.toml` as people write them: "30s", "10m", "4h", "5d".
+//! Durations in `appliance.toml` as people write them: "500ms", "30s", "10m", "4h", "5d".
 //!
 //! Invariant: a value without a unit, or with an unknown one, is an error
 //! naming what is allowed; a bare number is never guessed to be seconds.
@@ -21,7 +21,7 @@ impl ConfigDuration {
     }
 }
 
-/// Parses "90s", "10m", "4h" or "5d".
+/// Parses "500ms", "90s", "10m", "4h" or "5d".
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -31,15 +31,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let n: u64 = number.parse().map_err(|_| {
         format!("{text:?} is not a duration such as \"30s\", \"10m\", \"4h\", \"5d\"")
     })?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    let millis_per_unit = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m, h or d")),
     };
-    n.checked_mul(scale)
-        .map(Duration::from_secs)
+    n.checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
         .ok_or_else(|| format!("{text:?} is too long"))
 }
 
@@ -62,6 +63,7 @@ mod tests {
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
         assert_eq!(parse_duration("4h"), Ok(Duration::from_secs(14_400)));
         assert_eq!(parse_duration("5d"), Ok(Duration::from_secs(432_000)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("30").is_err());
         assert!(parse_duration("4 hours").is_err());
         assert!(parse_duration("h").is_err());

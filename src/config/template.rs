@@ -137,6 +137,22 @@ listen = ""
 peer = ""
 peer_name = ""
 peer_fingerprint = ""
+# The engines hold each other's accepted mail (shadow copies) until it is
+# delivered. Their link listens on the replication link's address with the
+# next port unless set here ("ip:port"); engine_peer likewise ("host:port").
+engine_listen = ""
+engine_peer = ""
+# A 250 waits this long for the peer to hold its copy, then the message is
+# accepted alone (the log says so).
+shadow_wait = "2s"
+# If the peer's engine is silent this long, this node delivers the copies it
+# holds for it; when the peer comes back it drops what was delivered here.
+shadow_takeover_after = "10m"
+# Raise an alert (log, console dashboard, /metrics campusmail_pair_alert)
+# when the link has been down, or this node more than alert_behind_ops
+# changes behind the peer, for this long.
+alert_after = "2m"
+alert_behind_ops = 10000
 
 [metrics]
 # Prometheus metrics at https://<this host>/metrics (names: admin guide).

@@ -21,6 +21,7 @@ pub mod address;
 pub mod appliance_settings;
 pub mod classes;
 pub mod commands;
+pub mod contacts;
 mod csv;
 pub mod export;
 pub mod groups;
@@ -79,6 +80,8 @@ pub enum DirectoryError {
     Settings(#[from] settings::SettingsProblem),
     #[error("settings refused: {0}")]
     Appliance(#[from] appliance_settings::ApplianceProblem),
+    #[error("contact refused: {0}")]
+    Contact(#[from] contacts::ContactProblem),
     #[error("the directory's write lock was poisoned by a panic; restart campusmail")]
     Poisoned,
 }
@@ -129,6 +132,8 @@ pub struct Directory {
     vacation_replies: sled::Tree,
     /// The console's appliance settings (`appliance_settings.rs`).
     appliance: sled::Tree,
+    /// Each user's address book (`contacts.rs`).
+    contacts: sled::Tree,
     snapshot_path: PathBuf,
     /// Held by every "is the address free? then take it" change (user add,
     /// alias add, import), so two of them cannot both take one address.
@@ -165,6 +170,7 @@ impl Directory {
             settings: db.open_tree("settings")?,
             vacation_replies: db.open_tree("vacation_replies")?,
             appliance: db.open_tree("appliance")?,
+            contacts: db.open_tree("contacts")?,
             db,
             snapshot_path: snapshot_path.to_path_buf(),
             writes: Mutex::new(()),

@@ -1,5 +1,5 @@
 //! The directory's side of the pair: its records (domains, users, aliases,
-//! users' settings, classes, the console's appliance settings) as (tree, key, value)
+//! users' settings and address books, classes, the console's appliance settings) as (tree, key, value)
 //! text, a watch on every change, and applying a record that won in the
 //! store's log (see `store::directory_log` and `mailbox::directory_sync`).
 //!
@@ -14,13 +14,14 @@ use super::{Directory, DirectoryError};
 /// per node for now: each node makes its own on first start, and letting
 /// the later one overwrite the other would silently change the first
 /// node's admin password when the second one starts.
-pub const TREES: [&str; 6] = [
+pub const TREES: [&str; 7] = [
     "domains",
     "users",
     "aliases",
     "settings",
     "classes",
     "appliance",
+    "contacts",
 ];
 
 impl Directory {
@@ -33,6 +34,7 @@ impl Directory {
             "admins" => Some(&self.admins),
             "settings" => Some(&self.settings),
             "appliance" => Some(&self.appliance),
+            "contacts" => Some(&self.contacts),
             _ => None,
         }
     }

@@ -4,8 +4,8 @@
 //! Owns nothing beyond the `users` and `aliases` trees it writes.
 //!
 //! Invariants:
-//! - Deleting removes the user's record and their own settings (signature,
-//!   auto-reply, forwarding) and takes the address out of every alias; an alias left with no member is removed too (mail to it would
+//! - Deleting removes the user's record, their own settings (signature,
+//!   auto-reply, forwarding) and address book (`contacts`) and takes the address out of every alias; an alias left with no member is removed too (mail to it would
 //!   bounce anyway). The mailbox itself belongs to the store: the mailbox
 //!   role empties it before it calls `delete_user` (`mailbox::mailbox_removal`),
 //!   so no mail is left that nobody can reach, and a later user with the
@@ -73,6 +73,7 @@ impl Directory {
         // auto-reply's memory go too: a later user of the address starts
         // afresh, and no forward outlives the account.
         self.settings.remove(address.as_bytes())?;
+        self.remove_address_book(&address)?;
         let mut prefix = address.as_bytes().to_vec();
         prefix.push(0);
         for item in self.vacation_replies.scan_prefix(&prefix) {

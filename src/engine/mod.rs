@@ -16,6 +16,7 @@
 
 pub mod delivery;
 pub mod queue;
+pub mod shadow;
 pub mod signing;
 pub mod smtp;
 pub(crate) mod stream;
@@ -65,6 +66,8 @@ pub enum EngineError {
     Dns(#[from] DnsError),
     #[error(transparent)]
     Control(#[from] crate::control::ControlError),
+    #[error(transparent)]
+    Shadow(#[from] shadow::ShadowError),
 }
 
 /// Keeps the engine running; `wait` blocks while it runs.
@@ -107,6 +110,12 @@ impl EngineHandle {
 pub fn start(ctx: EngineContext) -> Result<EngineHandle, EngineError> {
     let engine = &ctx.config.engine;
     let spool = Arc::new(Spool::open(&ctx.config.spool_dir())?);
+    // Before the spool's recovery: it finishes takeovers a crash interrupted.
+    let holder = if shadow::is_paired(&ctx.config) {
+        Some(shadow::open_holder(&ctx.config, &spool)?)
+    } else {
+        None
+    };
     let recovered = spool.recover()?;
     if !recovered.is_empty() {
         tracing::info!(
@@ -132,11 +141,19 @@ pub fn start(ctx: EngineContext) -> Result<EngineHandle, EngineError> {
     }
 
     let (announce, announced) = smol::channel::unbounded();
+    let (link, origin) = match holder {
+        Some(_) => {
+            let (link, origin) = shadow::link(&ctx.config);
+            (link, Some(origin))
+        }
+        None => (Arc::new(shadow::ShadowLink::unpaired()), None),
+    };
     let door = Arc::new(QueueDoor::new(
         ctx.config.clone(),
         spool.clone(),
-        announce,
+        announce.clone(),
         ctx.directory.clone(),
+        link,
     ));
     let resolver = DnsResolver::new(&ctx.config.routing.nameservers)?;
     let authenticator = match crate::auth::Authenticator::new(&resolver, &ctx.config.node.hostname)
@@ -167,11 +184,23 @@ pub fn start(ctx: EngineContext) -> Result<EngineHandle, EngineError> {
     let attempter = Arc::new(Attempter::new(
         ctx.config.clone(),
         ctx.directory.clone(),
-        spool,
+        spool.clone(),
         door,
         remote,
     ));
+    let had_recovered = !recovered.is_empty();
     let scheduler = Scheduler::new(ctx.config.clone(), attempter, recovered);
+    if let (Some(holder), Some(origin)) = (holder, origin) {
+        let wiring = (spool, announce);
+        start_shadow_link(
+            &ctx.config,
+            &scheduler,
+            holder,
+            origin,
+            wiring,
+            had_recovered,
+        )?;
+    }
     let executor = Arc::new(Executor::new());
     scheduler.spawn(&executor, announced);
     let commands = scheduler.clone();
@@ -217,4 +246,51 @@ pub fn start(ctx: EngineContext) -> Result<EngineHandle, EngineError> {
         submission_addr: bound[1],
         submissions_addr: bound[2],
     })
+}
+
+/// Wires the shadow link (`shadow`) to the scheduler: the messages the
+/// peer took over leave our queue, and the ones recovered at start wait
+/// until the peer said so (or `shadow::GATE_LIMIT`).
+fn start_shadow_link(
+    config: &Arc<Config>,
+    scheduler: &Arc<Scheduler>,
+    holder: shadow::Holder,
+    origin: shadow::OriginEnd,
+    (spool, announce): (Arc<Spool>, smol::channel::Sender<queue::Envelope>),
+    had_recovered: bool,
+) -> Result<(), EngineError> {
+    if had_recovered {
+        scheduler.gate_all();
+        let gate = scheduler.clone();
+        std::thread::Builder::new()
+            .name("shadow-gate".into())
+            .spawn(move || {
+                std::thread::sleep(shadow::GATE_LIMIT);
+                gate.open_gate();
+            })
+            .map_err(EngineError::Thread)?;
+    }
+    let dropping = scheduler.clone();
+    let on_taken = Box::new(move |ids: &[String]| {
+        for id in ids {
+            match dropping.hold_or_delete(id, queue::scheduler::AfterAttempt::Delete) {
+                Ok(_) => {
+                    tracing::info!(queue_id = %id, "the peer delivered this message while we were away; dropped from our queue")
+                }
+                Err(queue::scheduler::QueueCommandError::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(queue_id = %id, error = %e, "cannot drop a message the peer took over")
+                }
+            }
+        }
+        dropping.open_gate();
+    });
+    let wiring = shadow::Wiring {
+        config: config.clone(),
+        spool,
+        announce,
+        on_taken,
+    };
+    shadow::start(holder, origin, wiring)?;
+    Ok(())
 }

@@ -65,13 +65,16 @@ pub trait LocalDelivery: Send + Sync + 'static {
     fn check_recipient(&self, address: &str) -> RecipientCheck;
     /// Stores `message` (already prefixed with Return-Path) for one recipient; durable on Ok.
     fn deliver(&self, recipient: &str, message: &[u8]) -> Result<(), DeliveryFailure>;
-    /// Stores `message` for each recipient, one result each, in order. The
-    /// store overrides this to commit all of them together. This default
+    /// Stores `message` for each recipient, one result each, in order;
+    /// `queue_ref` is the engine's queue id (MAIL's `XQUEUEID`), by which
+    /// the store recognises a retry it has stored already. The store
+    /// overrides this to commit all of them together. This default
     /// delivers one at a time, and a panic costs only its own recipient.
     fn deliver_many(
         &self,
         recipients: &[String],
         message: &[u8],
+        _queue_ref: Option<&str>,
     ) -> Vec<Result<(), DeliveryFailure>> {
         recipients
             .iter()
@@ -153,6 +156,7 @@ enum Phase {
     Transaction {
         sender: String,
         recipients: Vec<String>,
+        queue_ref: Option<String>,
     },
 }
 
@@ -224,6 +228,8 @@ async fn handle(
                 "ENHANCEDSTATUSCODES",
                 "8BITMIME",
                 "SMTPUTF8",
+                // Private (RFC 5321 §2.2.2): our engine names its queue id.
+                "XQUEUEID",
             ];
             let mut lines: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
             lines.push(format!("SIZE {MAX_MESSAGE_BYTES}"));
@@ -247,6 +253,7 @@ async fn handle(
                 *phase = Phase::Transaction {
                     sender: mail.sender,
                     recipients: Vec::new(),
+                    queue_ref: mail.queue_ref,
                 };
                 reply(250, "2.1.0", "Ok")
             }
@@ -308,8 +315,12 @@ async fn data(
     phase: &mut Phase,
     conn: &mut Connection,
 ) -> Result<Step, ConnError> {
-    let (sender, recipients) = match std::mem::replace(phase, Phase::Greeted) {
-        Phase::Transaction { sender, recipients } if !recipients.is_empty() => (sender, recipients),
+    let (sender, recipients, queue_ref) = match std::mem::replace(phase, Phase::Greeted) {
+        Phase::Transaction {
+            sender,
+            recipients,
+            queue_ref,
+        } if !recipients.is_empty() => (sender, recipients, queue_ref),
         other => {
             let has_mail = matches!(other, Phase::Transaction { .. });
             *phase = other;
@@ -338,7 +349,9 @@ async fn data(
     // All recipients in one batch (one store commit). A panic in the batch
     // defers every recipient (451): nothing of it was committed.
     let results = smol::unblock(move || {
-        catch_unwind(AssertUnwindSafe(|| delivery.deliver_many(&rcpts, &shared)))
+        catch_unwind(AssertUnwindSafe(|| {
+            delivery.deliver_many(&rcpts, &shared, queue_ref.as_deref())
+        }))
     })
     .await;
     let results: Vec<Option<Result<(), DeliveryFailure>>> = match results {

@@ -19,6 +19,7 @@
 //! Known gap: if the store fails after some ops of a batch, the retry may
 //! store the message again for those mailboxes (a duplicate, never a loss).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::lmtp::{DeliveryFailure, LocalDelivery, RecipientCheck};
@@ -127,12 +128,15 @@ impl MailboxDelivery {
     }
 
     /// The mailboxes `recipient` expands to, each with room for `size` bytes.
+    /// The mailboxes `recipient` delivers to, less those in `stored_before`
+    /// (empty if all of them were), each checked against its quota.
     fn mailboxes_with_room(
         &self,
         recipient: &str,
         size: u64,
+        stored_before: &HashSet<String>,
     ) -> Result<Vec<String>, DeliveryFailure> {
-        let mailboxes = self
+        let mut mailboxes = self
             .directory
             .mailboxes_for(recipient)
             .map_err(|e| DeliveryFailure::Temporary(format!("directory lookup failed: {e}")))?;
@@ -141,6 +145,8 @@ impl MailboxDelivery {
                 "{recipient}: no such user here"
             )));
         }
+        // Before the quota: a stored copy must not make its retry "full".
+        mailboxes.retain(|m| !stored_before.contains(m));
         for mailbox in &mailboxes {
             let usage = self
                 .store
@@ -181,7 +187,7 @@ impl LocalDelivery for MailboxDelivery {
     }
 
     fn deliver(&self, recipient: &str, message: &[u8]) -> Result<(), DeliveryFailure> {
-        self.deliver_many(&[recipient.to_string()], message)
+        self.deliver_many(&[recipient.to_string()], message, None)
             .into_iter()
             .next()
             .unwrap_or_else(|| Err(DeliveryFailure::Temporary("nothing delivered".into())))
@@ -191,13 +197,29 @@ impl LocalDelivery for MailboxDelivery {
         &self,
         recipients: &[String],
         message: &[u8],
+        queue_ref: Option<&str>,
     ) -> Vec<Result<(), DeliveryFailure>> {
         let folder = super::folders::folder_for(message);
         let size = message.len() as u64;
+        // A retry of a transaction stored already (here or, replicated, on
+        // the peer): those mailboxes are not given a second copy.
+        let stored_before = match queue_ref.map(|r| self.store.delivered_for(r)) {
+            Some(Ok(reached)) => reached,
+            Some(Err(e)) => {
+                let why = format!("mail store error: {e}");
+                return vec![Err(DeliveryFailure::Temporary(why)); recipients.len()];
+            }
+            None => Default::default(),
+        };
         let mut results: Vec<Result<(), DeliveryFailure>> = Vec::with_capacity(recipients.len());
         let mut targets: Vec<(usize, String)> = Vec::new();
         for (i, recipient) in recipients.iter().enumerate() {
-            match self.mailboxes_with_room(recipient, size) {
+            match self.mailboxes_with_room(recipient, size, &stored_before) {
+                Ok(mailboxes) if mailboxes.is_empty() => {
+                    tracing::info!(%recipient, queue_id = queue_ref.unwrap_or(""),
+                        "stored before (a retry after a crash or a takeover); not stored again");
+                    results.push(Ok(()));
+                }
                 Ok(mailboxes) => {
                     targets.extend(mailboxes.into_iter().map(|m| (i, m)));
                     results.push(Ok(()));
@@ -209,7 +231,7 @@ impl LocalDelivery for MailboxDelivery {
             return results;
         }
         let pairs: Vec<(&str, &str)> = targets.iter().map(|(_, m)| (m.as_str(), folder)).collect();
-        match self.store.deliver_many(&pairs, message) {
+        match self.store.deliver_for(&pairs, message, queue_ref) {
             Ok(ids) => {
                 for ((i, mailbox), id) in targets.iter().zip(ids) {
                     let recipient = &recipients[*i];
@@ -237,6 +259,46 @@ impl LocalDelivery for MailboxDelivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retried_transaction_is_not_stored_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let directory = Arc::new(
+            Directory::open(&dir.path().join("dir.db"), &dir.path().join("snap.json")).unwrap(),
+        );
+        directory.add_domain("campus.test").unwrap();
+        for user in ["kim", "lee"] {
+            directory
+                .add_user(&format!("{user}@campus.test"), "a long password 1")
+                .unwrap();
+        }
+        let team = vec!["kim@campus.test".to_string(), "lee@campus.test".to_string()];
+        directory.add_alias("team@campus.test", &team).unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("store"), "node-a").unwrap());
+        // One message per mailbox is its whole quota: a stored copy must
+        // not make the retry look like a full mailbox.
+        let quota = DefaultQuota {
+            bytes: 0,
+            messages: 1,
+        };
+        let delivery = MailboxDelivery::new(directory, store.clone(), quota);
+        let message = b"Subject: once\r\n\r\nonce\r\n";
+        let to = vec!["team@campus.test".to_string()];
+        let first = delivery.deliver_many(&to, message, Some("018f0000000000aabbccdd"));
+        assert!(first.iter().all(|r| r.is_ok()), "{first:?}");
+        // The engine did not record the 250 and tries again.
+        let again = delivery.deliver_many(&to, message, Some("018f0000000000aabbccdd"));
+        assert!(again.iter().all(|r| r.is_ok()), "{again:?}");
+        for user in ["kim", "lee"] {
+            let page = store
+                .list(&format!("{user}@campus.test"), "INBOX", 0, 10)
+                .unwrap();
+            assert_eq!(page.total, 1, "{user} has one copy");
+        }
+        // Without the queue id nothing is recognised (the quota refuses).
+        let other = delivery.deliver_many(&to, message, None);
+        assert!(other.iter().all(|r| r.is_err()), "{other:?}");
+    }
 
     #[test]
     fn quota_rules() {

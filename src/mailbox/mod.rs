@@ -41,6 +41,9 @@ pub struct MailboxHandle {
 }
 
 /// Opens the directory and store and starts LMTP, the web and the control socket.
+/// Longest a new or wiped node waits to pull the peer's log before it serves.
+const SEED_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Result<MailboxHandle> {
     let directory = Arc::new(Directory::open(
         &config.directory_db(),
@@ -70,6 +73,9 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
     compactor::start(store.clone(), &config.store)?;
     purger::start(store.clone(), directory.clone(), &config.mailbox)?;
     let replication = crate::replication::start(&config, store.clone())?;
+    if let Some(rep) = &replication {
+        rep.seed(SEED_LIMIT);
+    }
     if let Some(rep) = replication.clone() {
         crate::control::serve::<PairCommand>(
             &config.pair_socket(),

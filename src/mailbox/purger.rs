@@ -8,7 +8,8 @@
 //! `Expunge` ops (`Store::purge_folder`), so it replicates like a user's
 //! delete and both nodes purging the same message is harmless. A failed
 //! pass is logged and retried next time. A duration of 0 turns a folder's
-//! purge off.
+//! purge off. Each pass also forgets engine queue ids older than
+//! `store::queue_refs`' keep time (they only guard retries).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,12 @@ pub fn start(
             std::thread::sleep(Duration::from_secs(60).min(EVERY));
             let now = directory.effective_settings(&config);
             purge_once(&store, &[(TRASH, now.purge_trash), (JUNK, now.purge_junk)]);
+            let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+            match store.prune_queue_refs(now_ms) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(queue_ids = n, "forgot old engine queue ids"),
+                Err(e) => tracing::warn!(error = %e, "cannot forget old engine queue ids"),
+            }
             std::thread::sleep(EVERY.saturating_sub(Duration::from_secs(60)));
         })?;
     Ok(())

@@ -179,6 +179,31 @@ pub fn render(report: &NodeReport) -> String {
             "Changes the peer has announced that this node has not applied yet.",
         )
         .sample(&peer, pair.behind as f64);
+        if let Some((p50, p99)) = pair.lag_ms {
+            let mut lag = e.family(
+                "campusmail_pair_lag_seconds",
+                Kind::Gauge,
+                "Time from a change on the peer to its arrival here, over the last changes (quantile 0.5 and 0.99).",
+            );
+            for (q, ms) in [("0.5", p50), ("0.99", p99)] {
+                lag.sample(
+                    &[("peer", pair.peer_name.as_str()), ("quantile", q)],
+                    ms as f64 / 1000.0,
+                );
+            }
+        }
+        let mut alert = e.family(
+            "campusmail_pair_alert",
+            Kind::Gauge,
+            "1 while an alert about the pair link is raised (link_down, behind), else 0.",
+        );
+        for name in ["link_down", "behind"] {
+            let raised = pair.alerts.iter().any(|a| a.name() == name);
+            alert.sample(
+                &[("peer", pair.peer_name.as_str()), ("alert", name)],
+                if raised { 1.0 } else { 0.0 },
+            );
+        }
         if let Some(at) = pair.last_contact {
             e.family(
                 "campusmail_pair_last_contact_timestamp_seconds",
@@ -232,6 +257,7 @@ mod tests {
                 peer_name: "node-b".into(),
                 connected: true,
                 behind: 3,
+                lag_ms: Some((40, 1500)),
                 ..Default::default()
             }),
         };
@@ -239,6 +265,11 @@ mod tests {
         assert!(text.contains("campusmail_engine_up 0\n"), "{text}");
         assert!(text.contains("campusmail_pair_link_up{peer=\"node-b\"} 1\n"));
         assert!(text.contains("campusmail_pair_behind_ops{peer=\"node-b\"} 3\n"));
+        assert!(text.contains("campusmail_pair_alert{peer=\"node-b\",alert=\"link_down\"} 0\n"));
+        assert!(
+            text.contains("campusmail_pair_lag_seconds{peer=\"node-b\",quantile=\"0.99\"} 1.5\n"),
+            "{text}"
+        );
         assert!(text.contains("campusmail_store_bytes{dir=\"/srv/d1\"} 10\n"));
         assert!(text.contains("campusmail_process_cpu_seconds_total{role=\"mailbox\"} 1.5\n"));
         assert!(!text.contains("campusmail_queue_messages"));

@@ -50,6 +50,48 @@ pub struct PairState {
     /// Operations the peer has that this node has not applied yet.
     pub behind: u64,
     pub last_error: Option<String>,
+    /// Alerts raised for the link (`replication::alerts`).
+    pub alerts: Vec<PairAlert>,
+    /// Replication lag (p50, p99) in ms over the last changes applied.
+    pub lag_ms: Option<(u64, u64)>,
+}
+
+/// An alert about the pair link, active since `since` (unix seconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PairAlert {
+    pub kind: PairAlertKind,
+    pub since: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PairAlertKind {
+    /// The link to the peer is down.
+    LinkDown,
+    /// This node is this many changes behind the peer.
+    Behind { ops: u64 },
+}
+
+impl PairAlert {
+    /// The label value in `/metrics` and the word in logs.
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            PairAlertKind::LinkDown => "link_down",
+            PairAlertKind::Behind { .. } => "behind",
+        }
+    }
+
+    /// One line of English for logs and `pair status`.
+    pub fn describe(&self) -> String {
+        let since = chrono::DateTime::from_timestamp(self.since, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        match self.kind {
+            PairAlertKind::LinkDown => format!("the link to the peer is down since {since}"),
+            PairAlertKind::Behind { ops } => {
+                format!("{ops} changes behind the peer since {since}")
+            }
+        }
+    }
 }
 
 /// Asks the replication link for its state; `None` while no peer is known.

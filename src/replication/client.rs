@@ -156,12 +156,21 @@ fn pull(rep: &Replication, peer: &Peer, backoff: &mut Duration) -> Result<(), Wi
                 if let Ok(mut s) = rep.status.lock() {
                     s.applied += 1;
                     s.last_contact = Some(now);
+                    if op.id.origin != rep.node {
+                        let now_ms =
+                            u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+                        s.record_lag(now_ms.saturating_sub(op.ts.ms));
+                    }
                 }
             }
             Frame::Heartbeat { heads } => {
+                // Frames arrive in order: everything up to these heads
+                // was sent before this heartbeat, so no lag means caught up.
+                let caught_up = super::status::lag(rep, &heads).values().all(|&n| n == 0);
                 if let Ok(mut s) = rep.status.lock() {
                     s.peer_heads = heads;
                     s.last_contact = Some(now);
+                    s.caught_up_once |= caught_up;
                 }
             }
             Frame::Refused { reason } => return Err(WireError::Bad(format!("refused: {reason}"))),

@@ -23,10 +23,11 @@
 //! - replication never blocks local writes: ops are read from the log
 //!   after they commit.
 //!
-//! Not yet replicated (next steps of issue #8): directory changes, web
-//! sessions, and the engine's shadow copies of accepted mail.
+//! The engines' shadow copies of accepted mail travel on their own link
+//! (`engine::shadow`), which uses this module's certificates and framing.
 
 pub mod admin;
+pub mod alerts;
 pub mod client;
 pub mod join;
 pub mod pki;
@@ -61,6 +62,8 @@ pub struct Replication {
     config_path: PathBuf,
     peer: RwLock<Option<Peer>>,
     pub status: Mutex<LinkStatus>,
+    /// Alerts raised for the link now (`alerts`).
+    pub alerts: Mutex<Vec<crate::ops::node_report::PairAlert>>,
     observers: RwLock<Vec<Observer>>,
 }
 
@@ -94,6 +97,39 @@ impl Replication {
             for f in observers.iter() {
                 f(op);
             }
+        }
+    }
+
+    /// Seeding a new or wiped node: while this node's store holds none of
+    /// its own changes and a peer is named, waits (up to `limit`) until
+    /// the peer's whole log has been pulled. The peer may hold this node's
+    /// earlier changes (the disk was wiped); pulled back, they move the
+    /// sequence past them, so no new change reuses a number the peer has
+    /// (it would ignore it). Call before anything writes local ops.
+    pub fn seed(&self, limit: std::time::Duration) {
+        let own = self.store.last_seq(&self.node).unwrap_or(0);
+        let Some(peer) = self.peer() else { return };
+        if own > 0 {
+            return;
+        }
+        tracing::info!(peer = %peer.name, "this node's store is empty: seeding it from the peer before serving");
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let (done, applied) = self
+                .status
+                .lock()
+                .map(|s| (s.caught_up_once, s.applied))
+                .unwrap_or((false, 0));
+            if done {
+                tracing::info!(peer = %peer.name, ops = applied, "seeded from the peer");
+                return;
+            }
+            if std::time::Instant::now() >= deadline {
+                tracing::error!(peer = %peer.name,
+                    "could not seed from the peer in time; serving anyway (if this node's data was wiped, stop it and start it again once the peer is reachable)");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
 
@@ -149,6 +185,7 @@ pub fn start(
         config_path: config.source.clone(),
         peer: RwLock::new(peer),
         status: Mutex::new(LinkStatus::default()),
+        alerts: Mutex::new(Vec::new()),
         observers: RwLock::new(Vec::new()),
     });
     let serving = rep.clone();
@@ -163,6 +200,18 @@ pub fn start(
     std::thread::Builder::new()
         .name("pair-puller".into())
         .spawn(move || client::run(pulling))
+        .map_err(|source| ReplicationError::Listen {
+            addr: listen.to_string(),
+            source,
+        })?;
+    let watching = rep.clone();
+    let rules = alerts::AlertRules {
+        after_secs: i64::try_from(p.alert_after.as_secs()).unwrap_or(i64::MAX),
+        behind_ops: p.alert_behind_ops,
+    };
+    std::thread::Builder::new()
+        .name("pair-alerts".into())
+        .spawn(move || alerts::run(watching, rules))
         .map_err(|source| ReplicationError::Listen {
             addr: listen.to_string(),
             source,

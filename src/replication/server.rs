@@ -4,9 +4,11 @@
 //! One thread per connection (there is one peer). After `Pull`, the server
 //! only writes: ops past the positions the peer sent, each `Deliver` with
 //! its blob the first time this connection names it, then a heartbeat with
-//! the log heads whenever there is nothing new for a second. New local ops
+//! the log heads at least once a second (also under load). New local ops
 //! are found by looking at the log every 50 ms, so a change reaches a
-//! connected peer well within a second.
+//! connected peer well within a second. This node's own ops are shipped
+//! only once they are on disk here (`Store::durable_own_seq`): an op the
+//! peer had but we lost in a crash would see its number reused.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -149,13 +151,20 @@ fn stream_log(
     let store = &rep.store;
     let fail = |e: crate::store::StoreError| WireError::Bad(e.to_string());
     let mut sent_blobs: HashSet<BlobId> = HashSet::new();
-    // None: nothing written yet, so the first idle round sends a heartbeat.
+    // When the last heartbeat went (None: none yet, so the first round
+    // sends one).
     let mut last_write: Option<Instant> = None;
     loop {
         let mut sent = 0;
+        let durable = store.durable_own_seq().map_err(fail)?;
         for origin in store.origins().map_err(fail)? {
             let after = positions.get(&origin).copied().unwrap_or(0);
+            let own = origin == store.node();
             for op in store.ops_since(&origin, after, BATCH).map_err(fail)? {
+                if own && op.id.seq > durable {
+                    // Not flushed yet: next round.
+                    break;
+                }
                 let mut deleted = false;
                 let bytes = match &op.op {
                     Op::Deliver { blob, .. } if sent_blobs.insert(*blob) => {
@@ -190,9 +199,9 @@ fn stream_log(
         }
         if sent > 0 {
             tls.flush()?;
-            last_write = Some(Instant::now());
-            continue;
         }
+        // At least once a second even under steady load, so the peer
+        // always knows how far behind it is.
         if last_write.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
             let mut heads = BTreeMap::new();
             for origin in store.origins().map_err(fail)? {
@@ -201,6 +210,9 @@ fn stream_log(
             wire::write(tls, &Frame::Heartbeat { heads }, None)?;
             tls.flush()?;
             last_write = Some(Instant::now());
+        }
+        if sent > 0 {
+            continue;
         }
         std::thread::sleep(POLL);
     }

@@ -20,6 +20,36 @@ pub struct LinkStatus {
     pub applied: u64,
     /// The peer's log heads at its last heartbeat.
     pub peer_heads: BTreeMap<String, u64>,
+    /// Milliseconds from when the peer made a change to when it was
+    /// applied here, for the last `RECENT_LAGS` changes (the two clocks
+    /// are the HLC's: NTP-close on a real pair, one clock on one machine).
+    pub recent_lags_ms: std::collections::VecDeque<u64>,
+    /// A heartbeat came since start: everything the peer had when this
+    /// connection began has been applied here.
+    pub caught_up_once: bool,
+}
+
+/// How many recent changes' lags are kept for `pair status`.
+pub const RECENT_LAGS: usize = 4096;
+
+impl LinkStatus {
+    pub fn record_lag(&mut self, ms: u64) {
+        if self.recent_lags_ms.len() == RECENT_LAGS {
+            self.recent_lags_ms.pop_front();
+        }
+        self.recent_lags_ms.push_back(ms);
+    }
+
+    /// The (p50, p99) of the recent lags, when there are any.
+    pub fn lag_percentiles(&self) -> Option<(u64, u64)> {
+        let mut sorted: Vec<u64> = self.recent_lags_ms.iter().copied().collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_unstable();
+        let at = |q: usize| sorted[(sorted.len() - 1) * q / 100];
+        Some((at(50), at(99)))
+    }
 }
 
 /// Commands on `pair.sock`.
@@ -52,6 +82,7 @@ pub fn lag(rep: &Replication, heads: &BTreeMap<String, u64>) -> BTreeMap<String,
 pub fn pair_state(rep: &Replication) -> Option<crate::ops::node_report::PairState> {
     let peer = rep.peer()?;
     let s = rep.status.lock().map(|s| s.clone()).unwrap_or_default();
+    let lag_ms = s.lag_percentiles();
     Some(crate::ops::node_report::PairState {
         peer_name: peer.name,
         peer_addr: peer.addr,
@@ -59,6 +90,8 @@ pub fn pair_state(rep: &Replication) -> Option<crate::ops::node_report::PairStat
         last_contact: s.last_contact,
         behind: lag(rep, &s.peer_heads).values().sum(),
         last_error: s.last_error,
+        alerts: rep.alerts.lock().map(|a| a.clone()).unwrap_or_default(),
+        lag_ms,
     })
 }
 
@@ -77,6 +110,9 @@ fn status_text(rep: &Replication) -> String {
     }
     let now = chrono::Utc::now().timestamp();
     let _ = writeln!(out, "link: {}", if s.connected { "up" } else { "DOWN" });
+    for alert in rep.alerts.lock().map(|a| a.clone()).unwrap_or_default() {
+        let _ = writeln!(out, "ALERT: {}", alert.describe());
+    }
     if let Some(t) = s.last_contact {
         let _ = writeln!(
             out,
@@ -88,6 +124,13 @@ fn status_text(rep: &Replication) -> String {
         let _ = writeln!(out, "behind on {origin}: {behind} op(s)");
     }
     let _ = writeln!(out, "ops applied from the peer since start: {}", s.applied);
+    if let Some((p50, p99)) = s.lag_percentiles() {
+        let _ = writeln!(
+            out,
+            "replication lag over the last {} change(s): p50 {p50} ms, p99 {p99} ms",
+            s.recent_lags_ms.len()
+        );
+    }
     if let Some(e) = &s.last_error {
         let _ = writeln!(out, "last error: {e}");
     }
@@ -112,5 +155,25 @@ fn verify(rep: &Replication) -> Result<String, String> {
             "DIFFERENT: {} has {my_messages} message(s) (digest {mine}), {} has {their_messages} (digest {theirs}); if the link was just down, wait for it to catch up (`campusmail pair status`) and verify again",
             rep.node, peer.name
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_percentiles_over_a_bounded_window() {
+        let mut s = LinkStatus::default();
+        assert_eq!(s.lag_percentiles(), None);
+        for ms in 1..=100 {
+            s.record_lag(ms);
+        }
+        assert_eq!(s.lag_percentiles(), Some((50, 99)));
+        for _ in 0..RECENT_LAGS {
+            s.record_lag(7);
+        }
+        assert_eq!(s.recent_lags_ms.len(), RECENT_LAGS);
+        assert_eq!(s.lag_percentiles(), Some((7, 7)));
     }
 }

@@ -80,8 +80,13 @@ pub enum WireError {
     Bad(String),
 }
 
-/// Writes `frame` and, if given, its payload.
-pub fn write(w: &mut impl Write, frame: &Frame, payload: Option<&[u8]>) -> Result<(), WireError> {
+/// Writes `frame` and, if given, its payload. Generic over the frame type:
+/// the engines' shadow link (`engine::shadow`) uses the same framing.
+pub fn write<F: Serialize>(
+    w: &mut impl Write,
+    frame: &F,
+    payload: Option<&[u8]>,
+) -> Result<(), WireError> {
     let json = serde_json::to_vec(frame).map_err(|e| WireError::Bad(e.to_string()))?;
     let len = u32::try_from(json.len()).map_err(|_| WireError::Bad("frame too large".into()))?;
     w.write_all(&len.to_be_bytes())?;
@@ -93,7 +98,7 @@ pub fn write(w: &mut impl Write, frame: &Frame, payload: Option<&[u8]>) -> Resul
 }
 
 /// Reads one frame (without its payload).
-pub fn read(r: &mut impl Read) -> Result<Frame, WireError> {
+pub fn read<F: serde::de::DeserializeOwned>(r: &mut impl Read) -> Result<F, WireError> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len);
@@ -127,10 +132,10 @@ mod tests {
         };
         write(&mut buf, &frame, Some(b"abc")).unwrap();
         let mut r = &buf[..];
-        assert_eq!(read(&mut r).unwrap(), frame);
+        assert_eq!(read::<Frame>(&mut r).unwrap(), frame);
         assert_eq!(read_payload(&mut r, 3).unwrap(), b"abc");
         let mut huge = &(u32::MAX.to_be_bytes())[..];
-        assert!(matches!(read(&mut huge), Err(WireError::Bad(_))));
+        assert!(matches!(read::<Frame>(&mut huge), Err(WireError::Bad(_))));
         assert!(read_payload(&mut &b""[..], MAX_PAYLOAD + 1).is_err());
     }
 }

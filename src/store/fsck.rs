@@ -15,7 +15,8 @@
 //!   (repair: remove or add entries); folder counts and mailbox usage equal
 //!   what the messages add up to (repair: rewrite them);
 //! - the conversation index is exactly what the threaded messages imply
-//!   (repair: remove or add entries);
+//!   (repair: remove or add entries), and so are the grouped list's
+//!   heads, members and counts per folder (`thread_heads.rs`);
 //! - each delivery row counts the messages naming it (repair: set the
 //!   count; a row no message names is removed);
 //! - the sort index (for the folders that have one) and the `orphans`
@@ -46,6 +47,7 @@ use super::id::MessageId;
 use super::message_rows;
 use super::sort_index;
 use super::state::{self, FlagsRecord, MessageRecord};
+use super::thread_heads;
 use super::threads;
 use super::{Store, StoreError};
 
@@ -128,6 +130,8 @@ struct Expected {
     sorted: HashMap<Vec<u8>, Vec<u8>>,
     /// `threads` keys (empty values).
     threads: HashMap<Vec<u8>, Vec<u8>>,
+    /// The grouped list's trees.
+    heads: thread_heads::ExpectedHeads,
     orphans: HashMap<Vec<u8>, Vec<u8>>,
     /// Messages per delivery row (`message_rows.rs`).
     deliveries: BTreeMap<Vec<u8>, u64>,
@@ -157,6 +161,25 @@ impl Store {
             "conversation index",
             &mut report,
         )?;
+        for (tree, want, what) in [
+            (
+                &self.trees.thread_heads,
+                &expected.heads.heads,
+                "conversation list",
+            ),
+            (
+                &self.trees.thread_members,
+                &expected.heads.members,
+                "conversation list's members",
+            ),
+            (
+                &self.trees.thread_tips,
+                &expected.heads.tips,
+                "conversation list's newest messages",
+            ),
+        ] {
+            self.check_derived(repair, tree, want, what, &mut report)?;
+        }
         self.check_derived(
             repair,
             &self.trees.orphans,
@@ -287,6 +310,7 @@ impl Store {
             if let Some(k) = threads::key(&rec, &id) {
                 e.threads.insert(k, Vec::new());
             }
+            e.heads.add(&id, &rec);
             let mark = state::stats_key(&rec.mailbox, &rec.folder);
             if self.trees.sorted_folders.contains_key(mark)? {
                 for key in sort_index::entries(&rec, &id) {

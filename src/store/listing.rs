@@ -6,6 +6,8 @@
 //!   first, the "date" order; `state::folder_entry_key`; the id is the
 //!   key's tail after the 12-byte timestamp);
 //! - `sort_index` (`sort_index.rs`), for folders that have one;
+//! - the grouped list's `thread_heads`, `thread_members`, `thread_tips`
+//!   (`thread_heads.rs`);
 //! - `orphans` (`folders.rs`): for a message waiting for a folder;
 //!
 //! plus the folder's counts in `folder_stats`.
@@ -101,6 +103,7 @@ pub fn listed_id(prefix: &[u8], key: &[u8]) -> Result<MessageId, StoreError> {
 pub fn place(tx: &Tx, id: &MessageId, rec: &MessageRecord) -> TxResult<()> {
     tx.folders.insert(folder_entry_key(rec, id), &[] as &[u8])?;
     sort_index::tx_place(tx, id, rec)?;
+    super::thread_heads::tx_place(tx, id, rec)?;
     if let Some(wanted) = &rec.wanted {
         tx.orphans.insert(
             super::folders::orphan_key(&rec.mailbox, wanted, id),
@@ -115,6 +118,7 @@ pub fn place(tx: &Tx, id: &MessageId, rec: &MessageRecord) -> TxResult<()> {
 pub fn unplace(tx: &Tx, id: &MessageId, rec: &MessageRecord) -> TxResult<()> {
     tx.folders.remove(folder_entry_key(rec, id))?;
     sort_index::tx_unplace(tx, id, rec)?;
+    super::thread_heads::tx_unplace(tx, id, rec)?;
     if let Some(wanted) = &rec.wanted {
         tx.orphans
             .remove(super::folders::orphan_key(&rec.mailbox, wanted, id))?;

@@ -56,6 +56,7 @@ mod message_rows;
 mod model_tests;
 mod op;
 mod purge;
+mod queue_refs;
 mod records;
 mod replica;
 pub mod search;
@@ -66,6 +67,9 @@ mod state;
 pub mod stats;
 #[cfg(test)]
 mod tests;
+mod thread_heads;
+#[cfg(test)]
+mod thread_heads_tests;
 mod threads;
 
 use std::path::Path;
@@ -81,10 +85,11 @@ pub use hlc::HlcTimestamp;
 pub use id::{is_valid_node_name, MessageId, OpId};
 pub use listing::{ListOrder, SortKey};
 pub use logins::LoginStamp;
-pub use op::{Flag, Op, ReplicationOp, SummaryFields};
+pub use op::{Flag, Op, ReplicationOp, SummaryFields, MAX_NAME};
 pub use records::LoginRecord;
 pub use search::{SearchQuery, SearchResults};
 pub use stats::{DiskStats, StoreStats};
+pub use thread_heads::{ConversationPage, ConversationRow};
 
 use blob::BlobStore;
 use hlc::HybridClock;
@@ -248,6 +253,7 @@ impl Store {
             }
             None => 1,
         };
+        thread_heads::build_if_new(&trees)?;
         let clock = HybridClock::new(trees.hlc_high()?);
         let store = Store {
             node: node.to_string(),
@@ -283,6 +289,17 @@ impl Store {
         &self,
         targets: &[(&str, &str)],
         raw: &[u8],
+    ) -> Result<Vec<MessageId>, StoreError> {
+        self.deliver_for(targets, raw, None)
+    }
+
+    /// `deliver_many` for the engine's queue id `queue_ref`, remembered so
+    /// a retry is recognised (`delivered_for`).
+    pub fn deliver_for(
+        &self,
+        targets: &[(&str, &str)],
+        raw: &[u8],
+        queue_ref: Option<&str>,
     ) -> Result<Vec<MessageId>, StoreError> {
         if targets.is_empty() {
             return Ok(Vec::new());
@@ -326,6 +343,7 @@ impl Store {
                 size: raw.len() as u64,
                 received_at,
                 summary: summary.clone(),
+                queue_ref: queue_ref.map(str::to_string),
             });
             match result {
                 Ok(op) => break op,

@@ -41,6 +41,11 @@ pub enum Op {
         size: u64,
         received_at: i64,
         summary: SummaryFields,
+        /// The engine's queue id that carried this delivery over LMTP
+        /// (`store::queue_refs`): a retry of it is recognised here and on
+        /// the peer, and not stored twice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queue_ref: Option<String>,
     },
     /// The `\Seen` flag of `message` was set or cleared. Last writer (by
     /// HLC timestamp, then op id) wins.
@@ -121,7 +126,7 @@ pub struct SummaryFields {
 }
 
 /// The directory's trees that travel in the log.
-pub const DIRECTORY_TREES: [&str; 7] = [
+pub const DIRECTORY_TREES: [&str; 8] = [
     "domains",
     "users",
     "aliases",
@@ -129,6 +134,7 @@ pub const DIRECTORY_TREES: [&str; 7] = [
     "settings",
     "classes",
     "appliance",
+    "contacts",
 ];
 
 /// Most mailboxes one `Deliver` op may name (the engine hands mail over
@@ -170,9 +176,15 @@ impl ReplicationOp {
                     check_name("mailbox", mailbox)?;
                     check_name("folder", folder)?;
                 }
-                if let Op::Deliver { summary, .. } = &self.op {
+                if let Op::Deliver {
+                    summary, queue_ref, ..
+                } = &self.op
+                {
                     if summary.thread.as_ref().is_some_and(|t| t.len() > MAX_NAME) {
                         return Err(StoreError::InvalidOp("thread root too long".into()));
+                    }
+                    if let Some(r) = queue_ref {
+                        check_name("queue id", r)?;
                     }
                 }
             }

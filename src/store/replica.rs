@@ -48,6 +48,16 @@ impl Store {
         }
     }
 
+    /// The highest sequence number of this node's own ops that is on
+    /// disk: flushes first. Replication ships no own op above it, since an
+    /// op lost in a crash here would have its number used again for a
+    /// different op, which the peer would then ignore.
+    pub fn durable_own_seq(&self) -> Result<u64, StoreError> {
+        let seq = self.last_seq(&self.node)?;
+        self.db.flush()?;
+        Ok(seq)
+    }
+
     /// The bytes of blob `id`, if stored here.
     pub fn blob(&self, id: &BlobId) -> Result<Option<Vec<u8>>, StoreError> {
         self.blobs.get(id)

@@ -20,7 +20,9 @@
 //!   folders: name, parent, tombstone; see `folders.rs`).
 //! - `orphans`: `mailbox \0 folder id \0 message id` -> empty: messages
 //!   that asked for a folder not known here yet (they wait in INBOX).
-//! - `threads`: each mailbox's conversations (`threads.rs`).
+//! - `threads`: each mailbox's conversations (`threads.rs`);
+//!   `thread_heads`, `thread_members`, `thread_tips`: each folder's
+//!   conversations by their newest message (`thread_heads.rs`).
 //! - `sort_index`, `sorted_folders`: the listing again, per sort order,
 //!   for the big folders that have an index (`sort_index.rs`).
 //! - `search_postings`, `search_docs`, `search_shared`: the full-text
@@ -83,6 +85,7 @@ use super::op::{Flag, Op, ReplicationOp};
 use super::records;
 use super::search::index as search_index;
 use super::search::text::SearchDocument;
+use super::thread_heads;
 use super::threads;
 use super::StoreError;
 
@@ -126,6 +129,10 @@ pub struct Trees {
     pub search_postings: sled::Tree,
     pub search_docs: sled::Tree,
     pub search_shared: sled::Tree,
+    pub thread_heads: sled::Tree,
+    pub thread_members: sled::Tree,
+    pub thread_tips: sled::Tree,
+    pub queue_refs: sled::Tree,
 }
 
 impl Trees {
@@ -155,6 +162,10 @@ impl Trees {
             search_postings: db.open_tree("search_postings")?,
             search_docs: db.open_tree("search_docs")?,
             search_shared: db.open_tree("search_shared")?,
+            thread_heads: db.open_tree("thread_heads")?,
+            thread_members: db.open_tree("thread_members")?,
+            thread_tips: db.open_tree("thread_tips")?,
+            queue_refs: db.open_tree("queue_refs")?,
         })
     }
 
@@ -244,10 +255,16 @@ pub struct Tx<'a> {
     pub sort_index: &'a TransactionalTree,
     pub sorted_folders: &'a TransactionalTree,
     pub threads: &'a TransactionalTree,
+    pub thread_heads: &'a TransactionalTree,
+    pub thread_members: &'a TransactionalTree,
+    pub thread_tips: &'a TransactionalTree,
+    /// What the grouped list's upkeep read before the transaction.
+    pub plan: &'a thread_heads::HeadPlan,
     pub records: &'a TransactionalTree,
     pub search_postings: &'a TransactionalTree,
     pub search_docs: &'a TransactionalTree,
     pub search_shared: &'a TransactionalTree,
+    pub queue_refs: &'a TransactionalTree,
 }
 
 /// Applies `op` and logs it, atomically. Returns false if it was already
@@ -278,9 +295,10 @@ pub fn apply_with(
     let log_value = op.encode()?;
     let ts_value = encode(&op.ts)?;
     let affected = folders::affected(trees, &op.op)?;
+    let plan = thread_heads::plan(trees, &op.op, &affected)?;
     // Every tree an op may touch, in this order (sled's tuple form stops
     // at 14 trees; the slice form has no limit).
-    let all: [&sled::Tree; 20] = [
+    let all: [&sled::Tree; 24] = [
         &trees.oplog,
         &trees.messages,
         &trees.folders,
@@ -298,13 +316,17 @@ pub fn apply_with(
         &trees.deliveries,
         &trees.sorted_folders,
         &trees.threads,
+        &trees.thread_heads,
+        &trees.thread_members,
+        &trees.thread_tips,
+        &trees.queue_refs,
         &trees.search_postings,
         &trees.search_docs,
         &trees.search_shared,
     ];
     all[..]
         .transaction(|view| {
-            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads, search_postings, search_docs, search_shared] =
+            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads, thread_heads, thread_members, thread_tips, queue_refs, search_postings, search_docs, search_shared] =
                 view.as_slice()
             else {
                 return abort(StoreError::Corrupt("transaction view".into()));
@@ -331,6 +353,11 @@ pub fn apply_with(
                     search_postings,
                     search_docs,
                     search_shared,
+                    thread_heads,
+                    thread_members,
+                    thread_tips,
+                    plan: &plan,
+                    queue_refs,
                 };
                 match &op.op {
                     Op::Deliver { .. } if deleted_at_origin => {
@@ -369,6 +396,7 @@ fn apply_op(
             size,
             received_at,
             summary,
+            queue_ref,
         } => {
             let threaded = threads::is_threaded(targets.len(), summary.thread.as_deref());
             let mut delivered = Vec::new();
@@ -379,6 +407,16 @@ fn apply_op(
                 if gone || tx.messages.get(message.as_bytes())?.is_some() {
                     continue;
                 }
+                // One copy per mailbox of one accepted message (`queue_refs`).
+                let claim = match queue_ref {
+                    Some(r) => super::queue_refs::claim(tx, op, r, mailbox, &message)?,
+                    None => super::queue_refs::Claim::Deliver,
+                };
+                let replaces = match claim {
+                    super::queue_refs::Claim::Lost => continue,
+                    super::queue_refs::Claim::Deliver => None,
+                    super::queue_refs::Claim::DeliverReplacing(loser) => Some(loser),
+                };
                 let (effective, wanted) = folders::resolve(tx, mailbox, folder)?;
                 let rec = MessageRecord {
                     mailbox: mailbox.clone(),
@@ -394,7 +432,17 @@ fn apply_op(
                         .or_else(|_| abort(StoreError::InvalidOp("too many targets".into())))?,
                     threaded,
                 };
+                if let Some(loser) = &replaces {
+                    // The loser goes first, so the indexes planned before
+                    // the transaction see the folder as it was; the bytes
+                    // (often shared) are held meanwhile.
+                    hold_blob(tx, &rec.blob)?;
+                    apply_expunge(tx, op, loser)?;
+                }
                 apply_deliver(tx, &message, &rec)?;
+                if replaces.is_some() {
+                    release_blob(tx, &rec.blob)?;
+                }
                 delivered.push((message, rec));
             }
             let from_summary;
@@ -502,7 +550,7 @@ fn apply_move(tx: &Tx, op: &ReplicationOp, id: &MessageId, folder: &str) -> TxRe
     listing::relocate(tx, id, &rec, &next)
 }
 
-fn apply_expunge(tx: &Tx, op: &ReplicationOp, id: &MessageId) -> TxResult<()> {
+pub(super) fn apply_expunge(tx: &Tx, op: &ReplicationOp, id: &MessageId) -> TxResult<()> {
     tx.tombstones
         .insert(id.as_bytes(), encode(&op.ts).or_else(abort)?)?;
     let Some(rec) = message_rows::tx_remove(tx.messages, tx.deliveries, id)? else {
@@ -514,6 +562,17 @@ fn apply_expunge(tx: &Tx, op: &ReplicationOp, id: &MessageId) -> TxResult<()> {
     tx.flags.remove(id.as_bytes())?;
     bump_usage(tx.usage, &rec.mailbox, -signed(rec.size), -1)?;
     release_blob(tx, &rec.blob)
+}
+
+/// One reference more (taken back by `release_blob`).
+fn hold_blob(tx: &Tx, blob: &BlobId) -> TxResult<()> {
+    let Some(v) = tx.blobs.get(blob.0)? else {
+        return abort(StoreError::MissingBlob(String::from(*blob)));
+    };
+    let mut loc = BlobLocation::decode(&v).or_else(abort)?;
+    loc.refcount = loc.refcount.saturating_add(1);
+    tx.blobs.insert(&blob.0, &loc.encode())?;
+    Ok(())
 }
 
 /// One reference fewer; at none, the record becomes garbage.

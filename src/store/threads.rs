@@ -36,12 +36,21 @@ pub fn is_threaded(targets: usize, root: Option<&str>) -> bool {
     targets <= THREAD_TARGETS_MAX && root.is_some()
 }
 
+/// The 8 bytes a conversation's root is known by in the indexes (here and
+/// in `thread_heads`); a collision only makes two conversations share
+/// index keys, and readers compare the root itself.
+pub fn root_hash(root: &str) -> [u8; 8] {
+    let mut h = [0u8; 8];
+    h.copy_from_slice(&blake3::hash(root.as_bytes()).as_bytes()[..8]);
+    h
+}
+
 /// `mailbox \0 hash(root) \0`: one conversation's entries.
 fn prefix(mailbox: &str, root: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(mailbox.len() + 10);
     k.extend_from_slice(mailbox.as_bytes());
     k.push(0);
-    k.extend_from_slice(&blake3::hash(root.as_bytes()).as_bytes()[..8]);
+    k.extend_from_slice(&root_hash(root));
     k.push(0);
     k
 }

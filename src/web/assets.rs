@@ -1,4 +1,4 @@
-//! Static assets (CSS, icons), embedded in the binary.
+//! Static assets (CSS, icons, the compose form's one script), embedded in the binary.
 //!
 //! Owns: the fixed table of files under `static/` that the web serves.
 //!
@@ -30,6 +30,11 @@ pub const ASSETS: &[Asset] = &[
         name: "console-ops.css",
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("../../static/console-ops.css"),
+    },
+    Asset {
+        name: "suggest.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../static/suggest.js"),
     },
     Asset {
         name: "favicon.svg",

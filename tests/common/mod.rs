@@ -8,7 +8,9 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod pair;
 pub mod peers;
+pub mod proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -738,4 +740,29 @@ impl SubmissionTls {
         let encoded = base64::engine::general_purpose::STANDARD.encode(plain);
         self.cmd(&format!("AUTH PLAIN {encoded}"))
     }
+}
+
+/// The id of the folder called `name` in the page's folder list.
+pub fn folder_id(body: &str, name: &str) -> Option<String> {
+    let marker = "href=\"/mail?folder=";
+    let mut rest = body;
+    while let Some(i) = rest.find(marker) {
+        let s = &rest[i + marker.len()..];
+        let end = s.find('"')?;
+        let id = &s[..end];
+        let text = &s[end + 2..];
+        if text.starts_with(name) && text[name.len()..].starts_with(['<', ' ', '\n']) {
+            return Some(id.to_string());
+        }
+        rest = &s[end..];
+    }
+    None
+}
+
+/// Message ids listed on a page, in order.
+pub fn ids_on(body: &str) -> Vec<String> {
+    Web::links_in(body, "/mail/message/")
+        .into_iter()
+        .map(|l| l.trim_start_matches("/mail/message/").to_string())
+        .collect()
 }

@@ -33,6 +33,9 @@ pub struct LmtpTransaction<'a> {
     pub body_8bit: bool,
     pub smtputf8: bool,
     pub message: &'a [u8],
+    /// Our queue id, named to a server that offers `XQUEUEID` so it can
+    /// tell a retry it has stored already (`store::queue_refs`).
+    pub queue_id: &'a str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,9 +96,16 @@ async fn session(
     let mut conn = Connection::new(PeerStream::Plain(tcp), REPLY_TIMEOUT);
     expect_positive(read_reply(&mut conn).await?)?;
     let reply = command(&mut conn, &format!("LHLO {hostname}")).await?;
+    let names_queue_id = reply
+        .lines
+        .iter()
+        .any(|l| l.eq_ignore_ascii_case("XQUEUEID"));
     expect_positive(reply)?;
 
     let mut mail = format!("MAIL FROM:<{}>", tx.sender);
+    if names_queue_id && !tx.queue_id.is_empty() {
+        mail.push_str(&format!(" XQUEUEID={}", tx.queue_id));
+    }
     if tx.body_8bit {
         mail.push_str(" BODY=8BITMIME");
     }
@@ -206,6 +216,7 @@ mod tests {
             body_8bit: false,
             smtputf8: false,
             message: b"hi\r\n",
+            queue_id: "",
         };
         let outcomes = smol::block_on(deliver(port, "mx.test", &tx));
         assert_eq!(outcomes.len(), 2);

@@ -138,6 +138,7 @@ impl Attempter {
         .await;
         match persisted {
             Ok(id) if finished => {
+                self.door.shadow().done(id.as_str());
                 tracing::info!(queue_id = %id, "message finished; removed from the queue")
             }
             Ok(_) => {}
@@ -203,6 +204,7 @@ impl Attempter {
                 body_8bit: envelope.body_8bit,
                 smtputf8: envelope.smtputf8,
                 message: local_message,
+                queue_id: &envelope.id,
             };
             let outcomes = lmtp_client::deliver(
                 self.config.engine.lmtp_target,
@@ -340,6 +342,7 @@ impl Attempter {
         }
         // Durable before the next chunk goes out (module invariant): a few
         // appended lines, not a rewrite of the whole envelope.
+        self.door.shadow().progress(id.as_str(), &changed);
         let (spool, qid) = (self.spool.clone(), id.clone());
         if let Err(e) = smol::unblock(move || spool.append_outcomes(&qid, &changed)).await {
             tracing::warn!(queue_id = %id, error = %e, "cannot record delivery state");
@@ -437,7 +440,11 @@ impl Attempter {
 
     pub fn remove(&self, envelope: &Envelope) -> Result<(), SpoolError> {
         match QueueId::parse(&envelope.id) {
-            Some(id) => self.spool.remove(&id),
+            Some(id) => {
+                self.spool.remove(&id)?;
+                self.door.shadow().done(id.as_str());
+                Ok(())
+            }
             None => Ok(()),
         }
     }

@@ -9,8 +9,9 @@
 //! retries and bounces as any other (`DirectorySnapshot::expand_forwards`).
 //!
 //! Invariant: `submit` returns `Ok` only after the message and its envelope
-//! are fsynced (`Spool::accept`); a caller may acknowledge the message then,
-//! and not before.
+//! are fsynced (`Spool::accept`) and, with a peer, after the peer's engine
+//! holds its shadow copy or `[pair] shadow_wait` passed (`engine::shadow`);
+//! a caller may acknowledge the message then, and not before.
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use super::lane::{classify, QueueLane};
 use super::{unix_now, QueueId, Spool, SpoolError};
 use crate::config::Config;
 use crate::directory::snapshot::SnapshotWatcher;
+use crate::engine::shadow::{Shadow, ShadowLink};
 
 /// A message about to enter the queue.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +43,7 @@ pub struct QueueDoor {
     spool: Arc<Spool>,
     announce: Sender<Envelope>,
     directory: Arc<SnapshotWatcher>,
+    shadow: Arc<ShadowLink>,
 }
 
 impl QueueDoor {
@@ -49,13 +52,20 @@ impl QueueDoor {
         spool: Arc<Spool>,
         announce: Sender<Envelope>,
         directory: Arc<SnapshotWatcher>,
+        shadow: Arc<ShadowLink>,
     ) -> QueueDoor {
         QueueDoor {
             config,
             spool,
             announce,
             directory,
+            shadow,
         }
+    }
+
+    /// The link to the peer engine (attempts report progress through it).
+    pub fn shadow(&self) -> &ShadowLink {
+        &self.shadow
     }
 
     /// Queues `message` under `id` (chosen by the caller, who may have
@@ -97,7 +107,15 @@ impl QueueDoor {
         };
         let spool = self.spool.clone();
         let stored = envelope.clone();
-        smol::unblock(move || spool.accept(&id, &stored, &message)).await?;
+        let message =
+            smol::unblock(move || spool.accept(&id, &stored, &message).map(|()| message)).await?;
+        match self.shadow.hold(&envelope, &message).await {
+            Shadow::Held | Shadow::Unpaired => {}
+            Shadow::Alone(why) => {
+                tracing::info!(queue_id = %envelope.id, reason = why,
+                    "accepted without a shadow copy on the peer")
+            }
+        }
         if self.announce.try_send(envelope.clone()).is_err() {
             // Still durable; the scheduler finds it in the spool on its next start.
             tracing::warn!(queue_id = %envelope.id, "queue scheduler not listening; message waits for a restart");

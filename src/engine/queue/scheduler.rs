@@ -9,13 +9,15 @@
 //! Invariants:
 //! - An entry is `busy` while one attempt runs for it; no second attempt and
 //!   no admin command touches it meanwhile.
-//! - Held messages are never attempted.
+//! - Held messages are never attempted, nor gated ones: messages recovered
+//!   at start while the peer may have delivered them (`engine::shadow`),
+//!   until the peer said which it took or the gate's time ran out.
 //! - The loop wakes when mail arrives, when an attempt ends, when the
 //!   earliest retry is due, and at least every `MAX_SLEEP`.
 //!
 //! Reads untrusted input: no.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -56,6 +58,8 @@ pub struct Scheduler {
     config: Arc<Config>,
     attempter: Arc<Attempter>,
     table: Mutex<BTreeMap<String, Entry>>,
+    /// Ids not to attempt yet (see `gate`).
+    gated: Mutex<HashSet<String>>,
     wake: [(Sender<()>, Receiver<()>); 2],
 }
 
@@ -94,6 +98,7 @@ impl Scheduler {
             config,
             attempter,
             table: Mutex::new(table),
+            gated: Mutex::new(HashSet::new()),
             wake: [smol::channel::bounded(1), smol::channel::bounded(1)],
         })
     }
@@ -102,6 +107,32 @@ impl Scheduler {
         match self.table.lock() {
             Ok(t) => t,
             Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn gated(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.gated.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps every message queued now from being attempted until
+    /// `open_gate` (a restarted node waits to hear which of its messages
+    /// the peer delivered for it).
+    pub fn gate_all(&self) {
+        let ids: Vec<String> = self.table().keys().cloned().collect();
+        self.gated().extend(ids);
+    }
+
+    pub fn open_gate(&self) {
+        let was_closed = {
+            let mut gated = self.gated();
+            let closed = !gated.is_empty();
+            gated.clear();
+            closed
+        };
+        if was_closed {
+            for lane in QueueLane::ALL {
+                self.wake(lane);
+            }
         }
     }
 
@@ -183,9 +214,11 @@ impl Scheduler {
     fn claim_next(&self, lane: QueueLane) -> Option<Envelope> {
         let now = unix_now();
         let mut table = self.table();
+        let gated = self.gated();
         let entry = table
             .values_mut()
             .filter(|e| !e.busy && !e.envelope.held && e.envelope.lane == lane)
+            .filter(|e| !gated.contains(&e.envelope.id))
             .filter_map(|e| Some((e.envelope.next_due()?, e)))
             .filter(|(due, _)| *due <= now)
             .min_by_key(|(due, _)| *due)
@@ -195,9 +228,12 @@ impl Scheduler {
     }
 
     fn next_due(&self, lane: QueueLane) -> Option<u64> {
-        self.table()
+        let table = self.table();
+        let gated = self.gated();
+        table
             .values()
             .filter(|e| !e.busy && !e.envelope.held && e.envelope.lane == lane)
+            .filter(|e| !gated.contains(&e.envelope.id))
             .filter_map(|e| e.envelope.next_due())
             .min()
     }

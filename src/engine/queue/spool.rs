@@ -202,6 +202,56 @@ impl Spool {
         sync_dir(&self.queue)
     }
 
+    /// Ids whose `.msg` is in `queue/` (names only; nothing is read).
+    pub fn queued_ids(&self) -> Result<Vec<QueueId>, SpoolError> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&self.queue).map_err(io_err(&self.queue))? {
+            let entry = entry.map_err(io_err(&self.queue))?;
+            let name = entry.file_name();
+            if let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".msg"))
+                .and_then(QueueId::parse)
+            {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Queues a complete queue file written elsewhere on this file system
+    /// (a shadow copy this node takes over from its peer): links it into
+    /// `queue/` as `id` and fsyncs `queue/`. `Ok(false)` when `id` is
+    /// queued already. An `envelope` given first becomes its current one
+    /// (recipients the peer finished).
+    pub fn adopt(
+        &self,
+        id: &QueueId,
+        file: &Path,
+        envelope: Option<&Envelope>,
+    ) -> Result<bool, SpoolError> {
+        let target = self.message_path(id);
+        if target.exists() {
+            return Ok(false);
+        }
+        if let Some(envelope) = envelope {
+            // Before the link: until the `.msg` exists this `.json` is a
+            // leftover that recovery deletes, never a wrong envelope.
+            let tmp = self.incoming.join(format!("{id}.json.adopt"));
+            let _ = fs::remove_file(&tmp);
+            write_synced(&tmp, &envelope_bytes(envelope)?)?;
+            let path = self.envelope_path(id);
+            fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        }
+        match fs::hard_link(file, &target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(io_err(&target)(e)),
+        }
+        sync_dir(&self.queue)?;
+        Ok(true)
+    }
+
     /// Called once at start, before any session runs: empties `incoming/`,
     /// sets damaged envelopes aside, deletes orphan messages, and returns every
     /// queued envelope, oldest first.
@@ -339,6 +389,18 @@ fn replay(envelope: &mut Envelope, log: &[u8]) {
             _ => break,
         }
     }
+}
+
+/// The bytes of the queue file `accept` writes for this message (what the
+/// peer holds as its shadow copy).
+pub fn file_bytes(envelope: &Envelope, message: &[u8]) -> Result<Vec<u8>, SpoolError> {
+    Ok(queue_file::encode(&envelope_bytes(envelope)?, message))
+}
+
+/// The envelope inside a queue file's bytes, checked.
+pub fn file_envelope(file: &[u8]) -> Result<Envelope, String> {
+    let (envelope, _) = queue_file::split(file)?;
+    serde_json::from_slice(envelope).map_err(|e| format!("envelope: {e}"))
 }
 
 fn envelope_bytes(envelope: &Envelope) -> Result<Vec<u8>, SpoolError> {

@@ -52,7 +52,13 @@ pub(crate) struct MailFrom {
     pub(crate) size: Option<u64>,
     pub(crate) body_8bit: bool,
     pub(crate) smtputf8: bool,
+    /// `XQUEUEID=<id>`: our engine's queue id, on LMTP only (a private
+    /// extension, RFC 5321 §2.2.2; the SMTP server refuses it).
+    pub(crate) queue_ref: Option<String>,
 }
+
+/// Longest `XQUEUEID` value (queue ids are 22 characters).
+const MAX_QUEUE_REF: usize = 64;
 
 /// `RCPT TO:<forward-path>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +164,7 @@ fn parse_mail(args: &str) -> Result<MailFrom, CommandError> {
         size: None,
         body_8bit: false,
         smtputf8: false,
+        queue_ref: None,
     };
     for param in params.split(' ').filter(|p| !p.is_empty()) {
         let (key, value) = match param.split_once('=') {
@@ -176,6 +183,13 @@ fn parse_mail(args: &str) -> Result<MailFrom, CommandError> {
             ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => mail.body_8bit = true,
             ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => mail.body_8bit = false,
             ("SMTPUTF8", None) => mail.smtputf8 = true,
+            ("XQUEUEID", Some(v))
+                if !v.is_empty()
+                    && v.len() <= MAX_QUEUE_REF
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                mail.queue_ref = Some(v.to_string())
+            }
             _ => return Err(CommandError::UnsupportedParameter(param.to_string())),
         }
     }
@@ -261,6 +275,7 @@ mod tests {
             size: None,
             body_8bit: false,
             smtputf8: false,
+            queue_ref: None,
         }
     }
 
@@ -298,8 +313,17 @@ mod tests {
                 size: Some(1000),
                 body_8bit: true,
                 smtputf8: true,
+                queue_ref: None,
             }))
         );
+        assert_eq!(
+            parse_command(b"MAIL FROM:<a@x.test> XQUEUEID=018f0000abc\r\n"),
+            Ok(Command::Mail(MailFrom {
+                queue_ref: Some("018f0000abc".into()),
+                ..mail("a@x.test")
+            }))
+        );
+        assert!(parse_command(b"MAIL FROM:<a@x.test> XQUEUEID=../x\r\n").is_err());
         assert_eq!(
             parse_command(b"MAIL FROM:<@relay.test,@b.test:a@x.test>\r\n"),
             Ok(Command::Mail(mail("a@x.test")))

@@ -228,6 +228,10 @@ impl Session {
         if self.port.is_submission() && self.login.is_none() {
             return reply(530, "5.7.0", "Authentication required");
         }
+        // Only our LMTP server takes the engine's queue id.
+        if mail.queue_ref.is_some() {
+            return reply(555, "5.5.4", "Unsupported parameter XQUEUEID");
+        }
         let max = self.ctx.config.engine.max_message_bytes;
         if mail.size.is_some_and(|size| size > max) {
             return reply(

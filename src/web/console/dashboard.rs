@@ -14,6 +14,7 @@ use askama::Template;
 use super::charts::{self, Chart, Window};
 use super::pages::{problem, ConsoleChrome, Problem};
 use super::{Console, Ctx};
+use crate::ops::node_report::PairAlertKind;
 use crate::ops::samples::Sample;
 use crate::store::stats::human_bytes;
 use crate::web::http::Reply;
@@ -236,8 +237,29 @@ fn peer_facts(
         ),
         false,
     ));
+    if let Some((p50, p99)) = pair.lag_ms {
+        facts.push(fact(
+            "ops.peer_lag",
+            t.fill(
+                "ops.peer_lag_value",
+                &[("p50", &p50.to_string()), ("p99", &p99.to_string())],
+            ),
+            false,
+        ));
+    }
     if let Some(err) = &pair.last_error {
         facts.push(fact("ops.peer_error", err.clone(), !pair.connected));
+    }
+    for alert in &pair.alerts {
+        let minutes = (now.saturating_sub(alert.since).max(0) / 60).to_string();
+        let text = match alert.kind {
+            PairAlertKind::LinkDown => t.fill("ops.peer_alert_down", &[("minutes", &minutes)]),
+            PairAlertKind::Behind { ops } => t.fill(
+                "ops.peer_alert_behind",
+                &[("minutes", &minutes), ("ops", &ops.to_string())],
+            ),
+        };
+        facts.push(fact("ops.peer_alert", text, true));
     }
     facts
 }

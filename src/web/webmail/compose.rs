@@ -297,6 +297,14 @@ fn original_name(raw: &[u8]) -> String {
     }
 }
 
+/// The page policy plus our own script and its requests to us.
+const COMPOSE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+form-action 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+script-src 'self'; connect-src 'self'";
+
+/// Most suggestions in the recipient fields' list.
+const SUGGESTED: usize = 300;
+
 /// What the compose page says above the form, and its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Feedback {
@@ -384,13 +392,33 @@ pub(super) fn render(
         notice: feedback.notice,
         error: feedback.error,
         error_details: feedback.details,
+        suggestions: webmail
+            .directory
+            .suggestions(&session.user, "", SUGGESTED)
+            .unwrap_or_else(|err| {
+                tracing::error!(%err, "address book unreadable; no suggestions");
+                Vec::new()
+            }),
+        suggest_src: crate::web::assets::url("suggest.js"),
     };
-    pages::render(feedback.status, &page)
+    // The page's one script is ours (`static/suggest.js`), and it talks
+    // only to us: no inline script, nothing from elsewhere.
+    pages::render(feedback.status, &page).with_header("Content-Security-Policy", COMPOSE_CSP)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_compose_policy_only_adds_our_own_script() {
+        let page = crate::web::http::PAGE_CSP;
+        let extra = COMPOSE_CSP
+            .strip_prefix(page)
+            .expect("the page policy first");
+        assert_eq!(extra, "; script-src 'self'; connect-src 'self'");
+        assert!(!COMPOSE_CSP.contains("unsafe"));
+    }
 
     #[test]
     fn the_upload_limit_never_exceeds_the_message_limit() {

@@ -139,8 +139,12 @@ fn done_notice(ctx: &Ctx<'_>) -> Option<String> {
     Some(t.fill(key, &[("count", n)]))
 }
 
-/// `GET /mail[?folder=F][&sort=from|subject|size|date][&order=asc|desc][&page=N]`.
+/// `GET /mail[?folder=F][&sort=from|subject|size|date][&order=asc|desc][&page=N]`;
+/// with `view=conversations`, the list grouped by conversation.
 pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
+    if ctx.query.get("view") == Some(super::conversation_list::VIEW) {
+        return super::conversation_list::show(webmail, ctx, session);
+    }
     let t = ctx.lang.catalog();
     let Some(mut query) = ListQuery::from_fields(|k| ctx.query.get(k)) else {
         return pages::problem(ctx.lang, Problem::BadPage, None);
@@ -262,6 +266,7 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
         ],
         targets: move_targets(t, &folders),
         in_trash: folder == TRASH,
+        grouped_href: super::conversation_list::href(&folder, true, 1),
     };
     pages::render(200, &view)
 }
@@ -346,6 +351,7 @@ pub fn message(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &Message
     let view = MessagePage {
         t,
         id: id.to_string(),
+        add_sender_href: add_sender_href(&stored.raw),
         csrf_token: session.csrf_token.clone(),
         back_href: list_href(&folder),
         back_text: t.fill("message.back", &[("folder", &folder_name)]),
@@ -388,6 +394,22 @@ pub fn message(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, id: &Message
         conversation,
     };
     pages::render(200, &view)
+}
+
+/// The contacts form filled with the message's (first) sender.
+fn add_sender_href(raw: &[u8]) -> Option<String> {
+    use crate::web::form::encode;
+    let sender = crate::mime::original::read(raw).from.into_iter().next()?;
+    let mut href = format!(
+        "{}?add={}",
+        super::contacts_page::PATH,
+        encode(&sender.address)
+    );
+    if let Some(name) = sender.name.filter(|n| !n.is_empty()) {
+        href.push_str(&format!("&name={}", encode(&name)));
+    }
+    href.push_str("#contact-form");
+    Some(href)
 }
 
 /// The message's conversation for its page: empty when it stands alone

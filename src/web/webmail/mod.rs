@@ -14,7 +14,7 @@
 //! - Mail pages are reached only through `require_session`; a missing,
 //!   ended or expired session never reaches a store call.
 //! - Every POST checks its CSRF token first (`login.rs`, `send.rs`,
-//!   `actions.rs`, `folders_page.rs`, `settings.rs`).
+//!   `actions.rs`, `folders_page.rs`, `settings.rs`, `contacts_page.rs`).
 //! - After login, pages speak the language saved in the user's settings
 //!   (`gated`); the login page follows the browser or the default.
 //! - Failures become localized pages (`pages::problem`); internal error text
@@ -24,6 +24,8 @@
 
 mod actions;
 pub mod compose;
+pub(crate) mod contacts_page;
+mod conversation_list;
 mod folder_nav;
 mod folders_page;
 mod list_query;
@@ -34,6 +36,7 @@ mod search;
 mod send;
 mod settings;
 mod settings_forms;
+mod suggest;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -79,6 +82,8 @@ pub enum Route {
     Folders,
     Settings,
     Search,
+    Contacts,
+    Suggest,
     Message(MessageId),
     MessageBody(MessageId),
     MessageRaw(MessageId),
@@ -99,6 +104,8 @@ impl Route {
             folders_page::PATH => return Route::Folders,
             settings::PATH => return Route::Settings,
             search::PATH => return Route::Search,
+            contacts_page::PATH => return Route::Contacts,
+            suggest::PATH => return Route::Suggest,
             _ => {}
         }
         if let Some(name) = path.strip_prefix("/static/") {
@@ -274,6 +281,9 @@ impl Webmail {
             (Method::Get, Route::Settings) => self.gated(ctx, settings::show),
             (Method::Get, Route::Search) => self.gated(ctx, search::show),
             (Method::Post, Route::Settings) => self.gated(ctx, settings::submit),
+            (Method::Get, Route::Contacts) => self.gated(ctx, contacts_page::show),
+            (Method::Post, Route::Contacts) => self.gated(ctx, contacts_page::submit),
+            (Method::Get, Route::Suggest) => self.gated(ctx, suggest::show),
             (Method::Get, Route::Message(id)) => {
                 self.gated(ctx, |w, c, s| mailbox::message(w, c, s, &id))
             }
@@ -432,6 +442,8 @@ mod tests {
         assert_eq!(Route::parse("/mail/folders"), Route::Folders);
         assert_eq!(Route::parse("/mail/search"), Route::Search);
         assert_eq!(Route::parse("/mail/search/"), Route::NotFound);
+        assert_eq!(Route::parse("/mail/contacts"), Route::Contacts);
+        assert_eq!(Route::parse("/mail/suggest"), Route::Suggest);
         assert_eq!(Route::parse("/mail/folders/"), Route::NotFound);
         assert_eq!(Route::parse("/mail/compose/"), Route::NotFound);
         assert_eq!(Route::parse("/mail/"), Route::NotFound);

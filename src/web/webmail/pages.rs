@@ -171,6 +171,8 @@ pub struct InboxPage<'a> {
     pub targets: Vec<MoveTarget>,
     /// In Trash, "delete" means for good.
     pub in_trash: bool,
+    /// The same folder grouped by conversation.
+    pub grouped_href: String,
 }
 
 /// How full the user's mailbox is (a `<meter>`, no script needed).
@@ -194,6 +196,8 @@ pub struct MessagePage<'a> {
     pub t: &'a Catalog,
     pub chrome: Chrome,
     pub id: String,
+    /// "Add to address book" for the sender (the contacts form, filled).
+    pub add_sender_href: Option<String>,
     pub csrf_token: String,
     /// The list of the message's folder.
     pub back_href: String,
@@ -260,6 +264,11 @@ pub struct ComposePage<'a> {
     pub notice: Option<String>,
     pub error: Option<String>,
     pub error_details: Vec<String>,
+    /// The recipient fields' `<datalist>`: address book, then collected
+    /// addresses (`directory::contacts`).
+    pub suggestions: Vec<crate::directory::contacts::Suggestion>,
+    /// `static/suggest.js`, which asks `/mail/suggest` while typing.
+    pub suggest_src: String,
 }
 
 /// The sanitized HTML body as its own document (for the sandboxed frame).
@@ -398,6 +407,7 @@ mod tests {
                 name: "<script>f</script>".into(),
             }],
             in_trash: false,
+            grouped_href: "/mail?view=conversations".into(),
         };
         let html = page.render().unwrap();
         assert!(!html.contains("<b>quota"), "{html}");
@@ -420,6 +430,7 @@ mod tests {
             t,
             chrome: Chrome::new(t, "inbox.title", "/mail/message/x", None),
             id: "node-a.1".into(),
+            add_sender_href: Some("/mail/contacts?add=\"><script>y</script>".into()),
             csrf_token: "tok".into(),
             back_href: "/mail".into(),
             back_text: "back".into(),

@@ -282,6 +282,15 @@ impl Attempt<'_> {
             return self.back(refusal);
         }
         tracing::info!(user = %self.session.user, recipients = recipients.len(), size = raw.len(), "webmail message sent");
+        // Suggested next time (`directory::contacts`); the mail is sent
+        // whatever happens to this bookkeeping.
+        if let Err(err) =
+            self.webmail
+                .directory
+                .note_sent_to(&self.session.user, &recipients, self.ctx.now)
+        {
+            tracing::warn!(%err, "recipients not added to the collected addresses");
+        }
         self.retire_draft();
         let copied = match self.webmail.store.deliver(&self.session.user, SENT, &raw) {
             Ok(_) => "1",

@@ -1,0 +1,55 @@
+//! Pairing two test nodes the way an admin does (`pair init` on the first,
+//! `pair join` with its token on the second), with free ports for both the
+//! replication link and the engines' shadow link.
+
+use super::{free_port, Node};
+
+/// The ports one pairing uses.
+pub struct PairPorts {
+    pub link_a: u16,
+    pub link_b: u16,
+}
+
+/// Runs `pair init` on `a` and names both engines' shadow ports in both
+/// files (before either starts); returns the join token and the ports.
+pub fn init(a: &Node, b: &Node) -> (String, PairPorts) {
+    let ports = PairPorts {
+        link_a: free_port(),
+        link_b: free_port(),
+    };
+    let (engine_a, engine_b) = (free_port(), free_port());
+    for (node, mine, theirs) in [(a, engine_a, engine_b), (b, engine_b, engine_a)] {
+        node.set_key("engine_listen", &format!("\"127.0.0.1:{mine}\""));
+        node.set_key("engine_peer", &format!("\"127.0.0.1:{theirs}\""));
+    }
+    let out = a.cli_ok(
+        &[
+            "pair",
+            "init",
+            "--listen",
+            &format!("127.0.0.1:{}", ports.link_a),
+        ],
+        None,
+    );
+    let token = out
+        .lines()
+        .find(|l| l.contains("campusmail pair join"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or_else(|| panic!("no token in: {out}"))
+        .to_string();
+    (token, ports)
+}
+
+/// Runs `pair join` on `b` with `token`; returns its output.
+pub fn join(b: &Node, token: &str, ports: &PairPorts) -> String {
+    b.cli_ok(
+        &[
+            "pair",
+            "join",
+            "--listen",
+            &format!("127.0.0.1:{}", ports.link_b),
+            token,
+        ],
+        None,
+    )
+}
