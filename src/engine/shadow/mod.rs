@@ -66,6 +66,12 @@ pub fn current_pair(config: &Config) -> PairConfig {
     }
 }
 
+/// How many of the peer's messages this node holds (None: it never held
+/// any, i.e. it is not paired).
+pub fn held_count(spool_root: &std::path::Path) -> Option<usize> {
+    HeldCopies::existing(spool_root).and_then(|h| h.ids().ok().map(|ids| ids.len()))
+}
+
 /// Whether this node is paired (has pair certificates and a link address).
 pub fn is_paired(config: &Config) -> bool {
     !config.pair.listen.is_empty()
