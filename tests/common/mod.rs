@@ -42,8 +42,11 @@ static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new()
 /// Test ports come from below Linux's ephemeral range (32768-60999):
 /// a port handed out here is bound by a node only some seconds later, and
 /// meanwhile any outgoing connection on the machine (a client, a peer
-/// link) could be given an ephemeral port as its own end.
-const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+/// link) could be given an ephemeral port as its own end. Five digits
+/// starting with 1, so no test port begins with a default port that
+/// `Node::new` replaces in appliance.toml (2525, 2587, 2465, 2424, 8443,
+/// 8080) and is rewritten twice.
+const TEST_PORTS: std::ops::Range<u16> = 10_000..20_000;
 
 /// A listener on a random free loopback port of `TEST_PORTS`.
 fn bind_test_port() -> (TcpListener, u16) {
