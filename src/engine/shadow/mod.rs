@@ -48,7 +48,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, PairConfig};
-use crate::engine::queue::spool::file_bytes;
 use crate::engine::queue::{Envelope, Recipient, RecipientState, Spool};
 use client::Request;
 use held::HeldCopies;
@@ -121,22 +120,18 @@ impl ShadowLink {
         self.is_paired() && self.connected.load(Ordering::SeqCst)
     }
 
-    /// Sends the queue file of a just-accepted message and waits (up to
-    /// `shadow_wait`) until the peer holds it.
-    pub async fn hold(&self, envelope: &Envelope, message: &[u8]) -> Shadow {
+    /// Sends the queue file (`Spool::accept`'s bytes) of a just-accepted
+    /// message and waits (up to `shadow_wait`) until the peer holds it.
+    pub async fn hold(&self, id: &str, file: Vec<u8>) -> Shadow {
         let Some(requests) = &self.requests else {
             return Shadow::Unpaired;
         };
         if !self.connected.load(Ordering::SeqCst) {
             return Shadow::Alone("the link to the peer engine is down");
         }
-        let file = match file_bytes(envelope, message) {
-            Ok(f) => f,
-            Err(_) => return Shadow::Alone("the envelope could not be encoded"),
-        };
         let (held, answer) = smol::channel::bounded(1);
         let request = Request::Hold {
-            id: envelope.id.clone(),
+            id: id.to_string(),
             file,
             held,
         };
