@@ -10,11 +10,7 @@ use common::peers::{Sink, SinkMode};
 use common::*;
 
 fn named(name: &str) -> Node {
-    let node = Node::new();
-    node.set_key("name", &format!("\"{name}\""));
-    node.cli_ok(&["domain", "add", DOMAIN], None);
-    node.add_user("alice");
-    node.add_user("bob");
+    let node = common::pair::named(name);
     node.set_key("shadow_takeover_after", "\"3s\"");
     node
 }
