@@ -121,6 +121,8 @@ fn html_mail_scripts_never_run_in_the_browser() {
     browser.type_into("#address", "alice@campus.test");
     browser.type_into("#password", &password_of("alice"));
     browser.click("button[type=submit]");
+    // Signed in (the session cookie set) before going to the message.
+    browser.url_after_navigation("/mail");
     browser.goto(&format!("https://127.0.0.1:{}{link}", node.ports.https));
 
     // The mail is in a sandboxed frame without scripts or same-origin rights.

@@ -8,31 +8,8 @@
 
 mod common;
 
+use common::pair::{deliver, named};
 use common::*;
-
-fn named(name: &str) -> Node {
-    let node = Node::new();
-    node.set_key("name", &format!("\"{name}\""));
-    node.cli_ok(&["domain", "add", DOMAIN], None);
-    // The directory is not replicated yet: both nodes know the users.
-    node.add_user("alice");
-    node.add_user("bob");
-    node
-}
-
-fn deliver(node: &Node, subject: &str) {
-    let (ok, t) = swaks(&[
-        "--server",
-        &node.smtp_addr(),
-        "--from",
-        "registrar@example.org",
-        "--to",
-        &address_of("bob"),
-        "--header",
-        &format!("Subject: {subject}"),
-    ]);
-    assert!(ok && t.contains("250 2.0.0"), "{t}");
-}
 
 fn wait_for(node: &Node, what: &str, check: impl Fn(&str) -> bool) -> String {
     let web = node.web_login("bob");

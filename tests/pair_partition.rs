@@ -7,31 +7,9 @@
 
 mod common;
 
+use common::pair::{deliver, named};
 use common::proxy::Proxy;
 use common::*;
-
-fn named(name: &str) -> Node {
-    let node = Node::new();
-    node.set_key("name", &format!("\"{name}\""));
-    node.cli_ok(&["domain", "add", DOMAIN], None);
-    node.add_user("alice");
-    node.add_user("bob");
-    node
-}
-
-fn deliver(node: &Node, subject: &str) {
-    let (ok, t) = swaks(&[
-        "--server",
-        &node.smtp_addr(),
-        "--from",
-        "registrar@example.org",
-        "--to",
-        &address_of("bob"),
-        "--header",
-        &format!("Subject: {subject}"),
-    ]);
-    assert!(ok && t.contains("250 2.0.0"), "{t}");
-}
 
 /// The message id of the message listed with `subject` on `page`.
 fn id_of(page: &str, subject: &str) -> Option<String> {

@@ -10,11 +10,7 @@ use common::peers::{Sink, SinkMode};
 use common::*;
 
 fn named(name: &str) -> Node {
-    let node = Node::new();
-    node.set_key("name", &format!("\"{name}\""));
-    node.cli_ok(&["domain", "add", DOMAIN], None);
-    node.add_user("alice");
-    node.add_user("bob");
+    let node = common::pair::named(name);
     node.set_key("shadow_takeover_after", "\"3s\"");
     node
 }
@@ -86,6 +82,11 @@ fn the_peer_holds_accepted_mail_and_delivers_it_once_when_the_node_dies() {
     let id = held[0].trim_end_matches(".msg").to_string();
     assert!(queue_list(&a).contains(&id), "{}", queue_list(&a));
     assert!(!a.log("all").contains("accepted without a shadow copy"));
+    let stats = b.cli_ok(&["queue", "stats"], None);
+    assert!(
+        stats.contains("shadow copies held for the peer\t1"),
+        "{stats}"
+    );
 
     // A dies. B notices the silence and delivers A's message itself.
     a.kill("all");

@@ -14,7 +14,7 @@ use super::{Directory, DirectoryError};
 /// per node for now: each node makes its own on first start, and letting
 /// the later one overwrite the other would silently change the first
 /// node's admin password when the second one starts.
-pub const TREES: [&str; 7] = [
+pub const TREES: [&str; 8] = [
     "domains",
     "users",
     "aliases",
@@ -22,6 +22,7 @@ pub const TREES: [&str; 7] = [
     "classes",
     "appliance",
     "contacts",
+    "vacation_replies",
 ];
 
 impl Directory {
@@ -35,6 +36,7 @@ impl Directory {
             "settings" => Some(&self.settings),
             "appliance" => Some(&self.appliance),
             "contacts" => Some(&self.contacts),
+            "vacation_replies" => Some(&self.vacation_replies),
             _ => None,
         }
     }

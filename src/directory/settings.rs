@@ -12,9 +12,11 @@
 //! - A record is written only after `UserSettings::check` accepted it, and
 //!   only for an existing user; what is stored is always valid.
 //! - `settings` travels to the peer node like users do (it is one of
-//!   `replicated::TREES`); `vacation_replies` does not: each node remembers
-//!   whom it answered, so across a pair a sender gets at most one reply per
-//!   period from each node.
+//!   `replicated::TREES`), and so does `vacation_replies` (keys `user TAB
+//!   sender`, values unix seconds as text): a sender answered by one node
+//!   is not answered again by the other within the period (only two
+//!   messages reaching both nodes within the replication lag can each get
+//!   a reply).
 //! - Forwarding is published in the engine's snapshot (`forwards`), since
 //!   the engine expands forwarded recipients when mail enters the queue.
 //!
@@ -232,12 +234,27 @@ impl UserSettings {
     }
 }
 
-/// Key of a `vacation_replies` record: user, NUL, sender (both normalized).
+/// Key of a `vacation_replies` record: user, TAB, sender (both normalized;
+/// a TAB is in no address, and unlike NUL a replicated key may hold it).
 fn reply_key(user: &str, sender: &str) -> Vec<u8> {
-    let mut key = user.as_bytes().to_vec();
-    key.push(0);
+    let mut key = reply_prefix(user);
     key.extend_from_slice(sender.to_ascii_lowercase().as_bytes());
     key
+}
+
+/// The prefix of every `vacation_replies` key of `user`.
+pub(super) fn reply_prefix(user: &str) -> Vec<u8> {
+    let mut key = user.as_bytes().to_vec();
+    key.push(b'\t');
+    key
+}
+
+/// When a `vacation_replies` record says the sender was answered.
+fn replied_at(value: &[u8]) -> i64 {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Directory {
@@ -305,12 +322,12 @@ impl Directory {
         let key = reply_key(user, sender);
         let _one = self.writes.lock().map_err(|_| DirectoryError::Poisoned)?;
         if let Some(last) = self.vacation_replies.get(&key)? {
-            let last = <[u8; 8]>::try_from(last.as_ref()).map_or(0, i64::from_be_bytes);
-            if now.saturating_sub(last) < period_secs {
+            if now.saturating_sub(replied_at(&last)) < period_secs {
                 return Ok(false);
             }
         }
-        self.vacation_replies.insert(key, &now.to_be_bytes())?;
+        self.vacation_replies
+            .insert(key, now.to_string().as_bytes())?;
         // Durable before the reply is sent: after a crash the sender gets
         // no second reply (RFC 3834 §2 prefers too few responses to too many).
         self.vacation_replies.flush()?;
@@ -321,13 +338,10 @@ impl Directory {
     /// be, so the memory stays as large as one period's correspondents.
     pub fn prune_vacation_replies(&self, user: &str, now: i64) -> Result<usize, DirectoryError> {
         let oldest = now.saturating_sub(i64::from(MAX_PERIOD_DAYS) * 24 * 3600);
-        let mut prefix = user.as_bytes().to_vec();
-        prefix.push(0);
         let mut forgotten = 0;
-        for item in self.vacation_replies.scan_prefix(&prefix) {
+        for item in self.vacation_replies.scan_prefix(reply_prefix(user)) {
             let (key, last) = item?;
-            let last = <[u8; 8]>::try_from(last.as_ref()).map_or(0, i64::from_be_bytes);
-            if last < oldest {
+            if replied_at(&last) < oldest {
                 self.vacation_replies.remove(key)?;
                 forgotten += 1;
             }
@@ -499,6 +513,33 @@ mod tests {
         );
         assert!(d
             .claim_vacation_reply("kim@campus.test", "q@x.test", later + 1, day)
+            .unwrap());
+    }
+
+    #[test]
+    fn a_reply_claimed_on_one_node_holds_on_the_other() {
+        let open = |dir: &tempfile::TempDir| {
+            let d = Directory::open(&dir.path().join("db"), &dir.path().join("s.json")).unwrap();
+            d.add_domain("campus.test").unwrap();
+            d.add_user("kim@campus.test", "long-password").unwrap();
+            d
+        };
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (open(&da), open(&db));
+        assert!(a
+            .claim_vacation_reply("kim@campus.test", "p@x.test", 1000, 3600)
+            .unwrap());
+        // What the pair's directory sync carries: every record as text.
+        for (tree, key, value) in a.records().unwrap() {
+            if tree == "vacation_replies" {
+                b.apply_replicated(tree, &key, Some(&value)).unwrap();
+            }
+        }
+        assert!(!b
+            .claim_vacation_reply("kim@campus.test", "p@x.test", 2000, 3600)
+            .unwrap());
+        assert!(b
+            .claim_vacation_reply("kim@campus.test", "p@x.test", 1000 + 3600, 3600)
             .unwrap());
     }
 }

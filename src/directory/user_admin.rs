@@ -74,9 +74,10 @@ impl Directory {
         // afresh, and no forward outlives the account.
         self.settings.remove(address.as_bytes())?;
         self.remove_address_book(&address)?;
-        let mut prefix = address.as_bytes().to_vec();
-        prefix.push(0);
-        for item in self.vacation_replies.scan_prefix(&prefix) {
+        for item in self
+            .vacation_replies
+            .scan_prefix(super::settings::reply_prefix(&address))
+        {
             self.vacation_replies.remove(item?.0)?;
         }
         self.commit()?;

@@ -26,8 +26,8 @@
 //!   ops that would settle it are missing; named so it can be looked at);
 //!   each folder record decodes.
 //!
-//! - the search index: every live delivery has its text and announcements
-//!   their per-mailbox entries, nothing else (repair: rebuild the index,
+//! - the search index: every live delivery has its text (or waits for the
+//!   indexer) and indexed announcements their per-mailbox entries, nothing else (repair: rebuild the index,
 //!   `search::index`).
 //!
 //! Repairs touch only state derived from the op log (counts, listings,

@@ -34,6 +34,7 @@
 
 mod blob;
 pub mod commands;
+mod deliver;
 #[cfg(test)]
 mod delivery_tests;
 mod directory_log;
@@ -71,6 +72,7 @@ mod thread_heads;
 #[cfg(test)]
 mod thread_heads_tests;
 mod threads;
+mod trees;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -272,95 +274,6 @@ impl Store {
         &self.node
     }
 
-    /// Stores `raw` in `folder` (e.g. "INBOX") of mailbox `user` (a
-    /// normalized address); durable when it returns Ok.
-    pub fn deliver(&self, user: &str, folder: &str, raw: &[u8]) -> Result<MessageId, StoreError> {
-        let ids = self.deliver_many(&[(user, folder)], raw)?;
-        ids.into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Corrupt("delivery produced no id".into()))
-    }
-
-    /// Stores `raw` once for every (mailbox, folder) in `targets`: one
-    /// blob, one op for all of them (see `Op::Deliver`), one flush;
-    /// durable when it returns Ok, and then either every target got the
-    /// message or none did. Returns the message ids in target order.
-    pub fn deliver_many(
-        &self,
-        targets: &[(&str, &str)],
-        raw: &[u8],
-    ) -> Result<Vec<MessageId>, StoreError> {
-        self.deliver_for(targets, raw, None)
-    }
-
-    /// `deliver_many` for the engine's queue id `queue_ref`, remembered so
-    /// a retry is recognised (`delivered_for`).
-    pub fn deliver_for(
-        &self,
-        targets: &[(&str, &str)],
-        raw: &[u8],
-        queue_ref: Option<&str>,
-    ) -> Result<Vec<MessageId>, StoreError> {
-        if targets.is_empty() {
-            return Ok(Vec::new());
-        }
-        if targets.len() > op::MAX_TARGETS {
-            return Err(StoreError::InvalidOp(format!(
-                "a delivery to {} mailboxes (at most {} at once)",
-                targets.len(),
-                op::MAX_TARGETS
-            )));
-        }
-        for (user, folder) in targets {
-            check_name("mailbox", user)?;
-            check_name("folder", folder)?;
-        }
-        let header = crate::mime::summarize(raw);
-        // Read outside the writer lock: parsing is the slow part.
-        let doc = search::text::SearchDocument::from_message(raw);
-        let summary = SummaryFields {
-            from: header.from,
-            subject: header.subject,
-            date: header.date,
-            thread: header.thread,
-        };
-        let received_at = now_secs();
-        let owned: Vec<(String, String)> = targets
-            .iter()
-            .map(|(u, f)| (u.to_string(), f.to_string()))
-            .collect();
-        // Twice at most: the bytes may have been found stored, then lost
-        // their last reference to a concurrent delete before our op raised
-        // the count; the second `put` stores them again.
-        let mut blob = self.blobs.put(raw)?;
-        let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-        let mut attempt = 0;
-        let op = loop {
-            attempt += 1;
-            let result = self.apply_local_indexed(&mut w, Some(&doc), |_| Op::Deliver {
-                targets: owned.clone(),
-                blob,
-                size: raw.len() as u64,
-                received_at,
-                summary: summary.clone(),
-                queue_ref: queue_ref.map(str::to_string),
-            });
-            match result {
-                Ok(op) => break op,
-                Err(StoreError::MissingBlob(_)) if attempt < 2 => {
-                    blob = self.blobs.put(raw)?;
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        drop(w);
-        // The metadata of every delivery becomes durable here (the writer
-        // lock is free again, so other deliveries apply meanwhile and this
-        // flush may cover theirs too).
-        self.db.flush()?;
-        Ok(op.delivered_ids())
-    }
-
     /// Moves a message of `user` to another of their folders.
     pub fn move_message(&self, user: &str, id: &MessageId, folder: &str) -> Result<(), StoreError> {
         check_name("folder", folder)?;
@@ -529,14 +442,9 @@ impl Store {
 
     fn apply_remote_with(&self, op: &ReplicationOp, deleted: bool) -> Result<bool, StoreError> {
         op.validate()?;
-        let doc = if deleted {
-            None
-        } else {
-            self.search_document_of(op)
-        };
         let mut w = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         w.clock.observe(op.ts);
-        let applied = state::apply_with(&self.trees, op, deleted, doc.as_ref())?;
+        let applied = state::apply_with(&self.trees, op, deleted)?;
         let after = op.id.seq.saturating_add(op.seq_span());
         if op.id.origin == self.node && after > w.next_seq {
             // Our own op coming back (e.g. restored from the peer after
@@ -564,17 +472,6 @@ impl Store {
         w: &mut OpWriter,
         make: impl FnOnce(&OpId) -> Op,
     ) -> Result<ReplicationOp, StoreError> {
-        self.apply_local_indexed(w, None, make)
-    }
-
-    /// `apply_local` with what the search index reads of a `Deliver`'s
-    /// message (`search::text::SearchDocument`).
-    fn apply_local_indexed(
-        &self,
-        w: &mut OpWriter,
-        doc: Option<&search::text::SearchDocument>,
-        make: impl FnOnce(&OpId) -> Op,
-    ) -> Result<ReplicationOp, StoreError> {
         let id = OpId {
             origin: self.node.clone(),
             seq: w.next_seq,
@@ -586,7 +483,7 @@ impl Store {
             ts,
         };
         op.validate()?;
-        state::apply(&self.trees, &op, doc)?;
+        state::apply(&self.trees, &op)?;
         w.next_seq = w.next_seq.saturating_add(op.seq_span());
         Ok(op)
     }

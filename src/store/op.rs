@@ -126,7 +126,7 @@ pub struct SummaryFields {
 }
 
 /// The directory's trees that travel in the log.
-pub const DIRECTORY_TREES: [&str; 8] = [
+pub const DIRECTORY_TREES: [&str; 9] = [
     "domains",
     "users",
     "aliases",
@@ -135,6 +135,7 @@ pub const DIRECTORY_TREES: [&str; 8] = [
     "classes",
     "appliance",
     "contacts",
+    "vacation_replies",
 ];
 
 /// Most mailboxes one `Deliver` op may name (the engine hands mail over

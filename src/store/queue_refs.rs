@@ -65,15 +65,7 @@ pub fn claim(
     let key = key(queue_ref, mailbox);
     let other = match tx.queue_refs.get(&key)? {
         None => None,
-        Some(v) => Some(
-            std::str::from_utf8(&v)
-                .ok()
-                .and_then(|s| s.parse::<MessageId>().ok())
-                .map_or_else(
-                    || state::abort(StoreError::Corrupt("queue id claim".into())),
-                    Ok,
-                )?,
-        ),
+        Some(v) => Some(claimant(&v).or_else(state::abort)?),
     };
     match other {
         Some(other) if other == *message => Ok(Claim::Deliver),
@@ -102,12 +94,18 @@ pub fn claimed(
     let mut ids = Vec::new();
     for (mailbox, _) in targets {
         if let Some(v) = trees.queue_refs.get(key(queue_ref, mailbox))? {
-            if let Some(id) = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()) {
-                ids.push(id);
-            }
+            ids.push(claimant(&v)?);
         }
     }
     Ok(ids)
+}
+
+/// The message id a claim's value names.
+fn claimant(value: &[u8]) -> Result<MessageId, StoreError> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt("a queue id claim names no message".into()))
 }
 
 /// Whether `a` wins over `b`: the smaller op id, the same on every node.

@@ -25,9 +25,10 @@
 //!   conversations by their newest message (`thread_heads.rs`).
 //! - `sort_index`, `sorted_folders`: the listing again, per sort order,
 //!   for the big folders that have an index (`sort_index.rs`).
-//! - `search_postings`, `search_docs`, `search_shared`: the full-text
-//!   search index (`search/`), written with the `Deliver` and `Expunge`
-//!   it follows.
+//! - `search_pending`, `search_docs`, `search_shared`: the full-text
+//!   search index (`search/`). A `Deliver` only queues its delivery in
+//!   `search_pending`; the indexer writes the postings later, in batches
+//!   (`search::indexer`). An `Expunge` forgets the message's entries.
 //! - `blobs`, `segments` (owned by `blob/`): refcounts are raised and
 //!   lowered here; a blob whose count reaches 0 leaves the index and its
 //!   record is counted as garbage in its segment.
@@ -84,12 +85,12 @@ pub use super::message_rows::MessageRecord;
 use super::op::{Flag, Op, ReplicationOp};
 use super::records;
 use super::search::index as search_index;
-use super::search::text::SearchDocument;
 use super::thread_heads;
 use super::threads;
 use super::StoreError;
 
-const HLC_HIGH: &[u8] = b"hlc_high";
+pub(super) const HLC_HIGH: &[u8] = b"hlc_high";
+pub use super::trees::Trees;
 
 /// Flags of one message; each field carries the (timestamp, op) that last
 /// wrote it.
@@ -104,78 +105,6 @@ pub struct FlagsRecord {
     pub flagged: Option<FlagStamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered: Option<FlagStamp>,
-}
-
-/// The sled trees ops are applied to.
-#[derive(Clone)]
-pub struct Trees {
-    pub oplog: sled::Tree,
-    pub messages: sled::Tree,
-    pub deliveries: sled::Tree,
-    pub folders: sled::Tree,
-    pub flags: sled::Tree,
-    pub folder_stats: sled::Tree,
-    pub meta: sled::Tree,
-    pub tombstones: sled::Tree,
-    pub usage: sled::Tree,
-    pub records: sled::Tree,
-    pub blobs: sled::Tree,
-    pub segments: sled::Tree,
-    pub folder_defs: sled::Tree,
-    pub orphans: sled::Tree,
-    pub sort_index: sled::Tree,
-    pub sorted_folders: sled::Tree,
-    pub threads: sled::Tree,
-    pub search_postings: sled::Tree,
-    pub search_docs: sled::Tree,
-    pub search_shared: sled::Tree,
-    pub thread_heads: sled::Tree,
-    pub thread_members: sled::Tree,
-    pub thread_tips: sled::Tree,
-    pub queue_refs: sled::Tree,
-}
-
-impl Trees {
-    pub fn open(
-        db: &sled::Db,
-        blobs: sled::Tree,
-        segments: sled::Tree,
-    ) -> Result<Trees, StoreError> {
-        Ok(Trees {
-            oplog: db.open_tree("oplog")?,
-            messages: db.open_tree("messages")?,
-            deliveries: db.open_tree("deliveries")?,
-            folders: db.open_tree("folders")?,
-            flags: db.open_tree("flags")?,
-            folder_stats: db.open_tree("folder_stats")?,
-            meta: db.open_tree("meta")?,
-            tombstones: db.open_tree("tombstones")?,
-            usage: db.open_tree("usage")?,
-            records: db.open_tree("records")?,
-            blobs,
-            segments,
-            folder_defs: db.open_tree("folder_defs")?,
-            orphans: db.open_tree("orphans")?,
-            sort_index: db.open_tree("sort_index")?,
-            sorted_folders: db.open_tree("sorted_folders")?,
-            threads: db.open_tree("threads")?,
-            search_postings: db.open_tree("search_postings")?,
-            search_docs: db.open_tree("search_docs")?,
-            search_shared: db.open_tree("search_shared")?,
-            thread_heads: db.open_tree("thread_heads")?,
-            thread_members: db.open_tree("thread_members")?,
-            thread_tips: db.open_tree("thread_tips")?,
-            queue_refs: db.open_tree("queue_refs")?,
-        })
-    }
-
-    /// Highest HLC timestamp ever applied here.
-    pub fn hlc_high(&self) -> Result<HlcTimestamp, StoreError> {
-        match self.meta.get(HLC_HIGH)? {
-            Some(v) => decode(&v),
-            None => Ok(HlcTimestamp::default()),
-        }
-    }
 }
 
 /// `mailbox \0 folder \0`: prefix of a folder's entries in `folders`.
@@ -261,7 +190,7 @@ pub struct Tx<'a> {
     /// What the grouped list's upkeep read before the transaction.
     pub plan: &'a thread_heads::HeadPlan,
     pub records: &'a TransactionalTree,
-    pub search_postings: &'a TransactionalTree,
+    pub search_pending: &'a TransactionalTree,
     pub search_docs: &'a TransactionalTree,
     pub search_shared: &'a TransactionalTree,
     pub queue_refs: &'a TransactionalTree,
@@ -271,14 +200,8 @@ pub struct Tx<'a> {
 /// applied (nothing changed). Callers hold the store's writer lock, so the
 /// messages a folder op may rehome (`folders::affected`, read before the
 /// transaction since sled transactions cannot scan) cannot change meanwhile.
-/// `doc` is what the search index reads of a `Deliver`'s message (None:
-/// what the op's summary says).
-pub fn apply(
-    trees: &Trees,
-    op: &ReplicationOp,
-    doc: Option<&SearchDocument>,
-) -> Result<bool, StoreError> {
-    apply_with(trees, op, false, doc)
+pub fn apply(trees: &Trees, op: &ReplicationOp) -> Result<bool, StoreError> {
+    apply_with(trees, op, false)
 }
 
 /// Like `apply`; with `deleted_at_origin`, a `Deliver` whose message the
@@ -289,7 +212,6 @@ pub fn apply_with(
     trees: &Trees,
     op: &ReplicationOp,
     deleted_at_origin: bool,
-    doc: Option<&SearchDocument>,
 ) -> Result<bool, StoreError> {
     let log_key = op.id.log_key();
     let log_value = op.encode()?;
@@ -320,13 +242,13 @@ pub fn apply_with(
         &trees.thread_members,
         &trees.thread_tips,
         &trees.queue_refs,
-        &trees.search_postings,
+        &trees.search_pending,
         &trees.search_docs,
         &trees.search_shared,
     ];
     all[..]
         .transaction(|view| {
-            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads, thread_heads, thread_members, thread_tips, queue_refs, search_postings, search_docs, search_shared] =
+            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads, thread_heads, thread_members, thread_tips, queue_refs, search_pending, search_docs, search_shared] =
                 view.as_slice()
             else {
                 return abort(StoreError::Corrupt("transaction view".into()));
@@ -350,7 +272,7 @@ pub fn apply_with(
                     sort_index,
                     sorted_folders,
                     threads,
-                    search_postings,
+                    search_pending,
                     search_docs,
                     search_shared,
                     thread_heads,
@@ -368,7 +290,7 @@ pub fn apply_with(
                             }
                         }
                     }
-                    _ => apply_op(&tx, op, &affected, doc)?,
+                    _ => apply_op(&tx, op, &affected)?,
                 }
                 let high: HlcTimestamp = match meta.get(HLC_HIGH)? {
                     Some(v) => tx_decode(&v)?,
@@ -383,12 +305,7 @@ pub fn apply_with(
         .map_err(StoreError::from_tx)
 }
 
-fn apply_op(
-    tx: &Tx,
-    op: &ReplicationOp,
-    affected: &[MessageId],
-    doc: Option<&SearchDocument>,
-) -> TxResult<()> {
+fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()> {
     match &op.op {
         Op::Deliver {
             targets,
@@ -399,7 +316,7 @@ fn apply_op(
             queue_ref,
         } => {
             let threaded = threads::is_threaded(targets.len(), summary.thread.as_deref());
-            let mut delivered = Vec::new();
+            let mut delivered = false;
             for (target, ((mailbox, folder), message)) in
                 targets.iter().zip(op.delivered_ids()).enumerate()
             {
@@ -443,17 +360,12 @@ fn apply_op(
                 if replaces.is_some() {
                     release_blob(tx, &rec.blob)?;
                 }
-                delivered.push((message, rec));
+                delivered = true;
             }
-            let from_summary;
-            let doc = match doc {
-                Some(doc) => doc,
-                None => {
-                    from_summary = SearchDocument::from_summary(summary);
-                    &from_summary
-                }
-            };
-            search_index::tx_index_delivery(tx, op, targets.len(), &delivered, doc)
+            if delivered {
+                search_index::tx_queue(tx, op)?;
+            }
+            Ok(())
         }
         Op::SetSeen { message, seen } => {
             if tx.tombstones.get(message.as_bytes())?.is_some() {

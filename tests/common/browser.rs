@@ -27,10 +27,7 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium with a phone-sized window
     /// (or `width` x `height`).
     pub fn start(width: u32, height: u32) -> Browser {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = super::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -39,13 +39,31 @@ pub struct Ports {
 /// same port.
 static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
 
+/// Test ports come from below Linux's ephemeral range (32768-60999):
+/// a port handed out here is bound by a node only some seconds later, and
+/// meanwhile any outgoing connection on the machine (a client, a peer
+/// link) could be given an ephemeral port as its own end. Five digits
+/// starting with 1, so no test port begins with a default port that
+/// `Node::new` replaces in appliance.toml (2525, 2587, 2465, 2424, 8443,
+/// 8080) and is rewritten twice.
+const TEST_PORTS: std::ops::Range<u16> = 10_000..20_000;
+
+/// A listener on a random free loopback port of `TEST_PORTS`.
+fn bind_test_port() -> (TcpListener, u16) {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    loop {
+        let port = rng.gen_range(TEST_PORTS);
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            return (l, port);
+        }
+    }
+}
+
 /// A free loopback port never handed out before by this test binary.
 pub fn free_port() -> u16 {
     loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
+        let (_probe, port) = bind_test_port();
         if claim(port) {
             return port;
         }
@@ -65,9 +83,8 @@ fn claim(port: u16) -> bool {
 /// A loopback port free for both UDP and TCP (for a DNS server).
 pub fn free_udp_port() -> u16 {
     loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("a free UDP port");
-        let port = udp.local_addr().expect("its address").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() && claim(port) {
+        let (_tcp, port) = bind_test_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() && claim(port) {
             return port;
         }
     }
@@ -80,8 +97,7 @@ impl Ports {
         let mut held: Vec<TcpListener> = Vec::new();
         let mut p: Vec<u16> = Vec::new();
         while p.len() < 6 {
-            let l = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-            let port = l.local_addr().expect("its address").port();
+            let (l, port) = bind_test_port();
             if claim(port) {
                 p.push(port);
             }

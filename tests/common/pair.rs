@@ -2,7 +2,33 @@
 //! `pair join` with its token on the second), with free ports for both the
 //! replication link and the engines' shadow link.
 
-use super::{free_port, Node};
+use super::{address_of, free_port, swaks, Node, DOMAIN};
+
+/// A node called `name` serving the test domain, with users alice and bob
+/// (before pairing, so both nodes know them).
+pub fn named(name: &str) -> Node {
+    let node = Node::new();
+    node.set_key("name", &format!("\"{name}\""));
+    node.cli_ok(&["domain", "add", DOMAIN], None);
+    node.add_user("alice");
+    node.add_user("bob");
+    node
+}
+
+/// Delivers a message with `subject` to bob at `node` over SMTP.
+pub fn deliver(node: &Node, subject: &str) {
+    let (ok, t) = swaks(&[
+        "--server",
+        &node.smtp_addr(),
+        "--from",
+        "registrar@example.org",
+        "--to",
+        &address_of("bob"),
+        "--header",
+        &format!("Subject: {subject}"),
+    ]);
+    assert!(ok && t.contains("250 2.0.0"), "{t}");
+}
 
 /// The ports one pairing uses.
 pub struct PairPorts {

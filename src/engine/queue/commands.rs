@@ -65,6 +65,10 @@ pub trait QueueView {
     ) -> Result<Envelope, QueueCommandError>;
     /// Holds or deletes, now or right after a running attempt.
     fn hold_or_delete(&self, id: &str, action: AfterAttempt) -> Result<Applied, QueueCommandError>;
+    /// The spool's folder (for the shadow copies this node holds).
+    fn spool_root(&self) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 impl QueueView for Scheduler {
@@ -84,17 +88,22 @@ impl QueueView for Scheduler {
     fn hold_or_delete(&self, id: &str, action: AfterAttempt) -> Result<Applied, QueueCommandError> {
         Scheduler::hold_or_delete(self, id, action)
     }
+    fn spool_root(&self) -> Option<std::path::PathBuf> {
+        Some(self.config().spool_dir())
+    }
 }
 
 /// The queue of a stopped engine, read from the spool.
 pub struct OfflineQueue {
     spool: Spool,
+    root: std::path::PathBuf,
 }
 
 impl OfflineQueue {
     pub fn open(spool_dir: &std::path::Path) -> Result<OfflineQueue, super::SpoolError> {
         Ok(OfflineQueue {
             spool: Spool::open(spool_dir)?,
+            root: spool_dir.to_path_buf(),
         })
     }
 
@@ -118,6 +127,9 @@ impl QueueView for OfflineQueue {
     }
     fn busy(&self, _id: &str) -> bool {
         false
+    }
+    fn spool_root(&self) -> Option<std::path::PathBuf> {
+        Some(self.root.clone())
     }
     fn modify(
         &self,
@@ -311,6 +323,13 @@ fn stats(queue: &dyn QueueView, now: u64) -> String {
             of_lane.iter().map(|e| pending(e)).sum::<usize>(),
             of_lane.iter().filter(|e| e.held).count(),
         );
+    }
+    // With a peer: the peer's messages this node holds (`engine::shadow`).
+    if let Some(held) = queue
+        .spool_root()
+        .and_then(|root| crate::engine::shadow::held_count(&root))
+    {
+        let _ = writeln!(out, "shadow copies held for the peer\t{held}");
     }
     out.trim_end().to_string()
 }

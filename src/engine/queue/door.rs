@@ -107,9 +107,8 @@ impl QueueDoor {
         };
         let spool = self.spool.clone();
         let stored = envelope.clone();
-        let message =
-            smol::unblock(move || spool.accept(&id, &stored, &message).map(|()| message)).await?;
-        match self.shadow.hold(&envelope, &message).await {
+        let file = smol::unblock(move || spool.accept(&id, &stored, &message)).await?;
+        match self.shadow.hold(&envelope.id, file).await {
             Shadow::Held | Shadow::Unpaired => {}
             Shadow::Alone(why) => {
                 tracing::info!(queue_id = %envelope.id, reason = why,

@@ -103,6 +103,10 @@ impl Scheduler {
         })
     }
 
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     fn table(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
         match self.table.lock() {
             Ok(t) => t,

@@ -142,14 +142,16 @@ impl Spool {
     }
 
     /// Writes a new message and its envelope durably (see the invariants).
+    /// Returns the queue file's bytes (what the peer holds as its shadow
+    /// copy), so they are encoded once.
     pub fn accept(
         &self,
         id: &QueueId,
         envelope: &Envelope,
         message: &[u8],
-    ) -> Result<(), SpoolError> {
+    ) -> Result<Vec<u8>, SpoolError> {
         let tmp = self.incoming.join(format!("{id}.msg"));
-        let bytes = queue_file::encode(&envelope_bytes(envelope)?, message);
+        let bytes = file_bytes(envelope, message)?;
         let written = write_synced(&tmp, &bytes)
             // Linking (not renaming) fails if the name is taken: an id is
             // never overwritten.
@@ -158,7 +160,8 @@ impl Spool {
         written?;
         // Durable from here: the new name in queue/ is recorded on disk
         // (one fsync shared with the sessions accepting at the same time).
-        self.queue_sync.sync().map_err(io_err(&self.queue))
+        self.queue_sync.sync().map_err(io_err(&self.queue))?;
+        Ok(bytes)
     }
 
     /// Replaces the envelope of a queued message atomically.

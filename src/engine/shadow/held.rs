@@ -72,6 +72,15 @@ impl HeldCopies {
         Ok(held)
     }
 
+    /// The store if it was ever made here (nothing is created).
+    pub fn existing(spool_root: &Path) -> Option<HeldCopies> {
+        let dir = spool_root.join("shadow");
+        dir.is_dir().then(|| HeldCopies {
+            taken: dir.join("taken"),
+            dir,
+        })
+    }
+
     fn copy_path(&self, id: &QueueId) -> PathBuf {
         self.dir.join(format!("{id}.msg"))
     }

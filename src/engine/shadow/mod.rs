@@ -48,7 +48,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, PairConfig};
-use crate::engine::queue::spool::file_bytes;
 use crate::engine::queue::{Envelope, Recipient, RecipientState, Spool};
 use client::Request;
 use held::HeldCopies;
@@ -64,6 +63,12 @@ pub fn current_pair(config: &Config) -> PairConfig {
         Ok(c) => c.pair,
         Err(_) => config.pair.clone(),
     }
+}
+
+/// How many of the peer's messages this node holds (None: it never held
+/// any, i.e. it is not paired).
+pub fn held_count(spool_root: &std::path::Path) -> Option<usize> {
+    HeldCopies::existing(spool_root).and_then(|h| h.ids().ok().map(|ids| ids.len()))
 }
 
 /// Whether this node is paired (has pair certificates and a link address).
@@ -115,22 +120,18 @@ impl ShadowLink {
         self.is_paired() && self.connected.load(Ordering::SeqCst)
     }
 
-    /// Sends the queue file of a just-accepted message and waits (up to
-    /// `shadow_wait`) until the peer holds it.
-    pub async fn hold(&self, envelope: &Envelope, message: &[u8]) -> Shadow {
+    /// Sends the queue file (`Spool::accept`'s bytes) of a just-accepted
+    /// message and waits (up to `shadow_wait`) until the peer holds it.
+    pub async fn hold(&self, id: &str, file: Vec<u8>) -> Shadow {
         let Some(requests) = &self.requests else {
             return Shadow::Unpaired;
         };
         if !self.connected.load(Ordering::SeqCst) {
             return Shadow::Alone("the link to the peer engine is down");
         }
-        let file = match file_bytes(envelope, message) {
-            Ok(f) => f,
-            Err(_) => return Shadow::Alone("the envelope could not be encoded"),
-        };
         let (held, answer) = smol::channel::bounded(1);
         let request = Request::Hold {
-            id: envelope.id.clone(),
+            id: id.to_string(),
             file,
             held,
         };

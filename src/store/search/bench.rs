@@ -45,9 +45,25 @@ fn search_index_bytes_per_message() -> Result<(), StoreError> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path(), "node-a")?;
+    let store = std::sync::Arc::new(Store::open(dir.path(), "node-a")?);
     let user = "kim@campus.test";
     let started = Instant::now();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The mailbox role's indexer loop, beside the deliveries.
+    let indexer = {
+        let (store, done) = (store.clone(), done.clone());
+        std::thread::spawn(move || -> Result<(), StoreError> {
+            loop {
+                let n = store.index_pending(1_000)?;
+                if n == 0 && done.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Ok(());
+                }
+                if n < 1_000 {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            }
+        })
+    };
     let mut raw_bytes = 0u64;
     for n in 0..count {
         let raw = sample_mail::message(n, user);
@@ -55,13 +71,21 @@ fn search_index_bytes_per_message() -> Result<(), StoreError> {
         store.deliver(user, "INBOX", &raw)?;
     }
     println!(
-        "delivered {count} messages ({} bytes each on average) in {:?}",
+        "delivered {count} messages ({} bytes each on average) in {:?}, {} waiting for the indexer",
         raw_bytes / count.max(1),
-        started.elapsed()
+        started.elapsed(),
+        store.search_backlog()
     );
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    match indexer.join() {
+        Ok(result) => result?,
+        Err(_) => return Err(StoreError::Corrupt("indexer thread panicked".into())),
+    }
+    println!("all indexed after {:?}", started.elapsed());
     let mut index = 0u64;
     for (name, tree) in [
         ("search_postings", &store.trees.search_postings),
+        ("search_pending", &store.trees.search_pending),
         ("search_docs", &store.trees.search_docs),
         ("search_shared", &store.trees.search_shared),
         ("messages", &store.trees.messages),

@@ -1,30 +1,37 @@
-//! Keeping the search index: written inside the op's transaction when a
-//! `Deliver` or `Expunge` is applied, rebuilt from the messages when it is
-//! missing (a store from before search existed) or when fsck repairs it.
+//! Keeping the search index: what an op's transaction does (queue a new
+//! delivery, forget a deleted message), the rebuild from the live messages
+//! (a store from before search existed, or fsck's repair) and fsck's check.
+//! The postings themselves are written by the indexer (`indexer.rs`).
 //!
 //! Trees (besides `search_postings`, see `postings.rs`):
-//! - `search_docs`: delivery key (`origin \0 seq BE`, as in `deliveries`)
-//!   -> the delivery's [`SearchDocument`] (normalized text), once per
-//!   delivery however many mailboxes got it; removed with the delivery's
-//!   last message;
+//! - `search_pending`: delivery key (`origin \0 seq BE`, as in `deliveries`)
+//!   -> empty, written in the `Deliver` op's transaction: deliveries not
+//!   indexed yet. A query reads them directly (`Store::search`), so a
+//!   message is found the moment it is delivered;
+//! - `search_docs`: delivery key -> the delivery's [`SearchDocument`]
+//!   (normalized text), once per delivery however many mailboxes got it;
+//!   written by the indexer, removed with the delivery's last message;
 //! - `search_shared`: `mailbox \0 delivery key target (u32 BE)` -> empty,
 //!   one entry per recipient of a delivery to more than [`SHARED_ABOVE`]
 //!   mailboxes: the small per-mailbox list through which a user finds the
 //!   announcements they got, whose terms are posted once (scope `Shared`).
 //!
+//! Why a queue: posting lists are shared by every message holding a term,
+//! so writing them inside each delivery's transaction rewrote dozens of
+//! chunks per message and cost most of the delivery's time (measured in
+//! bench/README.md). A batch writes each chunk once for many deliveries.
+//!
 //! `meta` key `search_index` holds [`INDEX_VERSION`] once a rebuild has
 //! finished; a store opened without it rebuilds the index first.
 //!
-//! **Invariant:** every live delivery has its document; every live message
-//! of a shared delivery has its `search_shared` entry and no other entry
-//! exists (fsck checks both). Postings may name deleted messages; queries
-//! filter them (see `postings.rs`).
+//! **Invariant:** every live delivery has its document or its pending
+//! entry (not both); every live message of an indexed shared delivery has
+//! its `search_shared` entry and no other entry exists (fsck checks both).
+//! Postings may name deleted messages; queries filter them (see
+//! `postings.rs`).
 
-use std::collections::HashMap;
-
-use super::postings::{self, Scope};
-use super::text::{SearchDocument, Term};
-use crate::store::id::{MessageId, OpId};
+use super::text::SearchDocument;
+use crate::store::id::MessageId;
 use crate::store::message_rows::{self, MessageRecord};
 use crate::store::op::{Op, ReplicationOp};
 use crate::store::state::{abort, Tx, TxResult};
@@ -34,12 +41,12 @@ use crate::store::{FsckReport, Store, StoreError};
 /// Deliveries to more than this many mailboxes are indexed once.
 pub const SHARED_ABOVE: usize = THREAD_TARGETS_MAX;
 /// Written to `meta` once the index is complete.
-pub const INDEX_VERSION: &[u8] = &[1];
+pub const INDEX_VERSION: &[u8] = &[2];
 const META_KEY: &[u8] = b"search_index";
 #[cfg(test)]
 pub const INDEX_VERSION_KEY_FOR_TESTS: &[u8] = META_KEY;
-/// Postings a rebuild gathers in memory before writing them out.
-const REBUILD_BATCH: usize = 2_000_000;
+/// Deliveries a rebuild indexes per batch.
+const REBUILD_BATCH: usize = 2_000;
 
 /// `mailbox \0`: one mailbox's shared deliveries.
 pub fn shared_prefix(mailbox: &str) -> Vec<u8> {
@@ -49,7 +56,7 @@ pub fn shared_prefix(mailbox: &str) -> Vec<u8> {
     k
 }
 
-fn shared_key(mailbox: &str, delivery: &[u8], target: u32) -> Vec<u8> {
+pub(super) fn shared_key(mailbox: &str, delivery: &[u8], target: u32) -> Vec<u8> {
     let mut k = shared_prefix(mailbox);
     k.extend_from_slice(delivery);
     k.extend_from_slice(&target.to_be_bytes());
@@ -57,87 +64,35 @@ fn shared_key(mailbox: &str, delivery: &[u8], target: u32) -> Vec<u8> {
 }
 
 /// The number a message is posted under in its mailbox's scope.
-fn message_number(id: &MessageId) -> Result<u64, StoreError> {
+pub(super) fn message_number(id: &MessageId) -> Result<u64, StoreError> {
     Ok(id.op_id()?.seq)
 }
 
-/// Indexes the messages a `Deliver` op just made (`delivered`: only the
-/// targets that were new here) from `doc`.
-pub fn tx_index_delivery(
-    tx: &Tx,
-    op: &ReplicationOp,
-    targets: usize,
-    delivered: &[(MessageId, MessageRecord)],
-    doc: &SearchDocument,
-) -> TxResult<()> {
-    if delivered.is_empty() {
-        return Ok(());
-    }
-    let delivery = op.id.log_key();
-    tx.search_docs
-        .insert(delivery.as_slice(), doc.encode().or_else(abort)?)?;
-    let terms = doc.terms();
-    let origin = &op.id.origin;
-    if targets > SHARED_ABOVE {
-        for term in &terms {
-            postings::tx_append(tx.search_postings, Scope::Shared, term, origin, op.id.seq)?;
-        }
-        for (_, rec) in delivered {
-            tx.search_shared.insert(
-                shared_key(&rec.mailbox, &delivery, rec.target),
-                &[] as &[u8],
-            )?;
-        }
-        return Ok(());
-    }
-    for (id, rec) in delivered {
-        let number = message_number(id).or_else(abort)?;
-        for term in &terms {
-            postings::tx_append(
-                tx.search_postings,
-                Scope::Mailbox(&rec.mailbox),
-                term,
-                origin,
-                number,
-            )?;
-        }
-    }
+/// Queues the delivery of a `Deliver` op that made at least one message
+/// here, inside the op's transaction.
+pub fn tx_queue(tx: &Tx, op: &ReplicationOp) -> TxResult<()> {
+    tx.search_pending
+        .insert(op.id.log_key().as_slice(), &[] as &[u8])?;
     Ok(())
 }
 
 /// Forgets a deleted message: its shared entry, and its delivery's
-/// document when it was the delivery's last message (`tx.deliveries` no
-/// longer has the row).
+/// document or pending entry when it was the delivery's last message
+/// (`tx.deliveries` no longer has the row).
 pub fn tx_unindex(tx: &Tx, id: &MessageId, rec: &MessageRecord) -> TxResult<()> {
     let delivery = message_rows::delivery_key(id, rec).or_else(abort)?;
     tx.search_shared
         .remove(shared_key(&rec.mailbox, &delivery, rec.target))?;
     if tx.deliveries.get(&delivery)?.is_none() {
-        tx.search_docs.remove(delivery)?;
+        tx.search_docs.remove(delivery.as_slice())?;
+        tx.search_pending.remove(delivery)?;
     }
     Ok(())
 }
 
-/// Whose postings a rebuild gathers.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum ScopeKey {
-    Mailbox(String),
-    Shared,
-}
-
-/// One live delivery as the rebuild sees it.
-struct LiveDelivery {
-    key: Vec<u8>,
-    op: OpId,
-    targets: usize,
-    doc: SearchDocument,
-    messages: Vec<(MessageId, MessageRecord)>,
-}
-
 impl Store {
-    /// The document of a `Deliver` about to be applied from elsewhere: its
-    /// bytes are stored already (`put_blob` comes first), else what the op
-    /// says.
+    /// The document of a delivery's message: read from its bytes, else
+    /// (bytes gone) what the op's summary says.
     pub(in crate::store) fn search_document_of(
         &self,
         op: &ReplicationOp,
@@ -168,104 +123,42 @@ impl Store {
         Ok(())
     }
 
-    /// Rebuilds the whole index from the live messages. The caller holds
-    /// the writer lock. Returns how many deliveries were indexed.
+    /// Rebuilds the whole index from the live messages, in the indexer's
+    /// batches. The caller holds the writer lock. Returns how many
+    /// deliveries were indexed.
     pub(in crate::store) fn rebuild_search_index(&self) -> Result<usize, StoreError> {
         self.trees.meta.remove(META_KEY)?;
-        postings::clear(&self.trees.search_postings)?;
-        self.trees.search_docs.clear()?;
-        self.trees.search_shared.clear()?;
-        let mut gathered: HashMap<(ScopeKey, Term, String), Vec<u64>> = HashMap::new();
-        let mut pending = 0usize;
+        for tree in [
+            &self.trees.search_postings,
+            &self.trees.search_docs,
+            &self.trees.search_shared,
+            &self.trees.search_pending,
+        ] {
+            tree.clear()?;
+        }
         let mut count = 0usize;
+        let mut batch = Vec::new();
         for entry in message_rows::delivery_counts(&self.trees.deliveries) {
             let (key, _) = entry?;
-            let Some(live) = self.live_delivery(&key)? else {
-                continue;
-            };
-            count += 1;
             self.trees
-                .search_docs
-                .insert(live.key.as_slice(), live.doc.encode()?)?;
-            let mut batch = sled::Batch::default();
-            let terms = live.doc.terms();
-            if live.targets > SHARED_ABOVE {
-                for (_, rec) in &live.messages {
-                    batch.insert(
-                        shared_key(&rec.mailbox, &live.key, rec.target),
-                        &[] as &[u8],
-                    );
-                }
-                for term in &terms {
-                    gathered
-                        .entry((ScopeKey::Shared, term.clone(), live.op.origin.clone()))
-                        .or_default()
-                        .push(live.op.seq);
-                }
-                pending += terms.len();
-            } else {
-                for (id, rec) in &live.messages {
-                    let number = message_number(id)?;
-                    for term in &terms {
-                        gathered
-                            .entry((
-                                ScopeKey::Mailbox(rec.mailbox.clone()),
-                                term.clone(),
-                                live.op.origin.clone(),
-                            ))
-                            .or_default()
-                            .push(number);
-                    }
-                    pending += terms.len();
-                }
+                .search_pending
+                .insert(key.as_slice(), &[] as &[u8])?;
+            if let Some(prepared) = self.prepare_delivery(&key)? {
+                batch.push(prepared);
             }
-            self.trees.search_shared.apply_batch(batch)?;
-            if pending >= REBUILD_BATCH {
-                self.write_gathered(&mut gathered)?;
-                pending = 0;
+            if batch.len() == REBUILD_BATCH {
+                count += self.write_prepared(std::mem::take(&mut batch))?;
             }
         }
-        self.write_gathered(&mut gathered)?;
+        count += self.write_prepared(batch)?;
         self.trees.meta.insert(META_KEY, INDEX_VERSION)?;
         self.db.flush()?;
         Ok(count)
     }
 
-    fn write_gathered(
-        &self,
-        gathered: &mut HashMap<(ScopeKey, Term, String), Vec<u64>>,
-    ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for ((scope, term, origin), mut numbers) in gathered.drain() {
-            numbers.sort_unstable();
-            numbers.dedup();
-            let scope = match &scope {
-                ScopeKey::Mailbox(m) => Scope::Mailbox(m),
-                ScopeKey::Shared => Scope::Shared,
-            };
-            postings::write_sealed(&mut batch, scope, &term, &origin, &numbers);
-        }
-        self.trees.search_postings.apply_batch(batch)?;
-        Ok(())
-    }
-
-    /// A delivery's live messages, its target count and its document.
-    fn live_delivery(&self, key: &[u8]) -> Result<Option<LiveDelivery>, StoreError> {
-        let Some((op, targets, messages)) = self.live_delivery_rows(key)? else {
-            return Ok(None);
-        };
-        let doc = self.search_document_of(&op).unwrap_or_default();
-        Ok(Some(LiveDelivery {
-            key: key.to_vec(),
-            targets,
-            op: op.id,
-            doc,
-            messages,
-        }))
-    }
-
-    /// fsck: every live delivery has its document and no other document
-    /// exists; the shared lists name exactly the live messages of shared
+    /// fsck: every live delivery has its document or its pending entry
+    /// (one of them) and no other document or pending entry exists; the
+    /// shared lists name exactly the live messages of indexed shared
     /// deliveries. With `repair`, any difference rebuilds the index.
     /// The caller holds the writer lock.
     pub(in crate::store) fn check_search_index(
@@ -274,16 +167,24 @@ impl Store {
         report: &mut FsckReport,
     ) -> Result<(), StoreError> {
         let before = report.problems.len();
-        let mut docs = 0usize;
-        let mut shared = 0usize;
+        let (mut docs, mut pending, mut shared) = (0usize, 0usize, 0usize);
         for entry in message_rows::delivery_counts(&self.trees.deliveries) {
             let (key, _) = entry?;
             let Some(live) = self.live_delivery_rows(&key)? else {
                 continue;
             };
-            docs += 1;
-            match self.trees.search_docs.get(&key)? {
-                Some(doc) if SearchDocument::decode(&doc).is_ok() => {}
+            let queued = self.trees.search_pending.contains_key(&key)?;
+            let doc = self.trees.search_docs.get(&key)?;
+            match (&doc, queued) {
+                (Some(doc), false) if SearchDocument::decode(doc).is_ok() => docs += 1,
+                (None, true) => {
+                    pending += 1;
+                    continue;
+                }
+                (Some(_), true) => report.problems.push(format!(
+                    "search index: delivery {} is both indexed and waiting",
+                    describe(&key)
+                )),
                 _ => report.problems.push(format!(
                     "search index: delivery {} has no searchable text",
                     describe(&key)
@@ -307,11 +208,16 @@ impl Store {
                 }
             }
         }
-        if self.trees.search_docs.len() != docs {
-            report.problems.push(format!(
-                "search index: {} documents for {docs} live deliveries",
-                self.trees.search_docs.len()
-            ));
+        for (tree, what, count) in [
+            (&self.trees.search_docs, "documents", docs),
+            (&self.trees.search_pending, "waiting deliveries", pending),
+        ] {
+            if tree.len() != count {
+                report.problems.push(format!(
+                    "search index: {} {what} for {count} live deliveries",
+                    tree.len()
+                ));
+            }
         }
         if self.trees.search_shared.len() != shared {
             report.problems.push(format!(
@@ -335,7 +241,7 @@ impl Store {
 
     /// (op, target count, live messages) of a delivery, without its text.
     #[allow(clippy::type_complexity)]
-    fn live_delivery_rows(
+    pub(super) fn live_delivery_rows(
         &self,
         key: &[u8],
     ) -> Result<Option<(ReplicationOp, usize, Vec<(MessageId, MessageRecord)>)>, StoreError> {

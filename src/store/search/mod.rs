@@ -13,7 +13,9 @@
 //! 1. candidates: the messages whose postings hold every pair of every
 //!    query word (a one-character word: any pair starting with it), read
 //!    from the user's own postings and, for announcements, from the shared
-//!    postings filtered by the user's `search_shared` list (`index.rs`);
+//!    postings filtered by the user's `search_shared` list (`index.rs`),
+//!    plus every message of the user's deliveries still waiting for the
+//!    indexer (`indexer.rs`; a handful, as it keeps up);
 //! 2. verification: each candidate, newest first, is read back (its row:
 //!    owner, folder, date; its delivery's stored document: the text) and
 //!    kept only if every word is a substring of the field asked for. So
@@ -28,10 +30,13 @@
 //! posting costs about one to three bytes inside a chunk of up to 64
 //! (`postings.rs`), and each delivery keeps its normalized text once.
 //!
-//! **Invariant:** the index is derived state: written in the transaction
-//! of the op it follows (`state.rs` calls `index::tx_index_delivery` and
-//! `index::tx_unindex`), so both nodes of a pair build it from the ops
+//! **Invariant:** the index is derived state: a `Deliver` queues its
+//! delivery in its transaction (`index::tx_queue`), the indexer posts it
+//! later in a batch, an `Expunge` forgets it in its transaction
+//! (`index::tx_unindex`); so both nodes of a pair build it from the ops
 //! they apply and it is never replicated; fsck checks it and rebuilds it.
+//! A message is found from the moment its delivery's transaction commits,
+//! indexed or not.
 //! **Invariant:** `search` returns only messages whose row names `user`.
 //!
 //! Untrusted input: the query text (normalized, never used as a key
@@ -40,6 +45,7 @@
 #[cfg(test)]
 mod bench;
 pub mod index;
+mod indexer;
 pub mod postings;
 #[cfg(test)]
 mod tests;
@@ -149,6 +155,7 @@ impl Store {
         }
         let mut candidates = self.own_candidates(user, &needed)?;
         candidates.extend(self.shared_candidates(user, &needed)?);
+        candidates.extend(self.pending_candidates(user)?);
         // Newest delivery first (sequence numbers grow with time per node).
         candidates.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
         candidates.dedup();
@@ -168,10 +175,7 @@ impl Store {
             }
             let key = message_rows::delivery_key(&id, &rec)?;
             if !docs.contains_key(&key) {
-                let doc = match self.trees.search_docs.get(&key)? {
-                    Some(bytes) => Some(SearchDocument::decode(&bytes)?),
-                    None => None,
-                };
+                let doc = self.document_for_query(&key)?;
                 docs.insert(key.clone(), doc);
             }
             let Some(Some(doc)) = docs.get(&key) else {

@@ -1,43 +1,36 @@
 //! Posting lists: which messages hold a term, chunked and delta-encoded.
 //!
-//! Tree `search_postings`: `scope term \0 origin \0 tag(8 bytes)` -> chunk.
+//! Tree `search_postings`: `scope term \0 origin \0 first(8 bytes)` -> chunk.
 //! - scope: `m mailbox \0` for the messages of one mailbox (the number is
 //!   the message id's sequence number), or `s \0` for deliveries shared by
 //!   more than `SHARED_ABOVE` mailboxes (the number is the delivery op's
 //!   sequence number; who got it is in `search_shared`, see `index.rs`);
-//! - tag: `0xFF * 8` for the open chunk, which new numbers are appended to
-//!   inside the op's transaction (sled transactions cannot scan, so the
-//!   open chunk must have a key known in advance), or the first number of
-//!   a sealed chunk (big endian, so sealed chunks sort by number);
+//! - first: the chunk's first number (big endian, so chunks sort by
+//!   number and the last one is found by a reverse scan);
 //! - chunk: numbers as zig-zag varint deltas, the first from 0. Numbers
-//!   of one origin arrive in increasing order (its ops are applied in
-//!   order), so deltas are small and positive; zig-zag keeps a replay or a
-//!   rebuild in another order correct, only less compact.
+//!   of one origin arrive in increasing order (its ops are applied and
+//!   indexed in order), so deltas are small and positive; zig-zag keeps a
+//!   replay in another order correct, only less compact.
 //!
-//! An open chunk is sealed when it passes [`CHUNK_BYTES`]: one key per
-//! few dozen postings instead of one per posting, and an append rewrites
-//! at most that many bytes. Small on purpose: sled writes every rewritten
-//! value to its log again, so the open chunk's size is paid on every
-//! delivery (measured by `search::bench`: 64 bytes kept the metadata
-//! folder at 3,145 bytes per message where 512 took 4,980, for 8% more
-//! bytes of keys and values; bench/README.md). Nothing is removed when a message is deleted: the
-//! query checks every candidate against the live message, and fsck's
-//! repair (a rebuild) drops the dead numbers.
+//! Only the indexer writes here, a batch at a time (`indexer.rs`), under
+//! the store's writer lock: [`append`] adds a batch's numbers of one term
+//! to the term's last chunk until it holds [`CHUNK_BYTES`], then starts
+//! new ones. So a term costs one key per few dozen postings, and a batch
+//! rewrites each term's last chunk once however many deliveries it holds.
+//! Nothing is removed when a message is deleted: the query checks every
+//! candidate against the live message, and fsck's repair (a rebuild)
+//! drops the dead numbers.
 //!
 //! Untrusted input: none (keys and chunks are written only here); a damaged
 //! chunk reads as `Corrupt`.
 
 use std::collections::HashMap;
 
-use sled::transaction::TransactionalTree;
-
 use super::text::Term;
-use crate::store::state::TxResult;
 use crate::store::StoreError;
 
-/// An open chunk is sealed once it holds this many bytes.
+/// A chunk takes no more numbers once it holds this many bytes.
 pub const CHUNK_BYTES: usize = 64;
-const OPEN_TAG: [u8; 8] = [0xFF; 8];
 
 /// Whose postings: one mailbox's messages or the shared deliveries.
 #[derive(Clone, Copy, Debug)]
@@ -75,11 +68,9 @@ pub fn start_prefix(scope: Scope<'_>, c: char) -> Vec<u8> {
     k
 }
 
-fn chunk_key(scope: Scope<'_>, term: &Term, origin: &str, tag: [u8; 8]) -> Vec<u8> {
-    let mut k = term_prefix(scope, term);
-    k.extend_from_slice(origin.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&tag);
+fn chunk_key(scope: Scope<'_>, term: &Term, origin: &str, first: [u8; 8]) -> Vec<u8> {
+    let mut k = origin_prefix(scope, term, origin);
+    k.extend_from_slice(&first);
     k
 }
 
@@ -135,46 +126,55 @@ pub fn encode_chunk(numbers: &[u64]) -> Vec<u8> {
     out
 }
 
-/// Appends `number` to the postings of `term` in `scope` for `origin`,
-/// inside the op's transaction; seals the open chunk when it is full.
-pub fn tx_append(
-    postings: &TransactionalTree,
+/// `scope term \0 origin \0`: every chunk of one term from one origin.
+fn origin_prefix(scope: Scope<'_>, term: &Term, origin: &str) -> Vec<u8> {
+    let mut k = term_prefix(scope, term);
+    k.extend_from_slice(origin.as_bytes());
+    k.push(0);
+    k
+}
+
+/// Adds `numbers` to the postings of `term` in `scope` for `origin`, as
+/// writes into `batch`. The caller holds the store's writer lock (no other
+/// writer of this tree), and one batch names each (scope, term, origin)
+/// once.
+pub fn append(
+    tree: &sled::Tree,
+    batch: &mut sled::Batch,
     scope: Scope<'_>,
     term: &Term,
     origin: &str,
-    number: u64,
-) -> TxResult<()> {
-    let open = chunk_key(scope, term, origin, OPEN_TAG);
-    let (mut bytes, last, first) = match postings.get(&open)? {
-        Some(v) => {
-            let numbers = decode_chunk(&v).or_else(crate::store::state::abort)?;
-            (
-                v.to_vec(),
-                numbers.last().copied(),
-                numbers.first().copied(),
-            )
-        }
-        None => (Vec::new(), None, None),
-    };
-    let base = last.unwrap_or(0);
-    put_varint(&mut bytes, zigzag(i128::from(number) - i128::from(base)));
-    if bytes.len() < CHUNK_BYTES {
-        postings.insert(open, bytes)?;
+    mut numbers: Vec<u64>,
+) -> Result<(), StoreError> {
+    numbers.sort_unstable();
+    numbers.dedup();
+    let Some(&first_new) = numbers.first() else {
         return Ok(());
-    }
-    let first = first.unwrap_or(number);
-    let sealed = chunk_key(scope, term, origin, first.to_be_bytes());
-    let bytes = match postings.get(&sealed)? {
-        // Only after a replay in another order: keep both.
-        Some(old) => {
-            let mut numbers = decode_chunk(&old).or_else(crate::store::state::abort)?;
-            numbers.extend(decode_chunk(&bytes).or_else(crate::store::state::abort)?);
-            encode_chunk(&numbers)
-        }
-        None => bytes,
     };
-    postings.insert(sealed, bytes)?;
-    postings.remove(open)?;
+    let prefix = origin_prefix(scope, term, origin);
+    if let Some(last) = tree.scan_prefix(&prefix).next_back() {
+        let (key, value) = last?;
+        let old = decode_chunk(&value)?;
+        let in_order = old.last().is_none_or(|&n| n < first_new);
+        if !in_order {
+            // A replay in another order: merge every chunk of the term,
+            // so no two chunks start with the same number.
+            for entry in tree.scan_prefix(&prefix) {
+                let (key, value) = entry?;
+                numbers.extend(decode_chunk(&value)?);
+                batch.remove(key);
+            }
+            numbers.sort_unstable();
+            numbers.dedup();
+        } else if value.len() < CHUNK_BYTES {
+            // Still room: the last chunk takes the new numbers first.
+            let mut merged = old;
+            merged.extend(numbers);
+            numbers = merged;
+            batch.remove(key);
+        }
+    }
+    write_chunks(batch, scope, term, origin, &numbers);
     Ok(())
 }
 
@@ -243,15 +243,9 @@ fn origin_of(key: &[u8]) -> Result<&str, StoreError> {
     std::str::from_utf8(&key[start..sep]).map_err(|_| bad())
 }
 
-/// Removes every posting (a rebuild starts from nothing).
-pub fn clear(postings: &sled::Tree) -> Result<(), StoreError> {
-    postings.clear()?;
-    Ok(())
-}
-
-/// Writes numbers gathered outside a transaction (a rebuild) as sealed
-/// chunks of at most `CHUNK_BYTES`.
-pub fn write_sealed(
+/// Writes sorted `numbers` as chunks of about `CHUNK_BYTES`, each keyed
+/// by its first number.
+fn write_chunks(
     batch: &mut sled::Batch,
     scope: Scope<'_>,
     term: &Term,
@@ -314,19 +308,49 @@ mod tests {
         Ok(())
     }
 
+    fn append_batch(tree: &sled::Tree, term: &Term, numbers: Vec<u64>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        append(tree, &mut batch, Scope::Shared, term, "node-a", numbers)?;
+        tree.apply_batch(batch)?;
+        Ok(())
+    }
+
     #[test]
-    fn appends_seal_full_chunks() -> Result<(), StoreError> {
+    fn batches_fill_the_last_chunk_then_start_new_ones() -> Result<(), StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
         let tree = db.open_tree("p")?;
         let term = Term::pair('a', 'b');
-        for n in 1..=2_000u64 {
-            tree.transaction(|tx| tx_append(tx, Scope::Shared, &term, "node-a", n * 3))
-                .map_err(crate::store::StoreError::from_tx)?;
+        // One number per batch (a quiet server), then bigger batches.
+        for n in 1..=500u64 {
+            append_batch(&tree, &term, vec![n * 3])?;
+        }
+        for start in (501..=2_000u64).step_by(100) {
+            append_batch(&tree, &term, (start..start + 100).map(|n| n * 3).collect())?;
         }
         let read = read(&tree, &term_prefix(Scope::Shared, &term))?;
         let expected: Vec<u64> = (1..=2_000u64).map(|n| n * 3).collect();
         assert_eq!(read.by_origin.get("node-a"), Some(&expected));
-        assert!(tree.len() > 2, "sealed chunks: {}", tree.len());
+        // Chunks stay small and few: none past CHUNK_BYTES by more than
+        // one number, about one per CHUNK_BYTES of postings.
+        assert!(tree.len() > 2 && tree.len() < 100, "chunks: {}", tree.len());
+        for entry in tree.iter() {
+            assert!(entry?.1.len() < CHUNK_BYTES + 10);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_replay_in_another_order_keeps_every_number_once() -> Result<(), StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        let tree = db.open_tree("p")?;
+        let term = Term::pair('학', '기');
+        append_batch(&tree, &term, (100..400).collect())?;
+        append_batch(&tree, &term, (1..150).rev().collect())?;
+        append_batch(&tree, &term, vec![7, 399, 1_000])?;
+        let read = read(&tree, &term_prefix(Scope::Shared, &term))?;
+        let mut expected: Vec<u64> = (1..400).collect();
+        expected.push(1_000);
+        assert_eq!(read.by_origin.get("node-a"), Some(&expected));
         Ok(())
     }
 }

@@ -36,11 +36,20 @@ fn anywhere(words: &str) -> SearchQuery {
     }
 }
 
+/// The ids `user` finds, asked twice: while deliveries wait for the
+/// indexer (if any do), and again once it has run; both must agree.
 fn ids(store: &Store, user: &str, q: &SearchQuery) -> Vec<MessageId> {
-    match store.search(user, q, 0, 100) {
-        Ok(r) => r.messages.into_iter().map(|m| m.id).collect(),
+    let found = |store: &Store| match store.search(user, q, 0, 100) {
+        Ok(r) => r.messages.into_iter().map(|m| m.id).collect::<Vec<_>>(),
         Err(e) => panic!("search: {e}"),
+    };
+    let before = found(store);
+    if let Err(e) = store.index_pending(usize::MAX) {
+        panic!("index: {e}");
     }
+    let after = found(store);
+    assert_eq!(before, after, "waiting and indexed results differ");
+    after
 }
 
 const DATE: &str = "Mon, 3 Mar 2025 09:00:00 +0900";
@@ -263,6 +272,17 @@ fn announcements_are_found_by_each_recipient_only() -> Result<(), StoreError> {
         "휴강합니다",
     );
     let delivered = store.deliver_many(&targets, &raw)?;
+    // Queued by the delivery, found while it waits, by its recipients only.
+    assert_eq!(store.search_backlog(), 1);
+    assert_eq!(store.trees.search_docs.len(), 0);
+    assert!(store.fsck(false)?.is_clean());
+    let waiting = |user: &str| -> Result<usize, StoreError> {
+        Ok(store.search(user, &anywhere("개교기념"), 0, 10)?.total)
+    };
+    assert_eq!(waiting(&users[7])?, 1);
+    assert_eq!(waiting("outsider@campus.ac.kr")?, 0);
+    assert_eq!(store.index_pending(10)?, 1);
+    assert_eq!(store.search_backlog(), 0);
     // Indexed once: one document, a few hundred postings, one entry each.
     assert_eq!(store.trees.search_docs.len(), 1);
     assert_eq!(store.trees.search_shared.len(), 60);
@@ -381,6 +401,7 @@ fn a_store_without_an_index_builds_it_and_fsck_repairs_it() -> Result<(), StoreE
             &store.trees.search_postings,
             &store.trees.search_docs,
             &store.trees.search_shared,
+            &store.trees.search_pending,
         ] {
             tree.clear()?;
         }
@@ -427,5 +448,33 @@ fn many_matches_are_capped_and_paged_newest_first() -> Result<(), StoreError> {
         (30, false, 10)
     );
     assert_eq!(page.messages[0].subject, "공지 19");
+    Ok(())
+}
+
+#[test]
+fn mail_deleted_or_moved_while_waiting_for_the_indexer_is_handled() -> Result<(), StoreError> {
+    let dir = tempfile::tempdir()?;
+    let store = open(dir.path(), "node-a");
+    let user = "lee@x";
+    let gone = store.deliver(user, "INBOX", &mail("a@x", user, "휴학 신청", DATE, "서류"))?;
+    let moved = store.deliver(user, "INBOX", &mail("a@x", user, "복학 신청", DATE, "서류"))?;
+    let folder = store.create_folder(user, "학적", None)?;
+    store.move_message(user, &moved, &folder)?;
+    // Deleted before the indexer saw it: its queue entry goes with it.
+    store.expunge(user, &gone)?;
+    assert_eq!(store.search_backlog(), 1);
+    assert!(store.fsck(false)?.is_clean());
+    let in_folder = |folder: &str| SearchQuery {
+        anywhere: "신청".into(),
+        folder: Some(folder.into()),
+        ..SearchQuery::default()
+    };
+    assert_eq!(ids(&store, user, &in_folder(&folder)), vec![moved]);
+    assert!(ids(&store, user, &in_folder("INBOX")).is_empty());
+    assert_eq!(store.search_backlog(), 0);
+    assert_eq!(store.trees.search_docs.len(), 1);
+    assert!(store.fsck(false)?.is_clean());
+    // An indexer that finds nothing to do does nothing.
+    assert_eq!(store.index_pending(100)?, 0);
     Ok(())
 }
