@@ -64,6 +64,20 @@ fn a_student_on_a_phone_logs_in_reads_mail_and_logs_out() {
     let fits = browser.eval("return document.documentElement.scrollWidth <= window.innerWidth");
     assert_eq!(fits, true, "the inbox scrolls sideways on a phone");
 
+    // Searching from the list's box: a word of the EUC-KR body finds that
+    // message and not the other.
+    browser.type_into("#quick-q", "금요일");
+    browser.click("form.quicksearch button[type=submit]");
+    let url = browser.url_after_navigation("/mail/search?q=%EA%B8%88%EC%9A%94%EC%9D%BC&folder=");
+    assert!(url.contains("/mail/search?"), "{url}");
+    let results = browser.source_containing("수강 신청 안내");
+    assert!(results.contains("수강 신청 안내"), "{results}");
+    assert!(!results.contains("장학금 신청 안내"), "{results}");
+    shot("search-phone");
+    let fits = browser.eval("return document.documentElement.scrollWidth <= window.innerWidth");
+    assert_eq!(fits, true, "the search page scrolls sideways on a phone");
+    browser.goto(&format!("https://127.0.0.1:{}/mail", node.ports.https));
+
     // Reading the EUC-KR message.
     browser.click("a[href^='/mail/message/']:not([href$='body'])");
     let _ = browser.url();

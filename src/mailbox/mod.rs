@@ -2,7 +2,7 @@
 //!
 //! Owns: `directory.db`, the store (metadata folder and data directories),
 //! the control sockets (`control.sock` for the directory, `store.sock` for
-//! the store), the background compactor and purger (Trash, Junk), the
+//! the store), the background compactor, purger (Trash, Junk) and search indexer, the
 //! auto-reply worker (`vacation`), and the
 //! LMTP, HTTPS and HTTP listeners (all through the modules it starts).
 //! `submission` is the way back: the webmail's mail goes to the engine by
@@ -20,6 +20,7 @@ pub mod lmtp;
 pub mod local_delivery;
 pub mod mailbox_removal;
 mod purger;
+mod search_indexer;
 pub mod store_admin;
 pub mod submission;
 pub mod vacation;
@@ -72,6 +73,7 @@ pub fn start(config: Arc<Config>, tls: Arc<rustls::ServerConfig>) -> anyhow::Res
     )?;
     compactor::start(store.clone(), &config.store)?;
     purger::start(store.clone(), directory.clone(), &config.mailbox)?;
+    search_indexer::start(store.clone())?;
     let replication = crate::replication::start(&config, store.clone())?;
     if let Some(rep) = &replication {
         rep.seed(SEED_LIMIT);

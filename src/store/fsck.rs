@@ -26,6 +26,10 @@
 //!   ops that would settle it are missing; named so it can be looked at);
 //!   each folder record decodes.
 //!
+//! - the search index: every live delivery has its text (or waits for the
+//!   indexer) and indexed announcements their per-mailbox entries, nothing else (repair: rebuild the index,
+//!   `search::index`).
+//!
 //! Repairs touch only state derived from the op log (counts, listings,
 //! refcounts); no op and no message bytes are ever rewritten or removed.
 //! The store holds still while fsck runs (deliveries wait; run it in a quiet
@@ -185,6 +189,7 @@ impl Store {
         )?;
         self.check_folder_defs(&mut report)?;
         self.check_deliveries(repair, &expected.deliveries, &mut report)?;
+        self.check_search_index(repair, &mut report)?;
         self.record_fsck(&report)?;
         self.db.flush()?;
         Ok(report)

@@ -60,6 +60,7 @@ mod purge;
 mod queue_refs;
 mod records;
 mod replica;
+pub mod search;
 #[cfg(test)]
 mod size_bench;
 mod sort_index;
@@ -88,6 +89,7 @@ pub use listing::{ListOrder, SortKey};
 pub use logins::LoginStamp;
 pub use op::{Flag, Op, ReplicationOp, SummaryFields, MAX_NAME};
 pub use records::LoginRecord;
+pub use search::{SearchQuery, SearchResults};
 pub use stats::{DiskStats, StoreStats};
 pub use thread_heads::{ConversationPage, ConversationRow};
 
@@ -255,13 +257,16 @@ impl Store {
         };
         thread_heads::build_if_new(&trees)?;
         let clock = HybridClock::new(trees.hlc_high()?);
-        Ok(Store {
+        let store = Store {
             node: node.to_string(),
             db,
             blobs,
             trees,
             writer: Mutex::new(OpWriter { clock, next_seq }),
-        })
+        };
+        // A data folder from before search existed gets its index now.
+        store.ensure_search_index()?;
+        Ok(store)
     }
 
     /// This node's name.

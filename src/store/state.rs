@@ -25,6 +25,10 @@
 //!   conversations by their newest message (`thread_heads.rs`).
 //! - `sort_index`, `sorted_folders`: the listing again, per sort order,
 //!   for the big folders that have an index (`sort_index.rs`).
+//! - `search_pending`, `search_docs`, `search_shared`: the full-text
+//!   search index (`search/`). A `Deliver` only queues its delivery in
+//!   `search_pending`; the indexer writes the postings later, in batches
+//!   (`search::indexer`). An `Expunge` forgets the message's entries.
 //! - `blobs`, `segments` (owned by `blob/`): refcounts are raised and
 //!   lowered here; a blob whose count reaches 0 leaves the index and its
 //!   record is counted as garbage in its segment.
@@ -80,6 +84,7 @@ use super::message_rows;
 pub use super::message_rows::MessageRecord;
 use super::op::{Flag, Op, ReplicationOp};
 use super::records;
+use super::search::index as search_index;
 use super::thread_heads;
 use super::threads;
 use super::StoreError;
@@ -185,6 +190,9 @@ pub struct Tx<'a> {
     /// What the grouped list's upkeep read before the transaction.
     pub plan: &'a thread_heads::HeadPlan,
     pub records: &'a TransactionalTree,
+    pub search_pending: &'a TransactionalTree,
+    pub search_docs: &'a TransactionalTree,
+    pub search_shared: &'a TransactionalTree,
     pub queue_refs: &'a TransactionalTree,
 }
 
@@ -212,7 +220,7 @@ pub fn apply_with(
     let plan = thread_heads::plan(trees, &op.op, &affected)?;
     // Every tree an op may touch, in this order (sled's tuple form stops
     // at 14 trees; the slice form has no limit).
-    let all: [&sled::Tree; 21] = [
+    let all: [&sled::Tree; 24] = [
         &trees.oplog,
         &trees.messages,
         &trees.folders,
@@ -234,10 +242,13 @@ pub fn apply_with(
         &trees.thread_members,
         &trees.thread_tips,
         &trees.queue_refs,
+        &trees.search_pending,
+        &trees.search_docs,
+        &trees.search_shared,
     ];
     all[..]
         .transaction(|view| {
-            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads, thread_heads, thread_members, thread_tips, queue_refs] =
+            let [oplog, messages, folders, flags, stats, meta, tombstones, usage, records, blobs, segments, folder_defs, orphans, sort_index, deliveries, sorted_folders, threads, thread_heads, thread_members, thread_tips, queue_refs, search_pending, search_docs, search_shared] =
                 view.as_slice()
             else {
                 return abort(StoreError::Corrupt("transaction view".into()));
@@ -261,6 +272,9 @@ pub fn apply_with(
                     sort_index,
                     sorted_folders,
                     threads,
+                    search_pending,
+                    search_docs,
+                    search_shared,
                     thread_heads,
                     thread_members,
                     thread_tips,
@@ -302,6 +316,7 @@ fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()>
             queue_ref,
         } => {
             let threaded = threads::is_threaded(targets.len(), summary.thread.as_deref());
+            let mut delivered = false;
             for (target, ((mailbox, folder), message)) in
                 targets.iter().zip(op.delivered_ids()).enumerate()
             {
@@ -345,6 +360,10 @@ fn apply_op(tx: &Tx, op: &ReplicationOp, affected: &[MessageId]) -> TxResult<()>
                 if replaces.is_some() {
                     release_blob(tx, &rec.blob)?;
                 }
+                delivered = true;
+            }
+            if delivered {
+                search_index::tx_queue(tx, op)?;
             }
             Ok(())
         }
@@ -451,6 +470,7 @@ pub(super) fn apply_expunge(tx: &Tx, op: &ReplicationOp, id: &MessageId) -> TxRe
     };
     listing::unplace(tx, id, &rec)?;
     threads::tx_remove(tx, id, &rec)?;
+    search_index::tx_unindex(tx, id, &rec)?;
     tx.flags.remove(id.as_bytes())?;
     bump_usage(tx.usage, &rec.mailbox, -signed(rec.size), -1)?;
     release_blob(tx, &rec.blob)

@@ -42,6 +42,9 @@ pub struct StoreStats {
     pub disks: Vec<DiskStats>,
     pub messages: u64,
     pub blobs: u64,
+    /// Deliveries the search indexer has not posted yet (found by search
+    /// anyway; a number that keeps growing means the indexer is stuck).
+    pub search_backlog: u64,
 }
 
 impl Store {
@@ -87,6 +90,7 @@ impl Store {
             disks,
             messages: self.trees.messages.len() as u64,
             blobs,
+            search_backlog: self.search_backlog() as u64,
         })
     }
 }
@@ -111,8 +115,8 @@ impl fmt::Display for StoreStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} message(s) using {} stored blob(s)",
-            self.messages, self.blobs
+            "{} message(s) using {} stored blob(s); {} delivery(ies) waiting for the search indexer",
+            self.messages, self.blobs, self.search_backlog
         )?;
         for d in &self.disks {
             let opt = |v: Option<u64>| v.map_or("unknown".to_string(), human_bytes);

@@ -1,6 +1,7 @@
 //! The sled trees of the store's metadata, opened once: every op is
 //! applied to them in one transaction (`state::apply`), and readers use
-//! them directly. Adding a tree means adding it here, to `Tx`, and to the
+//! them directly (`search_postings` is the exception: only the search
+//! indexer writes it, outside any op's transaction). Adding a tree means adding it here, to `Tx`, and to the
 //! transaction's list in `state::apply_with`.
 
 use super::hlc::HlcTimestamp;
@@ -31,6 +32,10 @@ pub struct Trees {
     pub thread_members: sled::Tree,
     pub thread_tips: sled::Tree,
     pub queue_refs: sled::Tree,
+    pub search_postings: sled::Tree,
+    pub search_pending: sled::Tree,
+    pub search_docs: sled::Tree,
+    pub search_shared: sled::Tree,
 }
 
 impl Trees {
@@ -61,6 +66,10 @@ impl Trees {
             thread_members: db.open_tree("thread_members")?,
             thread_tips: db.open_tree("thread_tips")?,
             queue_refs: db.open_tree("queue_refs")?,
+            search_postings: db.open_tree("search_postings")?,
+            search_pending: db.open_tree("search_pending")?,
+            search_docs: db.open_tree("search_docs")?,
+            search_shared: db.open_tree("search_shared")?,
         })
     }
 

@@ -51,6 +51,8 @@ pub struct GroupedPage<'a> {
     pub t: &'a Catalog,
     pub chrome: Chrome,
     pub heading: String,
+    /// The folder shown (the search box's "this folder").
+    pub folder: String,
     pub total_text: String,
     pub rows: Vec<GroupedRow>,
     pub ungrouped_href: String,
@@ -147,6 +149,7 @@ pub fn show(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
         t,
         chrome: Chrome::new(t, "inbox.title", &here, Some(bar)).titled(&heading),
         heading,
+        folder: folder.clone(),
         total_text: t.fill(
             "contacts.conversations_total",
             &[("total", &listing.total.to_string())],
@@ -212,6 +215,7 @@ mod tests {
             t,
             chrome: Chrome::new(t, "inbox.title", "/mail", None),
             heading: "<h>".into(),
+            folder: "<f>".into(),
             total_text: "<t>".into(),
             rows: vec![GroupedRow {
                 href: "/mail/message/x".into(),

@@ -32,6 +32,7 @@ mod list_query;
 mod login;
 mod mailbox;
 pub mod pages;
+mod search;
 mod send;
 mod settings;
 mod settings_forms;
@@ -80,6 +81,7 @@ pub enum Route {
     Actions,
     Folders,
     Settings,
+    Search,
     Contacts,
     Suggest,
     Message(MessageId),
@@ -101,6 +103,7 @@ impl Route {
             "/mail/actions" => return Route::Actions,
             folders_page::PATH => return Route::Folders,
             settings::PATH => return Route::Settings,
+            search::PATH => return Route::Search,
             contacts_page::PATH => return Route::Contacts,
             suggest::PATH => return Route::Suggest,
             _ => {}
@@ -276,6 +279,7 @@ impl Webmail {
             (Method::Get, Route::Folders) => self.gated(ctx, folders_page::show),
             (Method::Post, Route::Folders) => self.gated(ctx, folders_page::submit),
             (Method::Get, Route::Settings) => self.gated(ctx, settings::show),
+            (Method::Get, Route::Search) => self.gated(ctx, search::show),
             (Method::Post, Route::Settings) => self.gated(ctx, settings::submit),
             (Method::Get, Route::Contacts) => self.gated(ctx, contacts_page::show),
             (Method::Post, Route::Contacts) => self.gated(ctx, contacts_page::submit),
@@ -436,6 +440,8 @@ mod tests {
         assert_eq!(Route::parse("/mail/compose"), Route::Compose);
         assert_eq!(Route::parse("/mail/actions"), Route::Actions);
         assert_eq!(Route::parse("/mail/folders"), Route::Folders);
+        assert_eq!(Route::parse("/mail/search"), Route::Search);
+        assert_eq!(Route::parse("/mail/search/"), Route::NotFound);
         assert_eq!(Route::parse("/mail/contacts"), Route::Contacts);
         assert_eq!(Route::parse("/mail/suggest"), Route::Suggest);
         assert_eq!(Route::parse("/mail/folders/"), Route::NotFound);

@@ -1,0 +1,214 @@
+//! The indexer: turns queued deliveries (`search_pending`) into postings,
+//! documents and shared entries, many deliveries per batch.
+//!
+//! A batch has two steps:
+//! 1. without any lock, read each queued delivery's op and message bytes
+//!    and normalize its text (`prepare_delivery`): the slow part, done
+//!    while deliveries go on;
+//! 2. under the store's writer lock, so no op changes what it checks
+//!    (`write_prepared`): keep the deliveries still queued, find which of
+//!    their messages are still alive, gather every posting by (scope,
+//!    term, origin), write each term's chunks once for the whole batch,
+//!    then the documents and shared entries, and last remove the pending
+//!    entries. Sled keeps the order of writes across a crash, so a pending
+//!    entry is gone only once its postings are stored; a crash in between
+//!    indexes the delivery again, which only repeats numbers that queries
+//!    dedup.
+//!
+//! Nothing here is flushed: the index is derived state that the next
+//! delivery's flush makes durable, and a lost batch is queued still.
+//!
+//! The mailbox role runs `index_pending` on its own thread
+//! (`mailbox::search_indexer`); tests and the rebuild call it directly.
+//! Queries never depend on it: they read pending deliveries themselves.
+
+use std::collections::HashMap;
+
+use super::index::{message_number, shared_key, SHARED_ABOVE};
+use super::postings::{self, Scope};
+use super::text::{SearchDocument, Term};
+use crate::store::id::MessageId;
+use crate::store::op::{Op, ReplicationOp};
+use crate::store::{Store, StoreError};
+
+/// One queued delivery, read and normalized.
+pub(super) struct PreparedDelivery {
+    key: Vec<u8>,
+    op: ReplicationOp,
+    doc: SearchDocument,
+}
+
+/// Whose postings a batch gathers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum ScopeKey {
+    Mailbox(String),
+    Shared,
+}
+
+impl Store {
+    /// Indexes up to `max` queued deliveries, oldest first; returns how
+    /// many were taken off the queue.
+    pub fn index_pending(&self, max: usize) -> Result<usize, StoreError> {
+        let mut batch = Vec::new();
+        for entry in self.trees.search_pending.iter().take(max) {
+            let (key, _) = entry?;
+            match self.prepare_delivery(&key)? {
+                Some(prepared) => batch.push(prepared),
+                // Not a delivery in the log: nothing can ever index it.
+                None => {
+                    self.trees.search_pending.remove(&key)?;
+                }
+            }
+        }
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let _writer = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        self.write_prepared(batch)
+    }
+
+    /// Deliveries waiting for the indexer.
+    pub fn search_backlog(&self) -> usize {
+        self.trees.search_pending.len()
+    }
+
+    /// Reads the op a pending key names and its message's text.
+    pub(super) fn prepare_delivery(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<PreparedDelivery>, StoreError> {
+        let Some(bytes) = self.trees.oplog.get(key)? else {
+            return Ok(None);
+        };
+        let op = ReplicationOp::decode(&bytes)?;
+        let Some(doc) = self.search_document_of(&op) else {
+            return Ok(None);
+        };
+        Ok(Some(PreparedDelivery {
+            key: key.to_vec(),
+            op,
+            doc,
+        }))
+    }
+
+    /// Step 2 of a batch (see the module comment). The caller holds the
+    /// writer lock. Returns how many deliveries left the queue.
+    pub(super) fn write_prepared(&self, batch: Vec<PreparedDelivery>) -> Result<usize, StoreError> {
+        let mut gathered: HashMap<(ScopeKey, Term, String), Vec<u64>> = HashMap::new();
+        let mut docs = sled::Batch::default();
+        let mut shared = sled::Batch::default();
+        let mut done = sled::Batch::default();
+        let mut count = 0usize;
+        for p in batch {
+            if !self.trees.search_pending.contains_key(&p.key)? {
+                continue; // indexed meanwhile, or its last message deleted
+            }
+            count += 1;
+            done.remove(p.key.as_slice());
+            let Op::Deliver { targets, .. } = &p.op.op else {
+                continue;
+            };
+            let mut live = Vec::new();
+            for id in p.op.delivered_ids() {
+                if let Some(rec) = self.record(&id)? {
+                    live.push((id, rec));
+                }
+            }
+            if live.is_empty() {
+                continue;
+            }
+            docs.insert(p.key.as_slice(), p.doc.encode()?);
+            let terms = p.doc.terms();
+            let origin = &p.op.id.origin;
+            if targets.len() > SHARED_ABOVE {
+                for (_, rec) in &live {
+                    shared.insert(shared_key(&rec.mailbox, &p.key, rec.target), &[] as &[u8]);
+                }
+                for term in terms {
+                    gathered
+                        .entry((ScopeKey::Shared, term, origin.clone()))
+                        .or_default()
+                        .push(p.op.id.seq);
+                }
+                continue;
+            }
+            for (id, rec) in &live {
+                let number = message_number(id)?;
+                for term in &terms {
+                    gathered
+                        .entry((
+                            ScopeKey::Mailbox(rec.mailbox.clone()),
+                            term.clone(),
+                            origin.clone(),
+                        ))
+                        .or_default()
+                        .push(number);
+                }
+            }
+        }
+        let mut chunks = sled::Batch::default();
+        for ((scope, term, origin), numbers) in gathered {
+            let scope = match &scope {
+                ScopeKey::Mailbox(m) => Scope::Mailbox(m),
+                ScopeKey::Shared => Scope::Shared,
+            };
+            postings::append(
+                &self.trees.search_postings,
+                &mut chunks,
+                scope,
+                &term,
+                &origin,
+                numbers,
+            )?;
+        }
+        // In this order: a pending entry goes only after what replaces it.
+        self.trees.search_postings.apply_batch(chunks)?;
+        self.trees.search_docs.apply_batch(docs)?;
+        self.trees.search_shared.apply_batch(shared)?;
+        self.trees.search_pending.apply_batch(done)?;
+        Ok(count)
+    }
+
+    /// The messages of `user` in deliveries still waiting for the indexer,
+    /// as (sequence, id): candidates for every query, since their terms
+    /// are not posted yet.
+    pub(super) fn pending_candidates(
+        &self,
+        user: &str,
+    ) -> Result<Vec<(u64, MessageId)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.trees.search_pending.iter() {
+            let (key, _) = entry?;
+            let Some(bytes) = self.trees.oplog.get(&key)? else {
+                continue;
+            };
+            let op = ReplicationOp::decode(&bytes)?;
+            let Op::Deliver { targets, .. } = &op.op else {
+                continue;
+            };
+            for ((mailbox, _), id) in targets.iter().zip(op.delivered_ids()) {
+                if mailbox == user {
+                    out.push((message_number(&id)?, id));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The text of a delivery for verifying a candidate: its stored
+    /// document, or, while it waits for the indexer, read from its bytes.
+    pub(super) fn document_for_query(
+        &self,
+        delivery: &[u8],
+    ) -> Result<Option<SearchDocument>, StoreError> {
+        if let Some(bytes) = self.trees.search_docs.get(delivery)? {
+            return Ok(Some(SearchDocument::decode(&bytes)?));
+        }
+        if !self.trees.search_pending.contains_key(delivery)? {
+            return Ok(None);
+        }
+        Ok(self
+            .prepare_delivery(delivery)?
+            .map(|prepared| prepared.doc))
+    }
+}
