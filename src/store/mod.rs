@@ -62,6 +62,9 @@ mod records;
 mod replica;
 #[cfg(test)]
 mod size_bench;
+mod snapshot;
+#[cfg(test)]
+mod snapshot_tests;
 mod sort_index;
 mod state;
 pub mod stats;
@@ -88,6 +91,10 @@ pub use listing::{ListOrder, SortKey};
 pub use logins::LoginStamp;
 pub use op::{Flag, Op, ReplicationOp, SummaryFields, MAX_NAME};
 pub use records::LoginRecord;
+pub use snapshot::{
+    decode_entries, encode_entry, read_record, LogPosition, SnapshotInstall, SnapshotRecord,
+    SnapshotTaken, VersionVector,
+};
 pub use stats::{DiskStats, StoreStats};
 pub use thread_heads::{ConversationPage, ConversationRow};
 
@@ -252,7 +259,10 @@ impl Store {
                 last.id.seq.saturating_add(last.seq_span())
             }
             None => 1,
-        };
+        }
+        // A store seeded from a snapshot (`snapshot.rs`) continues past
+        // the numbers its base says this node used.
+        .max(snapshot::base_next(&trees, node)?);
         thread_heads::build_if_new(&trees)?;
         let clock = HybridClock::new(trees.hlc_high()?);
         Ok(Store {
