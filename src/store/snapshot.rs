@@ -137,6 +137,9 @@ fn write_len(out: &mut impl Write, bytes: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// One key and its value, borrowed from a payload.
+pub type Entry<'a> = (&'a [u8], &'a [u8]);
+
 /// Appends one key/value to an entry payload (`decode_entries` reads it).
 pub fn encode_entry(buf: &mut Vec<u8>, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
     write_len(buf, key)?;
@@ -144,7 +147,7 @@ pub fn encode_entry(buf: &mut Vec<u8>, key: &[u8], value: &[u8]) -> Result<(), S
 }
 
 /// The key/value pairs of a payload made by `encode_entry`.
-pub fn decode_entries(mut payload: &[u8]) -> Result<Vec<(&[u8], &[u8])>, StoreError> {
+pub fn decode_entries(mut payload: &[u8]) -> Result<Vec<Entry<'_>>, StoreError> {
     fn take<'p>(p: &mut &'p [u8]) -> Result<&'p [u8], StoreError> {
         let bad = || StoreError::InvalidOp("snapshot entries are cut short".into());
         let (len, rest) = p.split_first_chunk::<4>().ok_or_else(bad)?;
@@ -375,6 +378,16 @@ pub struct SnapshotInstall<'a> {
 }
 
 impl SnapshotInstall<'_> {
+    /// This store's trees that are not in `sent` (the trees the peer's
+    /// snapshot carries): an older peer lacks a newer index.
+    pub fn not_sent(&self, sent: &[String]) -> Vec<String> {
+        self.trees
+            .iter()
+            .filter(|t| !sent.contains(t))
+            .cloned()
+            .collect()
+    }
+
     /// Writes a batch of `tree`'s entries (a payload of `encode_entry`).
     /// A tree this store does not have is skipped (a newer peer's).
     pub fn entries(&mut self, tree: &str, payload: &[u8]) -> Result<(), StoreError> {
