@@ -255,14 +255,28 @@ pub fn send(
     peer: &str,
 ) -> Result<BTreeMap<String, u64>, WireError> {
     let started = Instant::now();
-    let mut file = scratch_file(&rep.files.dir)?;
-    let taken = {
-        let mut out = BufWriter::new(&mut file);
-        let taken = rep.store.take_snapshot(&mut out).map_err(store_error)?;
-        out.flush()?;
-        taken
+    let copied = scratch_file(&rep.files.dir)
+        .map_err(WireError::Io)
+        .and_then(|mut file| {
+            let mut out = BufWriter::new(&mut file);
+            let taken = rep.store.take_snapshot(&mut out).map_err(store_error)?;
+            out.flush()?;
+            drop(out);
+            file.seek(SeekFrom::Start(0))?;
+            Ok((file, taken))
+        });
+    let (file, taken) = match copied {
+        Ok(copied) => copied,
+        Err(e) => {
+            // Said to the peer, which then pulls the whole log instead.
+            let refusal = Frame::Refused {
+                reason: format!("no snapshot here: {e}"),
+            };
+            wire::write(tls, &refusal, None)?;
+            tls.flush()?;
+            return Err(e);
+        }
     };
-    file.seek(SeekFrom::Start(0))?;
     wire::write(
         tls,
         &Frame::SnapshotBegin {
@@ -369,5 +383,93 @@ impl Replication {
             Err(e) => tracing::error!(error = %e, "cannot discard a partly installed snapshot"),
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex, RwLock};
+
+    use super::*;
+    use crate::replication::pki::PairFiles;
+    use crate::replication::status::{execute, LinkStatus, PairCommand};
+    use crate::store::{encode_entry, Store};
+
+    fn replication(dir: &Path) -> Replication {
+        Replication {
+            node: "node-b".into(),
+            store: Arc::new(Store::open(&dir.join("store"), "node-b").unwrap()),
+            files: PairFiles::new(dir),
+            config_path: dir.join("appliance.toml"),
+            peer: RwLock::new(Some(Peer {
+                addr: "127.0.0.1:1".into(),
+                name: "node-a".into(),
+                fingerprint: String::new(),
+            })),
+            status: Mutex::new(LinkStatus::default()),
+            alerts: Mutex::new(Vec::new()),
+            observers: RwLock::new(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_asked_for_while_needed_and_never_after_a_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let rep = replication(dir.path());
+        assert!(wants_snapshot(&rep));
+        assert!(!wants_snapshot(&rep), "one at a time");
+        assert!(!rep.give_up_seeding(), "not while one is arriving");
+        finished(&rep, &Err(WireError::Bad("link dropped".into())));
+        assert!(wants_snapshot(&rep), "asked again after a failure");
+        finished(&rep, &Ok(Received::NotOffered("older peer".into())));
+        assert!(!wants_snapshot(&rep), "an older peer is pulled whole");
+        // A store with history never asks.
+        let other = tempfile::tempdir().unwrap();
+        let rep = replication(other.path());
+        rep.store
+            .deliver("kim@x", "INBOX", b"Subject: x\r\n\r\nx\r\n")
+            .unwrap();
+        assert!(!wants_snapshot(&rep));
+    }
+
+    #[test]
+    fn giving_up_discards_half_an_install_and_asks_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let rep = replication(dir.path());
+        {
+            let mut install = rep.store.begin_snapshot_install("node-a").unwrap();
+            let mut payload = Vec::new();
+            encode_entry(&mut payload, b"kim@x", &[0u8; 16]).unwrap();
+            install.entries("usage", &payload).unwrap();
+        } // dropped: cut short
+        assert!(rep.store.needs_snapshot().unwrap());
+        // No peer answers: seeding gives up at once with no time allowed.
+        rep.seed(Duration::ZERO);
+        assert!(rep.status.lock().unwrap().seeding_given_up);
+        assert!(
+            !rep.store.discard_partial_snapshot().unwrap(),
+            "discarded already"
+        );
+        assert_eq!(rep.store.usage("kim@x").unwrap().bytes, 0);
+        assert!(!wants_snapshot(&rep));
+    }
+
+    #[test]
+    fn pair_status_says_what_seeding_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let rep = replication(dir.path());
+        rep.status.lock().unwrap().seeded = Some(SeedReport {
+            peer: "node-a".into(),
+            messages: 3,
+            blobs: 2,
+            bytes: 2048,
+            millis: 1500,
+            at: 0,
+        });
+        let text = execute(&rep, &PairCommand::Status).unwrap();
+        assert!(
+            text.contains("seeded from node-a's snapshot: 3 message(s), 2 blob(s), 2048 byte(s) in 1.5 s, then its log tail (at 1970-01-01 00:00:00 UTC)"),
+            "{text}"
+        );
     }
 }

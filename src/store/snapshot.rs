@@ -216,6 +216,12 @@ impl Store {
         // writer.
         let pin = self.blobs.pin_segments()?;
         let _writer = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        if self.trees.meta.contains_key(SEEDING)? {
+            // Half an install is not a state to seed anyone with.
+            return Err(StoreError::InvalidOp(
+                "this store is itself being seeded from a snapshot".into(),
+            ));
+        }
         // Everything the copy reflects is on disk here: the peer must never
         // hold an op this node could lose in a crash and number again.
         self.db.flush()?;

@@ -201,6 +201,13 @@ fn an_install_cut_short_seeds_again_or_is_discarded() -> Result<(), StoreError> 
     history(&a, &open(dold.path(), "node-b")?)?;
     let b = open(db.path(), "node-b")?;
     assert!(!seed(&a, &b, |_| Ok(()), Some(5))?);
+    assert!(
+        matches!(
+            b.take_snapshot(&mut Vec::new()),
+            Err(StoreError::InvalidOp(_))
+        ),
+        "half an install is never sent on"
+    );
     drop(b);
     // The next start sees the marker and seeds again, from scratch.
     let b = open(db.path(), "node-b")?;
