@@ -64,6 +64,8 @@ mod replica;
 mod size_bench;
 mod snapshot;
 #[cfg(test)]
+mod snapshot_bench;
+#[cfg(test)]
 mod snapshot_tests;
 mod sort_index;
 mod state;
