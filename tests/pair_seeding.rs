@@ -1,7 +1,7 @@
 //! Replacing a failed node: node A has history (deliveries on both
 //! nodes, a flag, a read message, a folder with mail moved into it, a
-//! message deleted for good, a user made on A); B's store is wiped and B
-//! restarted while mail keeps arriving at A. B is seeded from A's
+//! message deleted for good, users made on A, one while B was down); B's
+//! store is wiped and B restarted while mail keeps arriving at A. B is seeded from A's
 //! snapshot (its log and `pair status` say so), the mail that arrived
 //! meanwhile follows as the log tail, both nodes end identical (`pair
 //! verify`), the mail reads on B, and B's next delivery gets a message id
@@ -77,8 +77,11 @@ fn a_wiped_node_is_seeded_from_a_snapshot_and_the_tail_made_meanwhile() {
     let old_ids = ids_of_bob(&b, &[&projects, "Trash"]);
     assert_eq!(old_ids.len(), 5, "{old_ids:?}");
 
-    // B's disk is replaced. While it starts, mail keeps arriving at A.
+    // B goes down; meanwhile dave is made on A (B's directory, which is
+    // kept, never hears of him). B's disk is replaced; while B starts,
+    // mail keeps arriving at A.
     b.kill("all");
+    a.add_user("dave");
     std::fs::remove_dir_all(b.data().join("store")).expect("wipe B's store");
     let smtp_a = a.smtp_addr();
     let meanwhile = std::thread::spawn(move || {
@@ -137,6 +140,7 @@ fn a_wiped_node_is_seeded_from_a_snapshot_and_the_tail_made_meanwhile() {
     assert!(id_of(&filed, "H1").is_some(), "{filed}");
     assert!(!web_b.get("/mail?folder=Trash").body.contains(&h3));
     assert_eq!(b.web_login("carol").get("/mail").status, 200);
+    assert_eq!(b.web_login("dave").get("/mail").status, 200);
 
     // B's next delivery gets an id its earlier life never used, and A
     // takes it (a reused sequence number would be ignored there).

@@ -369,6 +369,23 @@ impl Replication {
         }
     }
 
+    /// True when this process seeded the store from the peer's snapshot
+    /// and the snapshot held this node's own earlier changes (its disk was
+    /// replaced): then the log, not this node's copy of the directory, is
+    /// what the pair agreed on (`mailbox::directory_sync`).
+    pub fn seeded_over_own_history(&self) -> bool {
+        let seeded = self
+            .status
+            .lock()
+            .map(|s| s.seeded.is_some())
+            .unwrap_or(false);
+        seeded
+            && self
+                .store
+                .log_base()
+                .is_ok_and(|base| base.contains_key(&self.node))
+    }
+
     /// Stops seeding unless a snapshot is arriving right now; a partly
     /// installed one is discarded. Returns whether it gave up.
     fn give_up_seeding(&self) -> bool {

@@ -84,6 +84,7 @@ use std::sync::Mutex;
 use sled::transaction::TransactionError;
 
 pub use blob::{BlobId, BlobLocation, CompactReport, DataDirSpec, RebalanceReport};
+pub use directory_log::DirectoryEntry;
 pub use folder_api::{FolderCounts, UserFolder};
 pub use folders::FolderProblem;
 pub use fsck::{FsckReport, LastFsck};
