@@ -314,6 +314,10 @@ impl Store {
     /// of its own, marks the store as being seeded (durably), and empties
     /// whatever an earlier, interrupted install left.
     pub fn begin_snapshot_install(&self, peer: &str) -> Result<SnapshotInstall<'_>, StoreError> {
+        // The blob store's maintenance lock first, as fsck and
+        // `take_snapshot` take it: the install appends blobs while holding
+        // the writer, and fsck takes the append locks before the writer.
+        let pin = self.blobs.pin_segments()?;
         let writer = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         if !self.needs_snapshot()? || !self.trees.oplog.is_empty() {
             return Err(StoreError::InvalidOp(
@@ -326,6 +330,7 @@ impl Store {
         Ok(SnapshotInstall {
             store: self,
             writer,
+            _pin: pin,
             trees: shipped_trees(&self.db).into_iter().collect(),
             skipped: BTreeSet::new(),
             messages: 0,
@@ -370,11 +375,15 @@ impl Store {
     }
 }
 
-/// A snapshot being installed; holds the writer lock. Dropped without
+/// A snapshot being installed; holds the writer lock (and the blob
+/// store's maintenance lock). Dropped without
 /// `finish`, it leaves the seeding marker, so the store seeds again.
 pub struct SnapshotInstall<'a> {
     store: &'a Store,
     writer: MutexGuard<'a, OpWriter>,
+    /// No compaction or fsck meanwhile (lock order: this, the writer, the
+    /// append locks).
+    _pin: MutexGuard<'a, ()>,
     trees: BTreeSet<String>,
     /// Trees the peer sent that this version does not have.
     pub skipped: BTreeSet<String>,
