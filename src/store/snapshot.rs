@@ -376,8 +376,8 @@ impl Store {
 }
 
 /// A snapshot being installed; holds the writer lock (and the blob
-/// store's maintenance lock). Dropped without
-/// `finish`, it leaves the seeding marker, so the store seeds again.
+/// store's maintenance lock). Dropped without `finish`, it leaves the
+/// seeding marker, so the store seeds again.
 pub struct SnapshotInstall<'a> {
     store: &'a Store,
     writer: MutexGuard<'a, OpWriter>,
