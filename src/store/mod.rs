@@ -396,6 +396,8 @@ impl Store {
 
     /// Ops made by `origin` with sequence numbers greater than `after`, in
     /// order, at most `limit` of them. Replication reads the log with this.
+    /// A store seeded from a snapshot has none at or below its log base
+    /// (`snapshot.rs`); a peer only asks past what it has, never below.
     pub fn ops_since(
         &self,
         origin: &str,

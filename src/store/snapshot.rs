@@ -463,7 +463,10 @@ impl SnapshotInstall<'_> {
         }
         self.writer.clock.observe(hlc_high);
         if let Some(own) = base.get(&self.store.node) {
-            self.writer.next_seq = self.writer.next_seq.max(own.next);
+            // Past the last number whatever `next` says (a peer's mistake
+            // must not make us number a change twice).
+            let next = own.next.max(own.last.saturating_add(1));
+            self.writer.next_seq = self.writer.next_seq.max(next);
         }
         // Everything installed is durable before the marker goes; sled
         // recovers a prefix of its writes, so the marker's removal is
@@ -480,7 +483,7 @@ pub(super) fn base_next(trees: &super::trees::Trees, node: &str) -> Result<u64, 
     Ok(match trees.meta.get(LOG_BASE)? {
         Some(v) => state::decode::<VersionVector>(&v)?
             .get(node)
-            .map_or(0, |p| p.next),
+            .map_or(0, |p| p.next.max(p.last.saturating_add(1))),
         None => 0,
     })
 }
