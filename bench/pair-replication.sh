@@ -13,11 +13,16 @@
 #      p50/p99 of both directions;
 #   2. catch-up: node B is stopped for PARTITION seconds (default 600, the
 #      issue's ten minutes) while the load goes on at A; then B starts and
-#      we time how long until it is behind by 0 changes again.
+#      we time how long until it is behind by 0 changes again;
+#   3. seeding: the load stops, B's store is wiped (a replaced disk) and B
+#      started again; we time how long until it serves (it holds back
+#      until it is seeded from A's snapshot and the log after it).
 # Both nodes share this machine's clock, so the lag is exact here; on two
 # machines it also includes their NTP offset.
 #
 # Usage: bash bench/pair-replication.sh   (DURATION=60 RATE=10 FLAGS=5 PARTITION=600)
+# BIN=target/debug/campusmail runs a given build instead of building release
+# (a quick trial of the script; its numbers are not results).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,8 +31,11 @@ RATE=${RATE:-10}
 FLAGS=${FLAGS:-5}
 PARTITION=${PARTITION:-600}
 
-cargo build --release -q
-BIN=$PWD/target/release/campusmail
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q
+  BIN=$PWD/target/release/campusmail
+fi
+BIN=$(realpath "$BIN")
 WORK=$(mktemp -d /tmp/campusmail-pair.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -73,7 +81,7 @@ start_node node-a
 start_node node-b
 
 RESULT=$(python3 - "$BIN" "$CONF_A" "$CONF_B" "$SMTP_A" "$SMTP_B" "$HTTPS_A" "$DURATION" "$RATE" "$FLAGS" "$PARTITION" "$WORK" <<'EOF'
-import http.client, re, smtplib, ssl, subprocess, sys, threading, time, urllib.parse
+import http.client, re, shutil, smtplib, ssl, subprocess, sys, threading, time, urllib.parse
 
 binary, conf_a, conf_b, smtp_a, smtp_b, https_a = sys.argv[1:7]
 duration, rate, flags, partition = float(sys.argv[7]), float(sys.argv[8]), float(sys.argv[9]), float(sys.argv[10])
@@ -172,12 +180,25 @@ while time.time() - started < 600:
 stop.set()
 for t in threads: t.join()
 b.terminate(); b.wait()
+
+# Seeding: B's store is gone; B serves once it is seeded from A.
+shutil.rmtree(f"{work}/node-b/store")
+err = open(f"{work}/node-b.seed.err", "w")
+started = time.time()
+b = subprocess.Popen([binary, "--config", conf_b, "run"], stdout=subprocess.PIPE, stderr=err, text=True)
+for line in b.stdout:
+    if line.strip() == "ready":
+        break
+seed_s = time.time() - started
+b.terminate(); b.wait()
+m = re.search(r"seeded from node-a's snapshot: (\d+) message\(s\), \d+ blob\(s\), (\d+) byte", open(f"{work}/node-b.seed.err").read())
+seeded = f"seed_s={seed_s:.1f} seed_messages={m.group(1)} seed_bytes={m.group(2)}" if m else f"seed_s={seed_s:.1f} seeded=not-from-a-snapshot"
 fmt = lambda l: f"p50={l[0]}ms p99={l[1]}ms" if l else "none"
 print(f"steady_s={duration:.0f} mail_per_s={rate:g} flags_per_s={flags:g} sent={steady_sent} flag_changes={steady_flags} "
       f"lag_a_to_b=[{fmt(steady_b)}] lag_b_to_a=[{fmt(steady_a)}] partition_s={partition:.0f} "
-      f"catch_up_s={'%.1f' % caught if caught is not None else 'not-caught-up'}")
+      f"catch_up_s={'%.1f' % caught if caught is not None else 'not-caught-up'} {seeded}")
 EOF
 )
-LINE="$(date -u +%Y-%m-%dT%H:%M:%SZ) pair-replication v1 commit=$(git rev-parse --short HEAD) cpus=$(nproc) $RESULT"
+LINE="$(date -u +%Y-%m-%dT%H:%M:%SZ) pair-replication v2 commit=$(git rev-parse --short HEAD) cpus=$(nproc) $RESULT"
 echo "$LINE"
 echo "$LINE" >> bench/results.txt

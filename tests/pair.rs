@@ -274,7 +274,7 @@ fn a_wiped_node_is_seeded_from_its_peer_and_its_new_mail_still_crosses() {
     std::fs::remove_dir_all(b.data().join("store")).expect("wipe B's store");
     b.start("all");
     assert!(
-        b.log("all").contains("seeded from the peer"),
+        b.log("all").contains("seeded from node-a's snapshot"),
         "{}",
         b.log("all")
     );

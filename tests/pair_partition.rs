@@ -7,26 +7,9 @@
 
 mod common;
 
-use common::pair::{deliver, named};
+use common::pair::{deliver, id_of, named};
 use common::proxy::Proxy;
 use common::*;
-
-/// The message id of the message listed with `subject` on `page`.
-fn id_of(page: &str, subject: &str) -> Option<String> {
-    let marker = "href=\"/mail/message/";
-    let mut rest = page;
-    while let Some(i) = rest.find(marker) {
-        let s = &rest[i + marker.len()..];
-        let end = s.find('"')?;
-        let text_start = s[end..].find('>')? + end + 1;
-        let text_end = s[text_start..].find('<')? + text_start;
-        if s[text_start..text_end].trim() == subject {
-            return Some(s[..end].to_string());
-        }
-        rest = &s[end..];
-    }
-    None
-}
 
 fn act(web: &Web, action: &str, id: &str, extra: &[(&str, &str)]) {
     let token = Web::csrf_of(&web.inbox());

@@ -1,6 +1,12 @@
 //! Keeps the directory and the store's log in step on a paired node, so
 //! users, aliases and domains created on either node exist on both.
 //!
+//! - At start, on a node just seeded from the peer's snapshot over its own
+//!   earlier history (its disk was replaced): the directory first takes
+//!   every record where the log differs, since the log is what the pair
+//!   agreed on and a kept copy of `directory.db` may be older (the peer
+//!   changed users while this node was down; those changes came in the
+//!   snapshot, not as ops this module sees).
 //! - At start: every directory record the log does not already say is
 //!   logged (changes made with the CLI while the appliance was stopped, or
 //!   made before the node was paired); records only the log knows (won on
@@ -30,6 +36,9 @@ pub fn start(
 ) -> std::io::Result<()> {
     // Watch first, so nothing changed during the first pass is missed.
     let watches = directory.watch();
+    if rep.seeded_over_own_history() {
+        adopt_log(&directory, &store);
+    }
     first_pass(&directory, &store);
     for (tree, subscriber) in watches {
         let store = store.clone();
@@ -91,6 +100,48 @@ fn ends_sessions(tree: &str, winner: Option<&str>) -> bool {
             None => true,
             Some(value) => serde_json::from_str::<UserRecord>(value).is_ok_and(|u| !u.enabled),
         }
+}
+
+/// Writes every record of the log into the directory where they differ
+/// (see the module comment), then publishes the engine's snapshot.
+fn adopt_log(directory: &Directory, store: &Store) {
+    let (log, local) = match (store.directory_log(), directory.records()) {
+        (Ok(log), Ok(local)) => (log, local),
+        (Err(e), _) => {
+            tracing::error!(error = %e, "cannot read the directory log after seeding");
+            return;
+        }
+        (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot read the directory after seeding");
+            return;
+        }
+    };
+    let local: std::collections::HashMap<(&str, String), String> = local
+        .into_iter()
+        .map(|(tree, key, value)| ((tree, key), value))
+        .collect();
+    let mut written = 0;
+    for (tree, key, winner) in log {
+        let here = local.get(&(tree.as_str(), key.clone())).map(String::as_str);
+        if here == winner.as_deref() {
+            continue;
+        }
+        match directory.apply_replicated(&tree, &key, winner.as_deref()) {
+            Ok(()) => written += 1,
+            Err(e) => {
+                tracing::error!(error = %e, %tree, %key, "directory record from the snapshot not applied")
+            }
+        }
+    }
+    if written > 0 {
+        tracing::info!(
+            records = written,
+            "directory records taken from the peer's snapshot"
+        );
+        if let Err(e) = directory.publish() {
+            tracing::error!(error = %e, "directory snapshot not published");
+        }
+    }
 }
 
 fn first_pass(directory: &Directory, store: &Store) {

@@ -19,13 +19,13 @@ use rustls::{ClientConnection, StreamOwned};
 
 use super::pki::fingerprint;
 use super::wire::{self, Frame, WireError};
-use super::{Peer, Replication};
+use super::{seeding, Peer, Replication};
 use crate::store::StoreError;
 
-type Tls = StreamOwned<ClientConnection, TcpStream>;
+pub(super) type Tls = StreamOwned<ClientConnection, TcpStream>;
 
 /// The peer sends a heartbeat every second; this much silence is a dead link.
-const SILENCE: Duration = Duration::from_secs(10);
+pub(super) const SILENCE: Duration = Duration::from_secs(10);
 
 pub fn run(rep: std::sync::Arc<Replication>) {
     let mut backoff = Duration::from_millis(200);
@@ -113,15 +113,25 @@ fn pull(rep: &Replication, peer: &Peer, backoff: &mut Duration) -> Result<(), Wi
     }
     let store = &rep.store;
     let fail = |e: StoreError| WireError::Bad(e.to_string());
-    let mut after = BTreeMap::new();
-    let mut origins = store.origins().map_err(fail)?;
-    origins.push(peer.name.clone());
-    origins.push(rep.node.clone());
-    for origin in origins {
-        let seq = store.last_seq(&origin).map_err(fail)?;
-        after.insert(origin, seq);
+    let snapshot = seeding::wants_snapshot(rep);
+    if snapshot {
+        wire::write(&mut tls, &Frame::Snapshot, None)?;
+    } else {
+        // A snapshot cut short, and then seeding given up or the peer
+        // without snapshots: start from an empty store and pull the log.
+        if store.discard_partial_snapshot().map_err(fail)? {
+            tracing::warn!(peer = %peer.name, "discarded a partly installed snapshot; pulling the peer's whole log instead");
+        }
+        let mut after = BTreeMap::new();
+        let mut origins = store.origins().map_err(fail)?;
+        origins.push(peer.name.clone());
+        origins.push(rep.node.clone());
+        for origin in origins {
+            let seq = store.last_seq(&origin).map_err(fail)?;
+            after.insert(origin, seq);
+        }
+        wire::write(&mut tls, &Frame::Pull { after }, None)?;
     }
-    wire::write(&mut tls, &Frame::Pull { after }, None)?;
     tls.flush()?;
     tracing::info!(peer = %peer.name, "replication link up");
     if let Ok(mut s) = rep.status.lock() {
@@ -129,6 +139,15 @@ fn pull(rep: &Replication, peer: &Peer, backoff: &mut Duration) -> Result<(), Wi
         s.last_error = None;
     }
     *backoff = Duration::from_millis(200);
+    if snapshot {
+        let outcome = seeding::receive(rep, &mut tls, peer);
+        seeding::finished(rep, &outcome);
+        if let seeding::Received::NotOffered(why) = outcome? {
+            tracing::info!(peer = %peer.name, reason = %why,
+                "the peer offers no snapshot (an older version?); pulling its whole log instead");
+            return Err(WireError::Bad(format!("no snapshot from the peer: {why}")));
+        }
+    }
     loop {
         let frame = wire::read(&mut tls)?;
         let now = chrono::Utc::now().timestamp();

@@ -8,7 +8,9 @@
 //! what it already has (its own log says how far: ops of one origin arrive
 //! in order), applies them, and follows the peer's log from then on. After a
 //! partition or downtime the puller simply resumes from its log's last
-//! positions: no full copy, nothing to acknowledge. `pki.rs` makes the
+//! positions: no full copy, nothing to acknowledge. A new or wiped node
+//! instead asks for a snapshot of the peer's state and then the ops after
+//! it (`seeding.rs`). `pki.rs` makes the
 //! cluster CA and node certificates; `join.rs` brings a second node in with
 //! a one-time token; `wire.rs` is the frame format.
 //!
@@ -31,6 +33,7 @@ pub mod alerts;
 pub mod client;
 pub mod join;
 pub mod pki;
+pub mod seeding;
 pub mod server;
 pub mod status;
 pub mod wire;
@@ -97,39 +100,6 @@ impl Replication {
             for f in observers.iter() {
                 f(op);
             }
-        }
-    }
-
-    /// Seeding a new or wiped node: while this node's store holds none of
-    /// its own changes and a peer is named, waits (up to `limit`) until
-    /// the peer's whole log has been pulled. The peer may hold this node's
-    /// earlier changes (the disk was wiped); pulled back, they move the
-    /// sequence past them, so no new change reuses a number the peer has
-    /// (it would ignore it). Call before anything writes local ops.
-    pub fn seed(&self, limit: std::time::Duration) {
-        let own = self.store.last_seq(&self.node).unwrap_or(0);
-        let Some(peer) = self.peer() else { return };
-        if own > 0 {
-            return;
-        }
-        tracing::info!(peer = %peer.name, "this node's store is empty: seeding it from the peer before serving");
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            let (done, applied) = self
-                .status
-                .lock()
-                .map(|s| (s.caught_up_once, s.applied))
-                .unwrap_or((false, 0));
-            if done {
-                tracing::info!(peer = %peer.name, ops = applied, "seeded from the peer");
-                return;
-            }
-            if std::time::Instant::now() >= deadline {
-                tracing::error!(peer = %peer.name,
-                    "could not seed from the peer in time; serving anyway (if this node's data was wiped, stop it and start it again once the peer is reachable)");
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
 

@@ -90,6 +90,10 @@ fn handle(
             tls.flush()?;
             match wire::read(&mut tls)? {
                 Frame::Pull { after } => stream_log(rep, &mut tls, after),
+                Frame::Snapshot => {
+                    let after = super::seeding::send(rep, &mut tls, &node)?;
+                    stream_log(rep, &mut tls, after)
+                }
                 other => Err(WireError::Bad(format!("expected Pull, got {other:?}"))),
             }
         }

@@ -27,6 +27,16 @@ pub struct LinkStatus {
     /// A heartbeat came since start: everything the peer had when this
     /// connection began has been applied here.
     pub caught_up_once: bool,
+    /// A snapshot is being received and installed now (`seeding`).
+    pub snapshot_running: bool,
+    /// The peer did not offer a snapshot (an older version): seeding
+    /// pulls its whole log instead.
+    pub snapshot_unsupported: bool,
+    /// `Replication::seed` stopped waiting: no snapshot is asked for
+    /// from then on, in this process.
+    pub seeding_given_up: bool,
+    /// The snapshot this node was seeded with, since start.
+    pub seeded: Option<super::seeding::SeedReport>,
 }
 
 /// How many recent changes' lags are kept for `pair status`.
@@ -122,6 +132,15 @@ fn status_text(rep: &Replication) -> String {
     }
     for (origin, behind) in lag(rep, &s.peer_heads) {
         let _ = writeln!(out, "behind on {origin}: {behind} op(s)");
+    }
+    if s.snapshot_running {
+        let _ = writeln!(out, "seeding: receiving a snapshot of the peer's store");
+    }
+    if let Some(seeded) = &s.seeded {
+        let at = chrono::DateTime::from_timestamp(seeded.at, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        let _ = writeln!(out, "{} (at {at})", seeded.describe());
     }
     let _ = writeln!(out, "ops applied from the peer since start: {}", s.applied);
     if let Some((p50, p99)) = s.lag_percentiles() {

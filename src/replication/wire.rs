@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::ReplicationOp;
+use crate::store::{HlcTimestamp, ReplicationOp, VersionVector};
 
 /// Largest JSON header (an op with a long summary is a few KB).
 const MAX_HEADER: u32 = 4 * 1024 * 1024;
@@ -30,6 +30,9 @@ pub enum Frame {
     Pull {
         after: BTreeMap<String, u64>,
     },
+    /// Instead of `Pull`, from a new or wiped node: send a snapshot of
+    /// your state, then every op after it, then follow (`seeding`).
+    Snapshot,
     /// What is your state's digest?
     Digest,
     /// A node without a certificate asking to join with a one-time secret.
@@ -52,6 +55,28 @@ pub enum Frame {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         deleted: bool,
     },
+    /// A snapshot follows, reflecting the log up to `base`: entries, then
+    /// blobs, then `SnapshotEnd`, then the ops after `base`.
+    SnapshotBegin {
+        base: VersionVector,
+        hlc_high: HlcTimestamp,
+        /// The trees it carries.
+        trees: Vec<String>,
+        messages: u64,
+        blobs: u64,
+        blob_bytes: u64,
+    },
+    /// `len` bytes of `tree`'s entries follow (`store::encode_entry`).
+    SnapshotEntries {
+        tree: String,
+        len: u64,
+    },
+    /// A blob of `len` bytes follows; `refcount` messages name it.
+    SnapshotBlob {
+        refcount: u64,
+        len: u64,
+    },
+    SnapshotEnd,
     /// Sent when idle: the server's log heads, so the client knows its lag.
     Heartbeat {
         heads: BTreeMap<String, u64>,

@@ -14,6 +14,12 @@ use super::records::{self, DirectoryRecord};
 use super::state;
 use super::{Store, StoreError};
 
+/// The start of every directory record's key (`records::directory_key`).
+const DIRECTORY_PREFIX: &[u8] = b"dir\0";
+
+/// One directory record of the log: tree, key, value (None: removed).
+pub type DirectoryEntry = (String, String, Option<String>);
+
 impl Store {
     /// Logs `value` (None = removed) for `tree`/`key` unless that is what
     /// the log holds already. Returns whether an op was logged.
@@ -43,6 +49,31 @@ impl Store {
             value: value.map(str::to_string),
         })?;
         Ok(true)
+    }
+
+    /// Every directory record the log holds, as (tree, key, winner; None
+    /// when removed), in key order.
+    pub fn directory_log(&self) -> Result<Vec<DirectoryEntry>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.trees.records.scan_prefix(DIRECTORY_PREFIX) {
+            let (k, v) = entry?;
+            let rest = &k[4..];
+            let split = rest
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| StoreError::Corrupt("directory record key".into()))?;
+            let text = |b: &[u8]| {
+                String::from_utf8(b.to_vec())
+                    .map_err(|_| StoreError::Corrupt("directory record key is not text".into()))
+            };
+            let record: DirectoryRecord = state::decode(&v)?;
+            out.push((
+                text(&rest[..split])?,
+                text(&rest[split + 1..])?,
+                record.value,
+            ));
+        }
+        Ok(out)
     }
 
     /// What the log says `tree`/`key` is: None if the log never carried
@@ -82,6 +113,14 @@ mod tests {
             }
         }
         let winner = a.directory_value("users", "kim@x")?;
+        assert_eq!(
+            a.directory_log()?,
+            vec![(
+                "users".to_string(),
+                "kim@x".to_string(),
+                Some("{\"v\":2}".to_string())
+            )]
+        );
         assert_eq!(winner, b.directory_value("users", "kim@x")?);
         assert_eq!(winner, Some(Some("{\"v\":2}".to_string())));
         // The winner's value applied to B's directory is not logged again.

@@ -63,6 +63,11 @@ mod replica;
 pub mod search;
 #[cfg(test)]
 mod size_bench;
+mod snapshot;
+#[cfg(test)]
+mod snapshot_bench;
+#[cfg(test)]
+mod snapshot_tests;
 mod sort_index;
 mod state;
 pub mod stats;
@@ -80,6 +85,7 @@ use std::sync::Mutex;
 use sled::transaction::TransactionError;
 
 pub use blob::{BlobId, BlobLocation, CompactReport, DataDirSpec, RebalanceReport};
+pub use directory_log::DirectoryEntry;
 pub use folder_api::{FolderCounts, UserFolder};
 pub use folders::FolderProblem;
 pub use fsck::{FsckReport, LastFsck};
@@ -90,6 +96,10 @@ pub use logins::LoginStamp;
 pub use op::{Flag, Op, ReplicationOp, SummaryFields, MAX_NAME};
 pub use records::LoginRecord;
 pub use search::{SearchQuery, SearchResults};
+pub use snapshot::{
+    decode_entries, encode_entry, read_record, LogPosition, SnapshotInstall, SnapshotRecord,
+    SnapshotTaken, VersionVector,
+};
 pub use stats::{DiskStats, StoreStats};
 pub use thread_heads::{ConversationPage, ConversationRow};
 
@@ -254,7 +264,10 @@ impl Store {
                 last.id.seq.saturating_add(last.seq_span())
             }
             None => 1,
-        };
+        }
+        // A store seeded from a snapshot (`snapshot.rs`) continues past
+        // the numbers its base says this node used.
+        .max(snapshot::base_next(&trees, node)?);
         thread_heads::build_if_new(&trees)?;
         let clock = HybridClock::new(trees.hlc_high()?);
         let store = Store {
@@ -388,6 +401,8 @@ impl Store {
 
     /// Ops made by `origin` with sequence numbers greater than `after`, in
     /// order, at most `limit` of them. Replication reads the log with this.
+    /// A store seeded from a snapshot has none at or below its log base
+    /// (`snapshot.rs`); a peer only asks past what it has, never below.
     pub fn ops_since(
         &self,
         origin: &str,

@@ -31,21 +31,33 @@ impl Store {
             start.push(1);
             out.push(origin);
         }
+        // Origins a snapshot seeded this store with, whose ops since may
+        // not have arrived (`snapshot.rs`).
+        for origin in self.log_base()?.into_keys() {
+            if !out.contains(&origin) {
+                out.push(origin);
+            }
+        }
+        out.sort();
         Ok(out)
     }
 
     /// The highest sequence number of `origin` applied here (0 if none).
-    /// Ops of one origin are applied in order, so all below it are here.
+    /// Ops of one origin are applied in order, so all below it are here
+    /// (in the log, or in the snapshot this store was seeded with: its
+    /// log base counts as applied).
     pub fn last_seq(&self, origin: &str) -> Result<u64, StoreError> {
-        match self
+        let logged = match self
             .trees
             .oplog
             .scan_prefix(id::origin_prefix(origin))
             .next_back()
         {
-            Some(entry) => Ok(super::ReplicationOp::decode(&entry?.1)?.id.seq),
-            None => Ok(0),
-        }
+            Some(entry) => super::ReplicationOp::decode(&entry?.1)?.id.seq,
+            None => 0,
+        };
+        let base = self.log_base()?.get(origin).map_or(0, |p| p.last);
+        Ok(logged.max(base))
     }
 
     /// The highest sequence number of this node's own ops that is on

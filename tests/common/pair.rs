@@ -2,7 +2,7 @@
 //! `pair join` with its token on the second), with free ports for both the
 //! replication link and the engines' shadow link.
 
-use super::{address_of, free_port, swaks, Node, DOMAIN};
+use super::{address_of, free_port, swaks, wait_until, Node, DOMAIN};
 
 /// A node called `name` serving the test domain, with users alice and bob
 /// (before pairing, so both nodes know them).
@@ -78,4 +78,51 @@ pub fn join(b: &Node, token: &str, ports: &PairPorts) -> String {
         ],
         None,
     )
+}
+
+/// Two fresh nodes (`named`) paired and both running: (a, b).
+pub fn pair_up() -> (Node, Node) {
+    let (mut a, mut b) = (named("node-a"), named("node-b"));
+    let (token, ports) = init(&a, &b);
+    a.start("all");
+    let out = join(&b, &token, &ports);
+    assert!(out.contains("joined node-a"), "{out}");
+    b.start("all");
+    (a, b)
+}
+
+/// Waits until `pair verify` on `a` says both nodes are identical;
+/// returns what it printed.
+pub fn wait_identical(a: &Node, b: &Node) -> String {
+    wait_until(60, || {
+        let out = a.cli(&["pair", "verify"], None);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "never identical: {:?}\nA:\n{}\nB:\n{}",
+            a.cli(&["pair", "verify"], None),
+            a.log("all"),
+            b.log("all")
+        )
+    })
+}
+
+/// The message id of the message listed with `subject` on `page`.
+pub fn id_of(page: &str, subject: &str) -> Option<String> {
+    let marker = "href=\"/mail/message/";
+    let mut rest = page;
+    while let Some(i) = rest.find(marker) {
+        let s = &rest[i + marker.len()..];
+        let end = s.find('"')?;
+        let text_start = s[end..].find('>')? + end + 1;
+        let text_end = s[text_start..].find('<')? + text_start;
+        if s[text_start..text_end].trim() == subject {
+            return Some(s[..end].to_string());
+        }
+        rest = &s[end..];
+    }
+    None
 }

@@ -313,6 +313,43 @@ impl BlobStore {
         Ok(id)
     }
 
+    /// Stores several blobs with one fsync per data directory (seeding a
+    /// store from a peer's snapshot, where one sync per blob would make
+    /// the copy as slow as the disk's sync rate). Same rules as `put`:
+    /// bytes already indexed are not stored again; new ones get
+    /// refcount 0.
+    pub fn put_many(&self, blobs: &[&[u8]]) -> Result<Vec<BlobId>, StoreError> {
+        let ids: Vec<BlobId> = blobs.iter().map(|b| BlobId::of(b)).collect();
+        let mut by_disk: HashMap<u16, Vec<(BlobId, &[u8])>> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for (id, bytes) in ids.iter().zip(blobs) {
+            if !seen.insert(*id) || self.index.contains_key(id.0)? {
+                continue;
+            }
+            by_disk
+                .entry(self.home_of(id)?.disk.id)
+                .or_default()
+                .push((*id, bytes));
+        }
+        for (disk, records) in by_disk {
+            let d = self
+                .disk(disk)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown disk {disk}")))?;
+            self.append(d, &records, |index, _segs, locs| {
+                let mut garbage = 0;
+                for ((id, _), loc) in records.iter().zip(locs) {
+                    if index.get(id.0)?.is_some() {
+                        garbage += loc.record_len();
+                    } else {
+                        index.insert(&id.0, &loc.encode())?;
+                    }
+                }
+                Ok(garbage)
+            })?;
+        }
+        Ok(ids)
+    }
+
     /// Appends `records` to disk `d`'s active segment, fsyncs, then runs
     /// `index` in a transaction with the new locations (refcount 0); it
     /// returns how many of the appended bytes are garbage already. The
@@ -560,6 +597,25 @@ impl BlobStore {
             _maintenance: maintenance,
             _active: active,
         })
+    }
+
+    /// Keeps every segment file where it is until dropped: no
+    /// compaction, rebalance or drain runs meanwhile (appends go on). A
+    /// snapshot being sent holds it, so the bytes of a blob it names stay
+    /// readable at the place the snapshot recorded even if the message is
+    /// deleted meanwhile (`read_pinned`). Lock order as `freeze`.
+    pub fn pin_segments(&self) -> Result<MutexGuard<'_, ()>, StoreError> {
+        self.maintenance.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// The bytes of the record at `loc` (read while `pin_segments` is
+    /// held, so it is still there even if its index entry is gone).
+    pub fn read_pinned(
+        &self,
+        id: &BlobId,
+        loc: &BlobLocation,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read_at(id, loc)
     }
 
     /// Every segment, by number.
