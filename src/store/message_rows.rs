@@ -286,6 +286,15 @@ pub fn delivery_counts(
     })
 }
 
+/// How many messages of the delivery with log key `key` are live (0 when
+/// it has no row).
+pub fn live_count(deliveries: &sled::Tree, key: &[u8]) -> Result<u64, StoreError> {
+    match deliveries.get(key)? {
+        Some(v) => Ok(from_row::<DeliveryRow>(&v, "delivery")?.live),
+        None => Ok(0),
+    }
+}
+
 /// The delivery key a message's row names (fsck's expected counts).
 pub fn delivery_key(id: &MessageId, rec: &MessageRecord) -> Result<Vec<u8>, StoreError> {
     delivery_key_of(id, rec.target)

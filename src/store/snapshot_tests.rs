@@ -264,3 +264,57 @@ fn entry_payloads_from_the_peer_are_checked() {
     }
     assert!(super::decode_entries(&u32::MAX.to_be_bytes()).is_err());
 }
+
+#[test]
+fn a_seeded_store_searches_indexes_and_rebuilds_without_the_old_ops() -> Result<(), StoreError> {
+    use super::SearchQuery;
+    let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let a = open(da.path(), "node-a")?;
+    let mail = |subject: &str| -> Vec<u8> {
+        format!("Subject: {subject}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n본문\r\n")
+            .into_bytes()
+    };
+    let indexed = a.deliver("kim@x", "INBOX", &mail("indexed 장학금신청"))?;
+    let students: Vec<String> = (0..60).map(|n| format!("s{n}@x")).collect();
+    let mut targets: Vec<(&str, &str)> = students.iter().map(|s| (s.as_str(), "INBOX")).collect();
+    targets.push(("kim@x", "INBOX"));
+    let announcement = a.deliver_many(&targets, &mail("announcement 개교기념일"))?;
+    a.index_pending(usize::MAX)?;
+    // Still waiting for A's indexer when the snapshot is taken.
+    let queued = a.deliver("kim@x", "INBOX", &mail("queued 기숙사신청"))?;
+    assert_eq!(a.search_backlog(), 1);
+    let b = open(db.path(), "node-b")?;
+    assert!(seed(&a, &b, |_| Ok(()), None)?);
+    let found = |store: &Store, words: &str| -> Result<Vec<super::MessageId>, StoreError> {
+        let q = SearchQuery {
+            anywhere: words.into(),
+            ..SearchQuery::default()
+        };
+        Ok(store
+            .search("kim@x", &q, 0, 10)?
+            .messages
+            .into_iter()
+            .map(|m| m.id)
+            .collect())
+    };
+    let expect = |store: &Store| -> Result<(), StoreError> {
+        assert_eq!(found(store, "학금신")?, vec![indexed.clone()]);
+        assert_eq!(found(store, "개교기념")?, vec![announcement[60].clone()]);
+        assert_eq!(found(store, "숙사신")?, vec![queued.clone()]);
+        assert!(store.fsck(false)?.is_clean(), "{}", store.fsck(false)?);
+        Ok(())
+    };
+    // B has none of these deliveries' ops, only their rows.
+    assert!(b.ops_since("node-a", 0, 10)?.is_empty());
+    expect(&b)?;
+    assert_eq!(b.search_backlog(), 1);
+    assert_eq!(b.index_pending(10)?, 1, "the queued one is indexed on B");
+    assert_eq!(b.search_backlog(), 0);
+    expect(&b)?;
+    // A rebuild from the rows alone (what fsck --repair runs).
+    b.trees.search_docs.clear()?;
+    assert!(!b.fsck(false)?.is_clean());
+    assert!(!b.fsck(true)?.repaired.is_empty());
+    expect(&b)?;
+    Ok(())
+}

@@ -8,9 +8,10 @@
 //!   -> empty, written in the `Deliver` op's transaction: deliveries not
 //!   indexed yet. A query reads them directly (`Store::search`), so a
 //!   message is found the moment it is delivered;
-//! - `search_docs`: delivery key -> the delivery's [`SearchDocument`]
-//!   (normalized text), once per delivery however many mailboxes got it;
-//!   written by the indexer, removed with the delivery's last message;
+//! - `search_docs`: delivery key -> its [`Layout`] byte and the delivery's
+//!   [`SearchDocument`] (normalized text), once per delivery however many
+//!   mailboxes got it; written by the indexer, removed with the
+//!   delivery's last message;
 //! - `search_shared`: `mailbox \0 delivery key target (u32 BE)` -> empty,
 //!   one entry per recipient of a delivery to more than [`SHARED_ABOVE`]
 //!   mailboxes: the small per-mailbox list through which a user finds the
@@ -31,9 +32,9 @@
 //! `postings.rs`).
 
 use super::text::SearchDocument;
-use crate::store::id::MessageId;
+use crate::store::id::{MessageId, OpId};
 use crate::store::message_rows::{self, MessageRecord};
-use crate::store::op::{Op, ReplicationOp};
+use crate::store::op::{ReplicationOp, MAX_TARGETS};
 use crate::store::state::{abort, Tx, TxResult};
 use crate::store::threads::THREAD_TARGETS_MAX;
 use crate::store::{FsckReport, Store, StoreError};
@@ -91,23 +92,51 @@ pub fn tx_unindex(tx: &Tx, id: &MessageId, rec: &MessageRecord) -> TxResult<()> 
 }
 
 impl Store {
-    /// The document of a delivery's message: read from its bytes, else
-    /// (bytes gone) what the op's summary says.
-    pub(in crate::store) fn search_document_of(
-        &self,
-        op: &ReplicationOp,
-    ) -> Option<SearchDocument> {
-        let Op::Deliver { blob, summary, .. } = &op.op else {
-            return None;
-        };
-        match self.blobs.get(blob) {
-            Ok(Some(raw)) => Some(SearchDocument::from_message(&raw)),
-            Ok(None) => Some(SearchDocument::from_summary(summary)),
+    /// The document of a delivered message: read from its bytes, else
+    /// (bytes gone) from its header summary.
+    pub(super) fn search_document_of(&self, rec: &MessageRecord) -> SearchDocument {
+        match self.blobs.get(&rec.blob) {
+            Ok(Some(raw)) => SearchDocument::from_message(&raw),
+            Ok(None) => SearchDocument::from_summary(&rec.summary),
             Err(err) => {
                 tracing::warn!(%err, "message bytes unreadable for the search index");
-                Some(SearchDocument::from_summary(summary))
+                SearchDocument::from_summary(&rec.summary)
             }
         }
+    }
+
+    /// The live messages of the delivery with log key `key`, from the rows
+    /// alone: a store seeded from a snapshot has no op of an older
+    /// delivery in its log. Target `i` is message `(origin, seq + i)`;
+    /// targets are probed in order until the delivery row's live count is
+    /// found (deleted targets leave gaps), at most `op::MAX_TARGETS`.
+    pub(super) fn delivery_messages(
+        &self,
+        key: &[u8],
+    ) -> Result<Vec<(MessageId, MessageRecord)>, StoreError> {
+        let live = message_rows::live_count(&self.trees.deliveries, key)?;
+        let Some(op) = op_of_key(key) else {
+            return Err(StoreError::Corrupt(format!(
+                "search index: delivery key {}",
+                describe(key)
+            )));
+        };
+        let mut out = Vec::new();
+        for target in 0..MAX_TARGETS as u64 {
+            if out.len() as u64 >= live {
+                break;
+            }
+            let id = MessageId::from_op(&OpId {
+                origin: op.origin.clone(),
+                seq: op.seq.saturating_add(target),
+            });
+            if let Some(rec) = self.record(&id)? {
+                if u64::from(rec.target) == target {
+                    out.push((id, rec));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Builds the index when this store has none yet (opened on a data
@@ -143,9 +172,7 @@ impl Store {
             self.trees
                 .search_pending
                 .insert(key.as_slice(), &[] as &[u8])?;
-            if let Some(prepared) = self.prepare_delivery(&key)? {
-                batch.push(prepared);
-            }
+            batch.push(self.prepare(&key)?);
             if batch.len() == REBUILD_BATCH {
                 count += self.write_prepared(std::mem::take(&mut batch))?;
             }
@@ -170,28 +197,42 @@ impl Store {
         let (mut docs, mut pending, mut shared) = (0usize, 0usize, 0usize);
         for entry in message_rows::delivery_counts(&self.trees.deliveries) {
             let (key, _) = entry?;
-            let Some(live) = self.live_delivery_rows(&key)? else {
+            let live = self.delivery_messages(&key)?;
+            if live.is_empty() {
                 continue;
-            };
+            }
             let queued = self.trees.search_pending.contains_key(&key)?;
-            let doc = self.trees.search_docs.get(&key)?;
-            match (&doc, queued) {
-                (Some(doc), false) if SearchDocument::decode(doc).is_ok() => docs += 1,
+            let doc = self
+                .trees
+                .search_docs
+                .get(&key)?
+                .map(|bytes| decode_doc(&bytes));
+            let layout = match (doc, queued) {
+                (Some(Ok((layout, _))), false) => {
+                    docs += 1;
+                    layout
+                }
                 (None, true) => {
                     pending += 1;
                     continue;
                 }
-                (Some(_), true) => report.problems.push(format!(
-                    "search index: delivery {} is both indexed and waiting",
-                    describe(&key)
-                )),
-                _ => report.problems.push(format!(
-                    "search index: delivery {} has no searchable text",
-                    describe(&key)
-                )),
-            }
-            if live.1 > SHARED_ABOVE {
-                for (_, rec) in &live.2 {
+                (Some(_), true) => {
+                    report.problems.push(format!(
+                        "search index: delivery {} is both indexed and waiting",
+                        describe(&key)
+                    ));
+                    continue;
+                }
+                _ => {
+                    report.problems.push(format!(
+                        "search index: delivery {} has no searchable text",
+                        describe(&key)
+                    ));
+                    continue;
+                }
+            };
+            if layout == Layout::Shared {
+                for (_, rec) in &live {
                     shared += 1;
                     if self
                         .trees
@@ -238,29 +279,55 @@ impl Store {
         }
         Ok(())
     }
+}
 
-    /// (op, target count, live messages) of a delivery, without its text.
-    #[allow(clippy::type_complexity)]
-    pub(super) fn live_delivery_rows(
-        &self,
-        key: &[u8],
-    ) -> Result<Option<(ReplicationOp, usize, Vec<(MessageId, MessageRecord)>)>, StoreError> {
-        let Some(op) = self.trees.oplog.get(key)? else {
-            return Ok(None);
-        };
-        let op = ReplicationOp::decode(&op)?;
-        let Op::Deliver { targets, .. } = &op.op else {
-            return Ok(None);
-        };
-        let mut messages = Vec::new();
-        for id in op.delivered_ids() {
-            if let Some(rec) = self.record(&id)? {
-                messages.push((id, rec));
-            }
+/// How a delivery's terms are posted: under each mailbox, or once for
+/// the delivery with a `search_shared` entry per message. Decided when it
+/// is indexed (by its live messages then) and kept with its document, so
+/// fsck checks what was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Own,
+    Shared,
+}
+
+impl Layout {
+    pub fn for_messages(live: usize) -> Layout {
+        if live > SHARED_ABOVE {
+            Layout::Shared
+        } else {
+            Layout::Own
         }
-        let targets = targets.len();
-        Ok((!messages.is_empty()).then_some((op, targets, messages)))
     }
+}
+
+/// A `search_docs` value: the layout's byte, then the document.
+pub fn encode_doc(layout: Layout, doc: &SearchDocument) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![match layout {
+        Layout::Own => b'o',
+        Layout::Shared => b's',
+    }];
+    out.extend(doc.encode()?);
+    Ok(out)
+}
+
+pub fn decode_doc(bytes: &[u8]) -> Result<(Layout, SearchDocument), StoreError> {
+    let layout = match bytes.first() {
+        Some(b'o') => Layout::Own,
+        Some(b's') => Layout::Shared,
+        _ => return Err(StoreError::Corrupt("search document layout".into())),
+    };
+    Ok((layout, SearchDocument::decode(&bytes[1..])?))
+}
+
+/// The op id a delivery key (`origin \0 seq BE`) names.
+pub(super) fn op_of_key(key: &[u8]) -> Option<OpId> {
+    let p = key.iter().position(|&b| b == 0)?;
+    let seq: [u8; 8] = key.get(p + 1..)?.try_into().ok()?;
+    Some(OpId {
+        origin: std::str::from_utf8(&key[..p]).ok()?.to_string(),
+        seq: u64::from_be_bytes(seq),
+    })
 }
 
 /// A delivery key as people read it (`origin.seq`).

@@ -2,9 +2,9 @@
 //! documents and shared entries, many deliveries per batch.
 //!
 //! A batch has two steps:
-//! 1. without any lock, read each queued delivery's op and message bytes
-//!    and normalize its text (`prepare_delivery`): the slow part, done
-//!    while deliveries go on;
+//! 1. without any lock, read each queued delivery's message bytes and
+//!    normalize its text (`prepare_delivery`): the slow part, done while
+//!    deliveries go on;
 //! 2. under the store's writer lock, so no op changes what it checks
 //!    (`write_prepared`): keep the deliveries still queued, find which of
 //!    their messages are still alive, gather every posting by (scope,
@@ -15,6 +15,10 @@
 //!    indexes the delivery again, which only repeats numbers that queries
 //!    dedup.
 //!
+//! Everything is read from the message and delivery rows, never from the
+//! op log: a store seeded from a snapshot has rows (and queued entries)
+//! for deliveries whose ops it never held.
+//!
 //! Nothing here is flushed: the index is derived state that the next
 //! delivery's flush makes durable, and a lost batch is queued still.
 //!
@@ -24,17 +28,15 @@
 
 use std::collections::HashMap;
 
-use super::index::{message_number, shared_key, SHARED_ABOVE};
+use super::index::{decode_doc, encode_doc, message_number, op_of_key, shared_key, Layout};
 use super::postings::{self, Scope};
 use super::text::{SearchDocument, Term};
 use crate::store::id::MessageId;
-use crate::store::op::{Op, ReplicationOp};
 use crate::store::{Store, StoreError};
 
 /// One queued delivery, read and normalized.
 pub(super) struct PreparedDelivery {
     key: Vec<u8>,
-    op: ReplicationOp,
     doc: SearchDocument,
 }
 
@@ -52,13 +54,7 @@ impl Store {
         let mut batch = Vec::new();
         for entry in self.trees.search_pending.iter().take(max) {
             let (key, _) = entry?;
-            match self.prepare_delivery(&key)? {
-                Some(prepared) => batch.push(prepared),
-                // Not a delivery in the log: nothing can ever index it.
-                None => {
-                    self.trees.search_pending.remove(&key)?;
-                }
-            }
+            batch.push(self.prepare(&key)?);
         }
         if batch.is_empty() {
             return Ok(0);
@@ -72,23 +68,27 @@ impl Store {
         self.trees.search_pending.len()
     }
 
-    /// Reads the op a pending key names and its message's text.
+    /// Step 1 of a batch for one queued delivery. With no live message the
+    /// text is empty: `write_prepared` drops the entry if that is still so
+    /// under the lock.
+    pub(super) fn prepare(&self, key: &[u8]) -> Result<PreparedDelivery, StoreError> {
+        Ok(PreparedDelivery {
+            key: key.to_vec(),
+            doc: self.prepare_delivery(key)?.unwrap_or_default(),
+        })
+    }
+
+    /// The text of the delivery with log key `key`, read from its first
+    /// live message (all of a delivery's messages share their bytes);
+    /// None when none is live.
     pub(super) fn prepare_delivery(
         &self,
         key: &[u8],
-    ) -> Result<Option<PreparedDelivery>, StoreError> {
-        let Some(bytes) = self.trees.oplog.get(key)? else {
-            return Ok(None);
-        };
-        let op = ReplicationOp::decode(&bytes)?;
-        let Some(doc) = self.search_document_of(&op) else {
-            return Ok(None);
-        };
-        Ok(Some(PreparedDelivery {
-            key: key.to_vec(),
-            op,
-            doc,
-        }))
+    ) -> Result<Option<SearchDocument>, StoreError> {
+        Ok(self
+            .delivery_messages(key)?
+            .first()
+            .map(|(_, rec)| self.search_document_of(rec)))
     }
 
     /// Step 2 of a batch (see the module comment). The caller holds the
@@ -105,30 +105,25 @@ impl Store {
             }
             count += 1;
             done.remove(p.key.as_slice());
-            let Op::Deliver { targets, .. } = &p.op.op else {
+            let live = self.delivery_messages(&p.key)?;
+            let Some(op) = op_of_key(&p.key) else {
                 continue;
             };
-            let mut live = Vec::new();
-            for id in p.op.delivered_ids() {
-                if let Some(rec) = self.record(&id)? {
-                    live.push((id, rec));
-                }
-            }
             if live.is_empty() {
                 continue;
             }
-            docs.insert(p.key.as_slice(), p.doc.encode()?);
+            let layout = Layout::for_messages(live.len());
+            docs.insert(p.key.as_slice(), encode_doc(layout, &p.doc)?);
             let terms = p.doc.terms();
-            let origin = &p.op.id.origin;
-            if targets.len() > SHARED_ABOVE {
+            if layout == Layout::Shared {
                 for (_, rec) in &live {
                     shared.insert(shared_key(&rec.mailbox, &p.key, rec.target), &[] as &[u8]);
                 }
                 for term in terms {
                     gathered
-                        .entry((ScopeKey::Shared, term, origin.clone()))
+                        .entry((ScopeKey::Shared, term, op.origin.clone()))
                         .or_default()
-                        .push(p.op.id.seq);
+                        .push(op.seq);
                 }
                 continue;
             }
@@ -139,7 +134,7 @@ impl Store {
                         .entry((
                             ScopeKey::Mailbox(rec.mailbox.clone()),
                             term.clone(),
-                            origin.clone(),
+                            op.origin.clone(),
                         ))
                         .or_default()
                         .push(number);
@@ -179,15 +174,8 @@ impl Store {
         let mut out = Vec::new();
         for entry in self.trees.search_pending.iter() {
             let (key, _) = entry?;
-            let Some(bytes) = self.trees.oplog.get(&key)? else {
-                continue;
-            };
-            let op = ReplicationOp::decode(&bytes)?;
-            let Op::Deliver { targets, .. } = &op.op else {
-                continue;
-            };
-            for ((mailbox, _), id) in targets.iter().zip(op.delivered_ids()) {
-                if mailbox == user {
+            for (id, rec) in self.delivery_messages(&key)? {
+                if rec.mailbox == user {
                     out.push((message_number(&id)?, id));
                 }
             }
@@ -202,13 +190,11 @@ impl Store {
         delivery: &[u8],
     ) -> Result<Option<SearchDocument>, StoreError> {
         if let Some(bytes) = self.trees.search_docs.get(delivery)? {
-            return Ok(Some(SearchDocument::decode(&bytes)?));
+            return Ok(Some(decode_doc(&bytes)?.1));
         }
         if !self.trees.search_pending.contains_key(delivery)? {
             return Ok(None);
         }
-        Ok(self
-            .prepare_delivery(delivery)?
-            .map(|prepared| prepared.doc))
+        self.prepare_delivery(delivery)
     }
 }
