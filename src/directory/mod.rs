@@ -138,6 +138,10 @@ pub struct Directory {
     /// Held by every "is the address free? then take it" change (user add,
     /// alias add, import), so two of them cannot both take one address.
     writes: Mutex<()>,
+    /// Held while a snapshot is built and written: two publishers at once
+    /// (a command and the pair's directory sync) would share the temp file,
+    /// and the one reading the older state could rename last.
+    publishing: Mutex<()>,
 }
 
 impl Directory {
@@ -174,6 +178,7 @@ impl Directory {
             db,
             snapshot_path: snapshot_path.to_path_buf(),
             writes: Mutex::new(()),
+            publishing: Mutex::new(()),
         };
         directory.publish()?;
         Ok(directory)
@@ -181,6 +186,10 @@ impl Directory {
 
     /// Writes the engine's snapshot from the current state.
     pub fn publish(&self) -> Result<(), DirectoryError> {
+        let _one = self
+            .publishing
+            .lock()
+            .map_err(|_| DirectoryError::Poisoned)?;
         let mut snap = DirectorySnapshot::default();
         for item in self.domains.iter() {
             let (k, _) = item?;
