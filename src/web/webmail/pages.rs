@@ -105,6 +105,9 @@ pub struct ListFields {
     pub sort: &'static str,
     pub order: &'static str,
     pub page: usize,
+    /// `view=` to come back to ("messages", "conversations"), or "" for
+    /// the user's saved view.
+    pub view: &'static str,
 }
 
 #[derive(Template)]
@@ -400,6 +403,7 @@ mod tests {
                 sort: "date",
                 order: "desc",
                 page: 1,
+                view: "",
             },
             columns: Vec::new(),
             targets: vec![MoveTarget {
