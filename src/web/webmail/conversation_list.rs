@@ -227,6 +227,12 @@ mod tests {
     #[test]
     fn urls_keep_folder_order_and_page() {
         assert_eq!(href(INBOX, true, 1), "/mail?view=conversations");
+        let t = Lang::Ko.catalog();
+        let chrome = Chrome::new(t, "inbox.title", &href(INBOX, false, 1), None);
+        assert_eq!(
+            chrome.switch_lang_href,
+            "/mail?view=conversations&order=asc&lang=en"
+        );
         assert_eq!(
             href("수업", false, 3),
             "/mail?view=conversations&folder=%EC%88%98%EC%97%85&order=asc&page=3"
