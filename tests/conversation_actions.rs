@@ -358,3 +358,56 @@ fn the_list_by_conversation_is_a_saved_setting() {
     assert!(!is_grouped(&again.inbox()));
     assert!(is_grouped(&again.get("/mail?view=conversations").body));
 }
+
+#[test]
+fn a_conversation_of_more_than_500_messages_is_refused_whole() {
+    let node = Node::with_users();
+    let alice = address_of("alice");
+    // 501 messages of one conversation, in one SMTP session.
+    let mut smtp = RawSmtp::connect(&node.smtp_addr());
+    assert!(smtp.cmd("EHLO prof.example.org").starts_with("250"));
+    for n in 0..501 {
+        assert!(smtp.cmd("MAIL FROM:<prof@example.org>").starts_with("250"));
+        let rcpt = smtp.cmd(&format!("RCPT TO:<{alice}>"));
+        assert!(rcpt.starts_with("250"), "{rcpt}");
+        assert!(smtp.cmd("DATA").starts_with("354"));
+        let references = if n == 0 {
+            String::new()
+        } else {
+            "References: <big@example.org>\r\n".to_string()
+        };
+        let data = format!(
+            "From: prof@example.org\r\nTo: {alice}\r\nMessage-ID: <big-{n}@example.org>\r\n\
+             {references}Subject: Re: 긴 토론 {n}\r\n\r\n{n}\r\n.\r\n"
+        );
+        smtp.send(data.replace("<big-0@", "<big@").as_bytes());
+        let done = smtp.reply();
+        assert!(done.starts_with("250"), "{done}");
+    }
+    smtp.cmd("QUIT");
+    let web = node.web_login("alice");
+    wait_until(120, || {
+        web.get("/mail?view=messages")
+            .body
+            .contains("전체 501통")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("501 not delivered.\n{}", node.log("all")));
+    let page = grouped(&web, "INBOX");
+    let key = keys(&page);
+    assert_eq!(key.len(), 1, "one conversation: {page}");
+    let refused = act(&web, "INBOX", &[&key[0]], "read", "");
+    assert_eq!(refused.status, 413, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("500통보다 많아 아무것도 바꾸지 않았습니다"),
+        "{}",
+        refused.body
+    );
+    // Nothing was marked.
+    let page = grouped(&web, "INBOX");
+    assert_eq!(page.matches("<tr class=\"unread").count(), 1, "{page}");
+    let flat = web.get("/mail?view=messages").body;
+    assert_eq!(flat.matches("<tr class=\"unread").count(), 50, "{flat}");
+}
