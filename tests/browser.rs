@@ -309,8 +309,9 @@ fn a_student_on_a_phone_sets_language_signature_and_an_auto_reply() {
     browser.goto(&format!("{base}/mail/settings"));
     browser.click("input[name=vacation_enabled]");
     browser.click("#vacation button[type=submit]");
-    browser.url_after_navigation("/mail/settings");
-    let source = browser.source();
+    // The refusal comes back on the same URL: wait for its text, not a
+    // URL change (reading the page at once could see the form before it).
+    let source = browser.source_containing("Write the reply text before turning the auto-reply on");
     assert!(
         source.contains("Write the reply text before turning the auto-reply on"),
         "{source}"
