@@ -309,8 +309,9 @@ fn a_student_on_a_phone_sets_language_signature_and_an_auto_reply() {
     browser.goto(&format!("{base}/mail/settings"));
     browser.click("input[name=vacation_enabled]");
     browser.click("#vacation button[type=submit]");
-    browser.url_after_navigation("/mail/settings");
-    let source = browser.source();
+    // The refusal comes back on the same URL: wait for its text, not a
+    // URL change (reading the page at once could see the form before it).
+    let source = browser.source_containing("Write the reply text before turning the auto-reply on");
     assert!(
         source.contains("Write the reply text before turning the auto-reply on"),
         "{source}"
@@ -423,6 +424,11 @@ fn a_student_on_a_phone_adds_a_contact_sees_it_suggested_and_groups_the_list() {
     assert_eq!(fits, true, "the grouped list scrolls sideways on a phone");
     browser
         .screenshot(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("grouped-phone.png"));
+    // Ticking the conversation and pressing "flag" flags both its
+    // messages, and the page comes back to the grouped view.
+    browser.click("table.conversations tbody tr:has(.thread-count) td.pick input");
+    browser.click(".toolbar button[value='flag']");
+    browser.url_after_navigation("/mail?view=conversations&done=flag&n=2");
     // The conversation's row (the one with a size) opens it.
     browser.click("table.conversations tbody tr:has(.thread-count) td.subject a");
     let page = browser.source_containing("class=\"card conversation\"");

@@ -217,19 +217,23 @@ fn settings_saved_on_one_node_apply_on_the_other() {
     for fields in [
         vec![("section", "language"), ("language", "en")],
         vec![("section", "forward"), ("forward_to", "bob@campus.test")],
+        vec![("section", "list"), ("list_view", "conversations")],
     ] {
         let mut all = vec![("csrf_token", token.as_str())];
         all.extend(fields);
         let r = alice.post("/mail/settings", &all);
         assert_eq!(r.status, 303, "{}", r.body);
     }
-    // B's webmail speaks English to alice ...
+    // B's webmail speaks English to alice, and lists her mail by
+    // conversation ...
     let on_b = Web::new(&b);
     wait_until(15, || {
         let (status, _) = on_b.login(&address_of("alice"), &password_of("alice"));
-        (status == 303 && on_b.inbox().contains("<html lang=\"en\">")).then_some(())
+        let inbox = on_b.inbox();
+        let grouped = inbox.contains("<span aria-current=\"page\">By conversation</span>");
+        (status == 303 && inbox.contains("<html lang=\"en\">") && grouped).then_some(())
     })
-    .unwrap_or_else(|| panic!("alice's language never reached B.\nB:\n{}", b.log("all")));
+    .unwrap_or_else(|| panic!("alice's settings never reached B.\nB:\n{}", b.log("all")));
     // ... and B's engine forwards her mail to bob.
     // (The engine reads the forward from its snapshot, republished a
     // moment after the change arrives.)

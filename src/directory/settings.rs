@@ -1,5 +1,5 @@
 //! Each user's own settings: page language, signature, auto-reply
-//! (vacation) and forwarding, in the directory tree `settings`, keyed by the
+//! (vacation), forwarding and how the webmail lists mail, in the directory tree `settings`, keyed by the
 //! user's normalized address.
 //!
 //! Owns: the `settings` tree (one JSON record per user who changed
@@ -54,6 +54,14 @@ pub struct UserSettings {
     pub vacation: Vacation,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward: Option<Forward>,
+    /// The webmail's `/mail` lists mail by conversation (one row per
+    /// conversation) unless a link asks for every message.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub list_by_conversation: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// The auto-reply.
@@ -443,6 +451,16 @@ mod tests {
         let s: UserSettings = serde_json::from_str(r#"{"signature":"kim"}"#).unwrap();
         assert_eq!(s.vacation.period_days, DEFAULT_PERIOD_DAYS);
         assert_eq!(s.forward, None);
+        assert!(!s.list_by_conversation);
+        // The default is not written, so older records stay as they were.
+        assert!(!serde_json::to_string(&s).unwrap().contains("list_by"));
+        let grouped = UserSettings {
+            list_by_conversation: true,
+            ..s
+        };
+        let back: UserSettings =
+            serde_json::from_str(&serde_json::to_string(&grouped).unwrap()).unwrap();
+        assert!(back.list_by_conversation);
     }
 
     #[test]

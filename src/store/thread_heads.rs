@@ -356,3 +356,44 @@ impl Store {
         Ok(ConversationPage { rows, total })
     }
 }
+
+impl Store {
+    /// The messages now in `folder` of the conversation of `member`, a
+    /// message of that folder (itself included), newest first, at most
+    /// `limit`: what an action on a row of the grouped list applies to.
+    /// Empty when `member` is not `user`'s, is unknown, or is not in
+    /// `folder` (so a key from another mailbox or folder reaches nothing).
+    /// A message outside the index is its own conversation.
+    pub fn conversation_members(
+        &self,
+        user: &str,
+        folder: &str,
+        member: &MessageId,
+        limit: usize,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        super::op::check_name("mailbox", user)?;
+        super::op::check_name("folder", folder)?;
+        let here = |r: &MessageRecord| r.mailbox == user && r.folder == folder;
+        let Some(rec) = self.record(member)?.filter(here) else {
+            return Ok(Vec::new());
+        };
+        let Some(hash) = root_hash(&rec) else {
+            return Ok(vec![member.clone()].into_iter().take(limit).collect());
+        };
+        let group = group_prefix(user, folder, &hash);
+        let mut out = Vec::new();
+        for entry in self.trees.thread_members.scan_prefix(&group) {
+            if out.len() >= limit {
+                break;
+            }
+            let id = listed_id(&group, &entry?.0)?;
+            // Same 8-byte hash, other root: another conversation.
+            if let Some(other) = self.record(&id)? {
+                if other.summary.thread == rec.summary.thread {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -281,3 +281,59 @@ fn random_changes_keep_the_list_exact() -> Result<(), StoreError> {
     }
     clean(&s)
 }
+
+#[test]
+fn a_conversations_members_in_one_folder() -> Result<(), StoreError> {
+    let dir = tempfile::tempdir()?;
+    let s = open(dir.path(), "node-a");
+    let root = s.deliver("u@x", INBOX, &mail("<root@x>", "", "과제"))?;
+    let sent = s.deliver("u@x", "Sent", &mail("<r1@x>", "<root@x>", "Re: 과제"))?;
+    let reply = s.deliver("u@x", INBOX, &mail("<r2@x>", "<root@x> <r1@x>", "Re: 과제"))?;
+    let alone = s.deliver("u@x", INBOX, &mail("<alone@x>", "", "공지"))?;
+    let bare = s.deliver("u@x", INBOX, b"From: b@x\r\nSubject: hi\r\n\r\nx\r\n")?;
+    let theirs = s.deliver("v@x", INBOX, &mail("<root@x>", "", "과제"))?;
+    // Any member in the folder names the conversation; only the folder's
+    // members count, newest first, and the limit holds.
+    for key in [&root, &reply] {
+        assert_eq!(
+            s.conversation_members("u@x", INBOX, key, 10)?,
+            vec![reply.clone(), root.clone()]
+        );
+    }
+    assert_eq!(
+        s.conversation_members("u@x", "Sent", &sent, 10)?,
+        vec![sent.clone()]
+    );
+    assert!(s.conversation_members("u@x", INBOX, &sent, 10)?.is_empty());
+    assert!(s.conversation_members("u@x", "Sent", &root, 10)?.is_empty());
+    assert_eq!(
+        s.conversation_members("u@x", INBOX, &root, 1)?,
+        vec![reply.clone()]
+    );
+    assert_eq!(
+        s.conversation_members("u@x", INBOX, &alone, 10)?,
+        vec![alone.clone()]
+    );
+    // Outside the index: itself, where it is.
+    assert_eq!(
+        s.conversation_members("u@x", INBOX, &bare, 10)?,
+        vec![bare.clone()]
+    );
+    assert!(s.conversation_members("u@x", TRASH, &bare, 10)?.is_empty());
+    // Another mailbox's message reaches nothing, even with the same root.
+    assert!(s
+        .conversation_members("u@x", INBOX, &theirs, 10)?
+        .is_empty());
+    assert_eq!(
+        s.conversation_members("v@x", INBOX, &theirs, 10)?,
+        vec![theirs]
+    );
+    // A member moved away leaves the rest.
+    s.move_message("u@x", &reply, TRASH)?;
+    assert_eq!(s.conversation_members("u@x", INBOX, &root, 10)?, vec![root]);
+    assert_eq!(
+        s.conversation_members("u@x", TRASH, &reply, 10)?,
+        vec![reply]
+    );
+    Ok(())
+}

@@ -3,24 +3,28 @@
 //! (`Store::list_conversations`), with the conversation's size, the
 //! newest message's sender, subject and date, and unread while any of its
 //! messages in the folder is. A row opens the newest message, whose page
-//! lists the whole conversation.
+//! lists the whole conversation. Each row has a checkbox naming the
+//! conversation by its newest message's id, and the page has the flat
+//! list's action bar: `actions::submit` applies a button to every
+//! message of the ticked conversations in this folder.
 //!
 //! Owns: the grouped view's URL (`view=conversations`, with `folder`,
 //! `order` and `page` as the list spells them; the list's other sort
 //! orders do not apply: rows are ordered by date).
 //!
-//! Invariants: read only; the session gate of `/mail` applies
-//! (`mailbox::inbox` hands the request here).
+//! Invariants: the page itself changes nothing; the session gate of
+//! `/mail` applies (`mailbox::inbox` hands the request here); the action
+//! form carries the session's CSRF token.
 //!
 //! Reads untrusted input: the query (through `ListQuery::from_fields`).
 
 use askama::Template;
 
-use super::list_query::ListQuery;
-use super::mailbox::{page_count, user_bar};
-use super::pages::{self, message_href, Chrome, Problem};
+use super::list_query::{ListQuery, ListView};
+use super::mailbox::{done_notice, move_targets, page_count, user_bar};
+use super::pages::{self, message_href, Chrome, MoveTarget, Problem};
 use super::{Ctx, Webmail};
-use crate::store::folders::{DRAFTS, INBOX};
+use crate::store::folders::{DRAFTS, INBOX, TRASH};
 use crate::store::SortKey;
 use crate::web::form::encode;
 use crate::web::format;
@@ -33,6 +37,9 @@ pub const VIEW: &str = "conversations";
 
 /// One conversation on the page.
 pub struct GroupedRow {
+    /// The checkbox value: the newest message's id, which names the
+    /// conversation (`Store::conversation_members`).
+    pub key: String,
     pub href: String,
     pub from: String,
     pub subject: String,
@@ -51,9 +58,17 @@ pub struct GroupedPage<'a> {
     pub t: &'a Catalog,
     pub chrome: Chrome,
     pub heading: String,
-    /// The folder shown (the search box's "this folder").
+    /// The folder shown (the search box's "this folder", and the folder
+    /// the actions apply in).
     pub folder: String,
     pub total_text: String,
+    pub notice: Option<String>,
+    pub csrf_token: String,
+    /// "desc" or "asc", and the page: where an action comes back to.
+    pub order: &'static str,
+    pub page: usize,
+    pub targets: Vec<MoveTarget>,
+    pub in_trash: bool,
     pub rows: Vec<GroupedRow>,
     pub ungrouped_href: String,
     pub order_href: String,
@@ -79,12 +94,10 @@ pub fn href(folder: &str, descending: bool, page: usize) -> String {
     url
 }
 
-/// `GET /mail?view=conversations[&folder=F][&order=asc|desc][&page=N]`.
-pub fn show(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
+/// `GET /mail?view=conversations[&folder=F][&order=asc|desc][&page=N]`
+/// (or `/mail` for a user who saved this view); `query` is the request's.
+pub fn show(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session, query: ListQuery) -> Reply {
     let t = ctx.lang.catalog();
-    let Some(query) = ListQuery::from_fields(|k| ctx.query.get(k)) else {
-        return pages::problem(ctx.lang, Problem::BadPage, None);
-    };
     let descending = query.key != SortKey::Date || query.descending;
     let folders = match webmail.store.user_folders(&session.user) {
         Ok(f) => f,
@@ -127,6 +140,7 @@ pub fn show(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
             let m = &row.newest;
             let count = count.max(row.in_folder);
             GroupedRow {
+                key: m.id.to_string(),
                 href: if folder == DRAFTS {
                     format!("{}?draft={}", super::compose::PATH, m.id)
                 } else {
@@ -154,11 +168,22 @@ pub fn show(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
             "contacts.conversations_total",
             &[("total", &listing.total.to_string())],
         ),
+        notice: match ctx.query.get("done") {
+            Some("none") => Some(t.get("actions.no_conversation_selected").to_string()),
+            _ => done_notice(ctx),
+        },
+        csrf_token: session.csrf_token.clone(),
+        order: if descending { "desc" } else { "asc" },
+        page,
+        targets: move_targets(t, &folders),
+        in_trash: folder == TRASH,
         rows,
+        // Named, so it opens the flat list even when this view is saved.
         ungrouped_href: ListQuery {
             page: 1,
             key: SortKey::Date,
             descending,
+            view: Some(ListView::Messages),
             ..query
         }
         .href(1),
@@ -202,6 +227,12 @@ mod tests {
     #[test]
     fn urls_keep_folder_order_and_page() {
         assert_eq!(href(INBOX, true, 1), "/mail?view=conversations");
+        let t = Lang::Ko.catalog();
+        let chrome = Chrome::new(t, "inbox.title", &href(INBOX, false, 1), None);
+        assert_eq!(
+            chrome.switch_lang_href,
+            "/mail?view=conversations&order=asc&lang=en"
+        );
         assert_eq!(
             href("수업", false, 3),
             "/mail?view=conversations&folder=%EC%88%98%EC%97%85&order=asc&page=3"
@@ -217,7 +248,17 @@ mod tests {
             heading: "<h>".into(),
             folder: "<f>".into(),
             total_text: "<t>".into(),
+            notice: Some("<n>".into()),
+            csrf_token: "tok".into(),
+            order: "desc",
+            page: 2,
+            targets: vec![MoveTarget {
+                id: "node-a.2".into(),
+                name: "<script>f</script>".into(),
+            }],
+            in_trash: false,
             rows: vec![GroupedRow {
+                key: "node-a.7".into(),
                 href: "/mail/message/x".into(),
                 from: "<img src=x onerror=alert(1)>".into(),
                 subject: "<script>alert(2)</script>".into(),
@@ -238,7 +279,14 @@ mod tests {
         };
         let html = page.render().unwrap();
         assert!(!html.contains("<script>alert") && !html.contains("<img src=x"));
-        assert!(!html.contains("<h>") && !html.contains("<t>"));
+        assert!(!html.contains("<h>") && !html.contains("<t>") && !html.contains("<n>"));
+        assert!(!html.contains("<script>f"));
         assert!(html.contains("class=\"unread\""));
+        // The action form: CSRF token, the way back, a labelled checkbox.
+        assert!(html.contains(r#"name="csrf_token" value="tok""#));
+        assert!(html.contains(r#"name="list_view" value="conversations""#));
+        assert!(html.contains(r#"name="page" value="2""#));
+        assert!(html.contains(r#"name="c" value="node-a.7" id="pick-1""#));
+        assert!(html.contains(r#"<label for="pick-1""#));
     }
 }

@@ -3,10 +3,15 @@
 //! folder and sort, and an action returns to the page it came from.
 //!
 //! Owns: the list URL's spelling (`/mail?folder=..&sort=..&order=..&page=..`,
-//! defaults left out) and the sort links of the column headers.
+//! defaults left out) and the sort links of the column headers; and which
+//! view the URL names (`view=messages` or `view=conversations`; without
+//! one, `/mail` opens the view saved in the user's settings). A flat list
+//! reached by `view=messages` keeps it in its links, so paging and sorting
+//! stay in it even when the saved view is the grouped one.
 //!
-//! Reads untrusted input: the `folder`, `sort`, `order` and `page` values;
-//! anything but the known spellings is refused (`None`), never guessed.
+//! Reads untrusted input: the `folder`, `sort`, `order`, `page` and `view`
+//! values; anything but the known spellings is refused (`None`), never
+//! guessed.
 
 use crate::store::folders::INBOX;
 use crate::store::{ListOrder, SortKey};
@@ -17,12 +22,39 @@ use super::mailbox::page_number;
 /// Longest folder value accepted from a query (ids are much shorter).
 const MAX_FOLDER_VALUE: usize = 100;
 
+/// How `/mail` lists a folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListView {
+    /// One row per message (sortable by any column).
+    Messages,
+    /// One row per conversation (`conversation_list`), by date.
+    Conversations,
+}
+
+impl ListView {
+    /// The `view=` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ListView::Messages => "messages",
+            ListView::Conversations => "conversations",
+        }
+    }
+
+    fn parse(text: &str) -> Option<ListView> {
+        [ListView::Messages, ListView::Conversations]
+            .into_iter()
+            .find(|v| v.name() == text)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListQuery {
     pub folder: String,
     pub key: SortKey,
     pub descending: bool,
     pub page: usize,
+    /// The view the URL names; `None`: the user's saved one.
+    pub view: Option<ListView>,
 }
 
 /// Newest date first and largest first; names from A.
@@ -69,11 +101,16 @@ impl ListQuery {
             Some(_) => return None,
         };
         let page = page_number(get("page").filter(|p| !p.is_empty()))?;
+        let view = match get("view") {
+            None | Some("") => None,
+            Some(v) => Some(ListView::parse(v)?),
+        };
         Some(ListQuery {
             folder,
             key,
             descending,
             page,
+            view,
         })
     }
 
@@ -84,9 +121,13 @@ impl ListQuery {
         }
     }
 
-    /// The list URL of page `page`, defaults left out.
+    /// The flat list's URL of page `page`, defaults left out (the grouped
+    /// view's URLs are `conversation_list::href`).
     pub fn href(&self, page: usize) -> String {
         let mut parts = Vec::new();
+        if self.view == Some(ListView::Messages) {
+            parts.push(format!("view={}", ListView::Messages.name()));
+        }
         if self.folder != INBOX {
             parts.push(format!("folder={}", encode(&self.folder)));
         }
@@ -122,6 +163,7 @@ impl ListQuery {
             key,
             descending,
             page: 1,
+            view: self.view,
         }
         .href(1)
     }
@@ -167,8 +209,28 @@ mod tests {
     }
 
     #[test]
+    fn a_named_view_is_kept_in_the_flat_lists_links() {
+        let q = parse("view=messages&sort=subject&page=2").unwrap();
+        assert_eq!(q.view, Some(ListView::Messages));
+        assert_eq!(q.href(3), "/mail?view=messages&sort=subject&page=3");
+        assert_eq!(q.sort_href(SortKey::From), "/mail?view=messages&sort=from");
+        assert_eq!(parse(&q.href(2)[6..]), Some(q));
+        let q = parse("view=conversations&order=asc").unwrap();
+        assert_eq!(q.view, Some(ListView::Conversations));
+        assert!(!q.descending);
+        assert_eq!(parse("").unwrap().view, None);
+    }
+
+    #[test]
     fn malformed_values_are_refused() {
-        for bad in ["sort=name", "order=up", "page=0", "page=x", "sort=DATE"] {
+        for bad in [
+            "sort=name",
+            "order=up",
+            "page=0",
+            "page=x",
+            "sort=DATE",
+            "view=threads",
+        ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
         assert_eq!(parse(&format!("folder={}", "a".repeat(101))), None);

@@ -14,7 +14,7 @@
 //! and message data from the store (displayed escaped).
 
 use super::folder_nav::{self, display_name, list_href};
-use super::list_query::{key_name, ListQuery};
+use super::list_query::{key_name, ListQuery, ListView};
 use super::pages::{
     self, message_href, AttachmentRow, BodyDocument, Chrome, ConversationRow, InboxPage,
     ListFields, MessagePage, MessageRow, MoveTarget, Problem, QuotaBar, SortColumn, UserBar,
@@ -118,7 +118,7 @@ pub(super) fn move_targets(t: &Catalog, folders: &[UserFolder]) -> Vec<MoveTarge
 }
 
 /// The confirmation after an action (`?done=move&n=3`), if any.
-fn done_notice(ctx: &Ctx<'_>) -> Option<String> {
+pub(super) fn done_notice(ctx: &Ctx<'_>) -> Option<String> {
     let t = ctx.lang.catalog();
     let key = match ctx.query.get("done")? {
         "move" => "actions.done_move",
@@ -140,15 +140,18 @@ fn done_notice(ctx: &Ctx<'_>) -> Option<String> {
 }
 
 /// `GET /mail[?folder=F][&sort=from|subject|size|date][&order=asc|desc][&page=N]`;
-/// with `view=conversations`, the list grouped by conversation.
+/// with `view=conversations`, the list grouped by conversation; without
+/// `view=` (`messages` or `conversations`), the view the user saved.
 pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
-    if ctx.query.get("view") == Some(super::conversation_list::VIEW) {
-        return super::conversation_list::show(webmail, ctx, session);
-    }
     let t = ctx.lang.catalog();
     let Some(mut query) = ListQuery::from_fields(|k| ctx.query.get(k)) else {
         return pages::problem(ctx.lang, Problem::BadPage, None);
     };
+    // Without `view=`, the view saved in the user's settings.
+    let saved = super::settings::saved_list_view(webmail, &session.user);
+    if query.view.unwrap_or(saved) == ListView::Conversations {
+        return super::conversation_list::show(webmail, ctx, session, query);
+    }
     let folders = match webmail.store.user_folders(&session.user) {
         Ok(f) => f,
         Err(err) => return internal(ctx, &err),
@@ -257,6 +260,12 @@ pub fn inbox(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
             sort: key_name(query.key),
             order: if query.descending { "desc" } else { "asc" },
             page,
+            // Back to this flat list even when the saved view is grouped.
+            view: if saved == ListView::Conversations {
+                ListView::Messages.name()
+            } else {
+                ""
+            },
         },
         columns: vec![
             column(SortKey::From, "inbox.col_from", "from"),

@@ -43,15 +43,17 @@ pub struct UserBar {
 }
 
 impl Chrome {
-    /// `path` is the page's own path, for the switch-language link.
+    /// `path` is the page's own path (and query), for the switch-language
+    /// link.
     pub fn new(t: &Catalog, title_key: &str, path: &str, user: Option<UserBar>) -> Chrome {
         let other = t.lang().other();
+        let sep = if path.contains('?') { '&' } else { '?' };
         Chrome {
             lang: t.lang().code(),
             title: t.get(title_key).to_string(),
             css_href: assets::url("webmail.css"),
             icon_href: assets::url("favicon.svg"),
-            switch_lang_href: format!("{path}?lang={}", other.code()),
+            switch_lang_href: format!("{path}{sep}lang={}", other.code()),
             switch_lang_code: other.code(),
             user,
         }
@@ -105,6 +107,9 @@ pub struct ListFields {
     pub sort: &'static str,
     pub order: &'static str,
     pub page: usize,
+    /// `view=` to come back to ("messages", "conversations"), or "" for
+    /// the user's saved view.
+    pub view: &'static str,
 }
 
 #[derive(Template)]
@@ -400,6 +405,7 @@ mod tests {
                 sort: "date",
                 order: "desc",
                 page: 1,
+                view: "",
             },
             columns: Vec::new(),
             targets: vec![MoveTarget {

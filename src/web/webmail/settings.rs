@@ -1,4 +1,5 @@
-//! `/mail/settings`: the user's own account: language, signature,
+//! `/mail/settings`: the user's own account: language, how the message
+//! list is shown (every message, or by conversation), signature,
 //! auto-reply and forwarding (`settings_forms`, saved in the directory's
 //! `settings` tree), recent logins (time and address, from either node of
 //! the pair, newest first) and changing the password.
@@ -17,6 +18,7 @@
 
 use askama::Template;
 
+use super::list_query::ListView;
 use super::mailbox::{user_bar, user_folders};
 use super::pages::{self, Chrome, Problem};
 use super::settings_forms::{self, Section, SettingsView};
@@ -117,13 +119,28 @@ fn render(
     pages::render(if error.is_some() { 400 } else { 200 }, &page)
 }
 
-/// `GET /mail/settings[?done=password|language|signature|vacation|forward]`.
+/// The view `/mail` opens in when the link names none: the one saved in
+/// the user's settings (the flat list when unreadable, logged: the mail
+/// matters more than the choice).
+pub(super) fn saved_list_view(webmail: &Webmail, user: &str) -> ListView {
+    match webmail.directory.user_settings(user) {
+        Ok(settings) if settings.list_by_conversation => ListView::Conversations,
+        Ok(_) => ListView::Messages,
+        Err(err) => {
+            tracing::error!(%err, "user settings unreadable");
+            ListView::Messages
+        }
+    }
+}
+
+/// `GET /mail/settings[?done=password|language|list|signature|vacation|forward]`.
 pub fn show(webmail: &Webmail, ctx: &Ctx<'_>, session: &Session) -> Reply {
     let t = ctx.lang.catalog();
     let notice = match ctx.query.get("done").and_then(Section::from_name) {
         Some(Section::Password) => Some(t.get("settings.password_changed").to_string()),
         Some(Section::Vacation) => Some(t.get("settings.saved_vacation").to_string()),
         Some(Section::Forward) => Some(t.get("settings.saved_forward").to_string()),
+        Some(Section::ListView) => Some(t.get("settings.saved_list_view").to_string()),
         Some(_) => Some(t.get("settings.saved").to_string()),
         None => None,
     };
@@ -248,6 +265,8 @@ mod tests {
                 "settings.saved",
                 "settings.saved_vacation",
                 "settings.saved_forward",
+                "settings.saved_list_view",
+                "settings.list_view_title",
             ] {
                 assert_ne!(t.get(key), key);
             }

@@ -1,5 +1,5 @@
-//! The forms of `/mail/settings` besides the password: language,
-//! signature, auto-reply and forwarding. Each form carries a `section`
+//! The forms of `/mail/settings` besides the password: language, how the
+//! message list is shown, signature, auto-reply and forwarding. Each form carries a `section`
 //! field and changes only its own part of the user's settings.
 //!
 //! Owns: reading a form into `UserSettings` (`apply`) and the text the
@@ -25,6 +25,7 @@ use crate::web::form::Form;
 pub enum Section {
     Password,
     Language,
+    ListView,
     Signature,
     Vacation,
     Forward,
@@ -37,6 +38,7 @@ impl Section {
         Some(match form.get("section").unwrap_or("password") {
             "password" => Section::Password,
             "language" => Section::Language,
+            "list" => Section::ListView,
             "signature" => Section::Signature,
             "vacation" => Section::Vacation,
             "forward" => Section::Forward,
@@ -49,6 +51,7 @@ impl Section {
         match self {
             Section::Password => "password",
             Section::Language => "language",
+            Section::ListView => "list",
             Section::Signature => "signature",
             Section::Vacation => "vacation",
             Section::Forward => "forward",
@@ -59,6 +62,7 @@ impl Section {
         [
             Section::Password,
             Section::Language,
+            Section::ListView,
             Section::Signature,
             Section::Vacation,
             Section::Forward,
@@ -76,6 +80,10 @@ pub fn apply(section: Section, form: &Form, mut settings: UserSettings) -> UserS
         Section::Password => {}
         Section::Language => {
             settings.language = Some(text("language").trim().to_string()).filter(|l| !l.is_empty());
+        }
+        // Anything but "conversations" is the flat list, the default.
+        Section::ListView => {
+            settings.list_by_conversation = form.get("list_view") == Some("conversations");
         }
         Section::Signature => settings.signature = text("signature").trim_end().to_string(),
         Section::Vacation => {
@@ -103,6 +111,7 @@ pub fn apply(section: Section, form: &Form, mut settings: UserSettings) -> UserS
 pub struct SettingsView {
     /// "", "ko" or "en".
     pub language: String,
+    pub list_by_conversation: bool,
     pub signature: String,
     pub vacation_enabled: bool,
     pub vacation_start: String,
@@ -123,6 +132,7 @@ impl SettingsView {
         let v = &settings.vacation;
         SettingsView {
             language: settings.language.clone().unwrap_or_default(),
+            list_by_conversation: settings.list_by_conversation,
             signature: settings.signature.clone(),
             vacation_enabled: v.enabled,
             vacation_start: v.start.clone().unwrap_or_default(),
@@ -192,6 +202,14 @@ mod tests {
         );
         let f = form(&[("section", "forward"), ("forward_to", "")]);
         assert_eq!(apply(Section::Forward, &f, s).forward, None);
+        let f = form(&[("section", "list"), ("list_view", "conversations")]);
+        let s = apply(Section::of(&f).unwrap(), &f, saved.clone());
+        assert!(s.list_by_conversation);
+        assert_eq!(s.signature, "Kim");
+        assert!(SettingsView::of(&s).list_by_conversation);
+        let f = form(&[("section", "list"), ("list_view", "messages")]);
+        assert!(!apply(Section::ListView, &f, s).list_by_conversation);
+        assert_eq!(Section::from_name("list"), Some(Section::ListView));
         assert_eq!(Section::of(&form(&[])), Some(Section::Password));
         assert_eq!(Section::of(&form(&[("section", "evil")])), None);
     }
