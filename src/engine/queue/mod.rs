@@ -30,7 +30,6 @@ pub mod console_api;
 pub mod door;
 pub mod dsn;
 pub mod envelope;
-mod group_sync;
 pub mod id;
 pub mod lane;
 pub mod notify;

@@ -20,7 +20,7 @@
 //!   `incoming/`, and fsyncs `queue/`. That last fsync is the step that
 //!   makes the message durable; only after it may the SMTP session send
 //!   250. Sessions accepting at the same moment share that fsync
-//!   (`group_sync.rs`): each waits for one that began after its link.
+//!   (`fsutil::group_sync`): each waits for one that began after its link.
 //! - Envelope updates are atomic: write to `incoming/`, fsync, rename over
 //!   the old `.json`, fsync `queue/`, then drop the `.log` it now includes.
 //!   A crash leaves the old or the new state; replaying a log line twice
@@ -44,9 +44,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::envelope::{Envelope, Recipient};
-use super::group_sync::GroupSync;
 use super::id::QueueId;
 use super::queue_file;
+use crate::fsutil::group_sync::GroupSync;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -81,7 +81,7 @@ impl Spool {
             incoming: root.join("incoming"),
             queue: root.join("queue"),
             corrupt: root.join("corrupt"),
-            queue_sync: GroupSync::new(&root.join("queue")),
+            queue_sync: GroupSync::for_dir(&root.join("queue")),
         };
         for dir in [&spool.incoming, &spool.queue, &spool.corrupt] {
             fs::DirBuilder::new()

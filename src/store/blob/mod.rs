@@ -21,7 +21,11 @@
 //! - when a refcount drops to 0 the entry is removed and its record counted
 //!   as garbage in its segment, in the same transaction;
 //! - each data directory has its own active segment and append lock, so
-//!   writes to different disks do not wait for each other.
+//!   writes to different disks do not wait for each other; the lock
+//!   covers only the write, and appends to one segment at the same moment
+//!   share one `fdatasync` (group commit, see `append`);
+//! - a segment is sealed only once every append written to it has been
+//!   indexed or has failed, so its committed length is final when sealed.
 //!
 //! Untrusted input: message bytes are stored opaquely; segment contents are
 //! checked against the index (magic, length, hash) on every read.
@@ -35,7 +39,6 @@ pub mod segments;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -49,6 +52,7 @@ pub use relocate::{CompactReport, RebalanceReport};
 pub use segments::SegmentInfo;
 
 use super::StoreError;
+use crate::fsutil::group_sync::GroupSync;
 use mapped::MappedSegment;
 use placement::Candidate;
 
@@ -60,8 +64,57 @@ type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 /// The segment a disk currently appends to.
 struct ActiveSegment {
     number: u32,
-    file: File,
+    file: Arc<File>,
+    /// Bytes written (under the disk's append lock); the committed length
+    /// in sled follows once they are synced.
     len: u64,
+    /// Appends share its `fdatasync`s (group commit).
+    sync: Arc<GroupSync>,
+    /// Appends written but not yet indexed: the segment is sealed only
+    /// when none is left, so no index entry lands after the seal.
+    in_flight: Arc<AtomicU32>,
+    /// A sync failed: what was written may not be on disk, so the next
+    /// append starts a new segment.
+    failed: Arc<AtomicBool>,
+}
+
+impl ActiveSegment {
+    fn new(number: u32, file: File, len: u64) -> ActiveSegment {
+        let file = Arc::new(file);
+        ActiveSegment {
+            number,
+            sync: Arc::new(GroupSync::for_file_data(file.clone())),
+            file,
+            len,
+            in_flight: Arc::new(AtomicU32::new(0)),
+            failed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Waits until every append written to this segment was indexed (or
+    /// failed). Called under the disk's append lock before sealing;
+    /// appends in flight need no lock to finish.
+    fn wait_idle(&self) {
+        while self.in_flight.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// Counts an append in flight until dropped (also on an error path).
+struct InFlight(Arc<AtomicU32>);
+
+impl InFlight {
+    fn start(counter: &Arc<AtomicU32>) -> InFlight {
+        counter.fetch_add(1, Ordering::AcqRel);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Reads and writes of one data directory since the store opened.
@@ -204,11 +257,7 @@ impl BlobStore {
             match segments::open_for_append(&d.disk.blobs_dir(), number, info.len)? {
                 Some(file) => {
                     let mut active = self.lock_active(d)?;
-                    *active = Some(ActiveSegment {
-                        number,
-                        file,
-                        len: info.len,
-                    });
+                    *active = Some(ActiveSegment::new(number, file, info.len));
                 }
                 None => self.seal(d, number)?,
             }
@@ -354,6 +403,14 @@ impl BlobStore {
     /// `index` in a transaction with the new locations (refcount 0); it
     /// returns how many of the appended bytes are garbage already. The
     /// segment's committed length moves in the same transaction.
+    ///
+    /// Group commit: the bytes are written under the disk's append lock
+    /// (so records never overlap and a failed write is overwritten by the
+    /// next), but the `fdatasync` and the transaction happen after the
+    /// lock is released, and appends waiting at the same moment share one
+    /// sync (`fsutil::group_sync`: each waits for a sync that began after
+    /// its write). Committed lengths may so arrive out of order; the
+    /// segment's length only grows (the largest end wins).
     fn append<F>(
         &self,
         d: &DiskState,
@@ -367,43 +424,59 @@ impl BlobStore {
             .iter()
             .map(|(_, b)| HEADER_LEN + b.len() as u64)
             .sum();
-        let mut guard = self.lock_active(d)?;
-        let limit = self.segment_limit.load(Ordering::Relaxed);
-        let rotate = match guard.as_ref() {
-            None => true,
-            Some(a) => a.len > 0 && a.len.saturating_add(total) > limit,
-        };
-        if rotate {
-            if let Some(old) = guard.take() {
-                self.seal(d, old.number)?;
+        let (locs, number, end, sync, failed, _in_flight) = {
+            let mut guard = self.lock_active(d)?;
+            let limit = self.segment_limit.load(Ordering::Relaxed);
+            let rotate = match guard.as_ref() {
+                None => true,
+                Some(a) => {
+                    a.failed.load(Ordering::Acquire)
+                        || (a.len > 0 && a.len.saturating_add(total) > limit)
+                }
+            };
+            if rotate {
+                if let Some(old) = guard.take() {
+                    old.wait_idle();
+                    self.seal(d, old.number)?;
+                }
+                *guard = Some(self.start_segment(d)?);
             }
-            *guard = Some(self.start_segment(d)?);
-        }
-        let active = guard
-            .as_mut()
-            .ok_or_else(|| StoreError::Corrupt("no active segment".into()))?;
-        let mut locs = Vec::with_capacity(records.len());
-        let mut buf = Vec::with_capacity(total as usize);
-        let mut offset = active.len;
-        for (id, bytes) in records {
-            locs.push(BlobLocation {
-                segment: active.number,
+            let active = guard
+                .as_mut()
+                .ok_or_else(|| StoreError::Corrupt("no active segment".into()))?;
+            let mut locs = Vec::with_capacity(records.len());
+            let mut buf = Vec::with_capacity(total as usize);
+            let mut offset = active.len;
+            for (id, bytes) in records {
+                locs.push(BlobLocation {
+                    segment: active.number,
+                    offset,
+                    len: bytes.len() as u64,
+                    refcount: 0,
+                });
+                buf.extend_from_slice(&record::encode_record(id, bytes));
+                offset += HEADER_LEN + bytes.len() as u64;
+            }
+            // If this fails the length stays where it was; the partial
+            // bytes are overwritten by the next append or cut off by the
+            // next open.
+            active.file.write_all_at(&buf, active.len)?;
+            active.len = offset;
+            (
+                locs,
+                active.number,
                 offset,
-                len: bytes.len() as u64,
-                refcount: 0,
-            });
-            buf.extend_from_slice(&record::encode_record(id, bytes));
-            offset += HEADER_LEN + bytes.len() as u64;
-        }
-        active.file.seek(SeekFrom::Start(active.len))?;
-        // If this fails the committed length stays where it was; the
-        // partial bytes are cut off by the next open or overwritten.
-        active.file.write_all(&buf)?;
+                active.sync.clone(),
+                active.failed.clone(),
+                InFlight::start(&active.in_flight),
+            )
+        };
         // The record bytes become durable here; only now may the index
         // point at them.
-        active.file.sync_data()?;
-        let number = active.number;
-        let end = offset;
+        if let Err(e) = sync.sync() {
+            failed.store(true, Ordering::Release);
+            return Err(e.into());
+        }
         (&self.index, &self.segments)
             .transaction(|(idx, segs)| {
                 let garbage = index(idx, segs, &locs)?;
@@ -414,13 +487,12 @@ impl BlobStore {
                         return abort(StoreError::Corrupt(format!("segment {number} vanished")))
                     }
                 };
-                info.len = end;
+                info.len = info.len.max(end);
                 info.garbage = info.garbage.saturating_add(garbage);
                 segs.insert(&key, info.encode().or_else(abort)?)?;
                 Ok(())
             })
             .map_err(StoreError::from_tx)?;
-        active.len = end;
         d.counters
             .writes
             .fetch_add(records.len() as u64, Ordering::Relaxed);
@@ -443,11 +515,7 @@ impl BlobStore {
         self.db.flush()?;
         let file = segments::open_for_append(&d.disk.blobs_dir(), number, 0)?
             .ok_or_else(|| StoreError::Corrupt(format!("cannot start segment {number}")))?;
-        Ok(ActiveSegment {
-            number,
-            file,
-            len: 0,
-        })
+        Ok(ActiveSegment::new(number, file, 0))
     }
 
     /// Marks a segment sealed: from now on it is only read (through a map)
@@ -591,7 +659,13 @@ impl BlobStore {
         let maintenance = self.maintenance.lock().map_err(|_| StoreError::Poisoned)?;
         let mut active = Vec::with_capacity(self.disks.len());
         for d in &self.disks {
-            active.push(self.lock_active(d)?);
+            let guard = self.lock_active(d)?;
+            // Appends written before the lock was taken finish their sync
+            // and index entry without it; wait for them.
+            if let Some(segment) = guard.as_ref() {
+                segment.wait_idle();
+            }
+            active.push(guard);
         }
         Ok(Frozen {
             _maintenance: maintenance,

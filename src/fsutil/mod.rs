@@ -1,4 +1,7 @@
-//! Small file-system steps several modules need, done one way.
+//! Small file-system steps several modules need, done one way, and group
+//! commit for fsync (`group_sync`: the spool folder, the store's segments).
+
+pub mod group_sync;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

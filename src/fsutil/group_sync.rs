@@ -1,8 +1,10 @@
-//! Group commit for the spool folder's fsync: concurrent SMTP sessions that
-//! accept mail at the same moment share one `fsync(queue/)` instead of
-//! paying for one each.
+//! Group commit for fsync: concurrent callers that need the same file or
+//! folder durable at the same moment share one fsync instead of paying for
+//! one each. Used for the spool folder (SMTP sessions accepting mail share
+//! one `fsync(queue/)`) and for the store's active segments (deliveries
+//! appending blobs share one `fdatasync`).
 //!
-//! A caller that has linked its files into the folder asks for a sync and
+//! A caller that has written its bytes (or linked its files) asks for a sync and
 //! returns only after a sync that *started after its request* finished: a
 //! sync already in flight when it asked might not cover its directory
 //! entries. The first waiter to find no sync running runs it for everyone
@@ -14,7 +16,32 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// What one sync makes durable.
+enum Target {
+    /// A folder's entries (`fsync` of the folder).
+    Dir(PathBuf),
+    /// A file's data (`fdatasync`: the bytes written and the length, not
+    /// the times).
+    FileData(Arc<File>),
+}
+
+impl Target {
+    fn sync(&self) -> std::io::Result<()> {
+        match self {
+            Target::Dir(dir) => File::open(dir).and_then(|d| d.sync_all()),
+            Target::FileData(file) => file.sync_data(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Target::Dir(dir) => dir.display().to_string(),
+            Target::FileData(_) => "a store segment".into(),
+        }
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -29,21 +56,31 @@ struct State {
 }
 
 pub struct GroupSync {
-    dir: PathBuf,
+    target: Target,
     state: Mutex<State>,
     done: Condvar,
 }
 
 impl GroupSync {
-    pub fn new(dir: &Path) -> GroupSync {
+    /// Syncs of the folder `dir`'s entries.
+    pub fn for_dir(dir: &Path) -> GroupSync {
+        GroupSync::new(Target::Dir(dir.to_path_buf()))
+    }
+
+    /// Syncs of `file`'s data.
+    pub fn for_file_data(file: Arc<File>) -> GroupSync {
+        GroupSync::new(Target::FileData(file))
+    }
+
+    fn new(target: Target) -> GroupSync {
         GroupSync {
-            dir: dir.to_path_buf(),
+            target,
             state: Mutex::new(State::default()),
             done: Condvar::new(),
         }
     }
 
-    /// Makes every change to the folder made before this call durable.
+    /// Makes every change to the target made before this call durable.
     pub fn sync(&self) -> std::io::Result<()> {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.requested += 1;
@@ -60,7 +97,7 @@ impl GroupSync {
                 s.running = true;
                 let upto = s.requested;
                 drop(s);
-                let result = File::open(&self.dir).and_then(|d| d.sync_all());
+                let result = self.target.sync();
                 s = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 s.running = false;
                 s.completed = upto;
@@ -72,7 +109,7 @@ impl GroupSync {
                     }
                     Err(e) => {
                         s.failed_upto = upto;
-                        s.failure = Some(format!("fsync of {}: {e}", self.dir.display()));
+                        s.failure = Some(format!("fsync of {}: {e}", self.target.describe()));
                     }
                 }
                 self.done.notify_all();
@@ -91,7 +128,7 @@ mod tests {
     #[test]
     fn many_callers_all_return_after_a_covering_sync() {
         let dir = tempfile::tempdir().unwrap();
-        let g = Arc::new(GroupSync::new(dir.path()));
+        let g = Arc::new(GroupSync::for_dir(dir.path()));
         let threads: Vec<_> = (0..16)
             .map(|_| {
                 let g = g.clone();
@@ -113,7 +150,7 @@ mod tests {
 
     #[test]
     fn a_failed_sync_fails_its_callers() {
-        let g = GroupSync::new(Path::new("/nonexistent/campusmail-spool"));
+        let g = GroupSync::for_dir(Path::new("/nonexistent/campusmail-spool"));
         assert!(g.sync().is_err());
     }
 }
