@@ -9,24 +9,25 @@
 //!    (`write_prepared`): keep the deliveries still queued, find which of
 //!    their messages are still alive, gather every posting by (scope,
 //!    term, origin), write each term's chunks once for the whole batch,
-//!    then the documents and shared entries, and last remove the pending
-//!    entries. Sled keeps the order of writes across a crash, so a pending
-//!    entry is gone only once its postings are stored; a crash in between
-//!    indexes the delivery again, which only repeats numbers that queries
-//!    dedup.
+//!    then the documents and shared entries, and remove the pending
+//!    entries, all in one sled transaction: after a crash a delivery is
+//!    either indexed or still queued (tests/store.rs kills the process
+//!    during deliveries and runs fsck).
 //!
 //! Everything is read from the message and delivery rows, never from the
 //! op log: a store seeded from a snapshot has rows (and queued entries)
 //! for deliveries whose ops it never held.
 //!
 //! Nothing here is flushed: the index is derived state that the next
-//! delivery's flush makes durable, and a lost batch is queued still.
+//! delivery's flush makes durable, and a lost batch is still queued.
 //!
 //! The mailbox role runs `index_pending` on its own thread
 //! (`mailbox::search_indexer`); tests and the rebuild call it directly.
 //! Queries never depend on it: they read pending deliveries themselves.
 
 use std::collections::HashMap;
+
+use sled::Transactional;
 
 use super::index::{decode_doc, encode_doc, message_number, op_of_key, shared_key, Layout};
 use super::postings::{self, Scope};
@@ -156,11 +157,24 @@ impl Store {
                 numbers,
             )?;
         }
-        // In this order: a pending entry goes only after what replaces it.
-        self.trees.search_postings.apply_batch(chunks)?;
-        self.trees.search_docs.apply_batch(docs)?;
-        self.trees.search_shared.apply_batch(shared)?;
-        self.trees.search_pending.apply_batch(done)?;
+        // One transaction: a crash leaves the batch all written or not at
+        // all (the deliveries are then still queued), never a document
+        // beside its pending entry.
+        let trees = (
+            &self.trees.search_postings,
+            &self.trees.search_docs,
+            &self.trees.search_shared,
+            &self.trees.search_pending,
+        );
+        trees
+            .transaction(|(postings, documents, shared_entries, pending)| {
+                postings.apply_batch(&chunks)?;
+                documents.apply_batch(&docs)?;
+                shared_entries.apply_batch(&shared)?;
+                pending.apply_batch(&done)?;
+                Ok::<(), sled::transaction::ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(StoreError::from_tx)?;
         Ok(count)
     }
 
