@@ -1,8 +1,9 @@
 //! Group commit for fsync: concurrent callers that need the same file or
 //! folder durable at the same moment share one fsync instead of paying for
 //! one each. Used for the spool folder (SMTP sessions accepting mail share
-//! one `fsync(queue/)`) and for the store's active segments (deliveries
-//! appending blobs share one `fdatasync`).
+//! one `fsync(queue/)`), for the store's active segments (deliveries
+//! appending blobs share one `fdatasync`) and for the store's metadata
+//! (deliveries share one sled flush).
 //!
 //! A caller that has written its bytes (or linked its files) asks for a sync and
 //! returns only after a sync that *started after its request* finished: a
@@ -25,6 +26,8 @@ enum Target {
     /// A file's data (`fdatasync`: the bytes written and the length, not
     /// the times).
     FileData(Arc<File>),
+    /// Everything written to a sled database (`Db::flush`).
+    Sled(sled::Db),
 }
 
 impl Target {
@@ -32,6 +35,7 @@ impl Target {
         match self {
             Target::Dir(dir) => File::open(dir).and_then(|d| d.sync_all()),
             Target::FileData(file) => file.sync_data(),
+            Target::Sled(db) => db.flush().map(|_| ()).map_err(std::io::Error::other),
         }
     }
 
@@ -39,6 +43,7 @@ impl Target {
         match self {
             Target::Dir(dir) => dir.display().to_string(),
             Target::FileData(_) => "a store segment".into(),
+            Target::Sled(_) => "the store's metadata".into(),
         }
     }
 }
@@ -70,6 +75,11 @@ impl GroupSync {
     /// Syncs of `file`'s data.
     pub fn for_file_data(file: Arc<File>) -> GroupSync {
         GroupSync::new(Target::FileData(file))
+    }
+
+    /// Flushes of the sled database `db`.
+    pub fn for_sled(db: sled::Db) -> GroupSync {
+        GroupSync::new(Target::Sled(db))
     }
 
     fn new(target: Target) -> GroupSync {

@@ -89,9 +89,10 @@ impl Store {
         };
         drop(w);
         // The metadata of every delivery becomes durable here (the writer
-        // lock is free again, so other deliveries apply meanwhile and this
-        // flush may cover theirs too).
-        self.db.flush()?;
+        // lock is free again, so other deliveries apply meanwhile, and
+        // deliveries waiting at once share one flush that began after
+        // their ops were applied).
+        self.metadata_flush.sync()?;
         Ok(op.delivered_ids())
     }
 }

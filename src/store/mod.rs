@@ -82,6 +82,8 @@ mod trees;
 use std::path::Path;
 use std::sync::Mutex;
 
+use crate::fsutil::group_sync::GroupSync;
+
 use sled::transaction::TransactionError;
 
 pub use blob::{BlobId, BlobLocation, CompactReport, DataDirSpec, RebalanceReport};
@@ -188,9 +190,9 @@ impl StoreError {
 /// applied, so local ops are applied in sequence order (a reader of
 /// `ops_since` never sees seq n+1 before n). Deliveries flush after
 /// letting it go: sled's flush makes every write before it durable, so
-/// concurrent deliveries share flushes instead of queueing behind each
-/// other's, and sled recovers a prefix of its writes, so a crash can never
-/// keep op n+1 and lose op n.
+/// concurrent deliveries share flushes (`Store::metadata_flush`) instead
+/// of queueing behind each other's, and sled recovers a prefix of its
+/// writes, so a crash can never keep op n+1 and lose op n.
 struct OpWriter {
     clock: HybridClock,
     next_seq: u64,
@@ -203,6 +205,9 @@ pub struct Store {
     blobs: BlobStore,
     trees: Trees,
     writer: Mutex<OpWriter>,
+    /// Deliveries flushing at the same moment share one sled flush (group
+    /// commit): sled's own flush syncs its log once per caller.
+    metadata_flush: GroupSync,
 }
 
 /// Opens the sled database. A store closed a moment ago in this process
@@ -270,12 +275,14 @@ impl Store {
         .max(snapshot::base_next(&trees, node)?);
         thread_heads::build_if_new(&trees)?;
         let clock = HybridClock::new(trees.hlc_high()?);
+        let metadata_flush = GroupSync::for_sled(db.clone());
         let store = Store {
             node: node.to_string(),
             db,
             blobs,
             trees,
             writer: Mutex::new(OpWriter { clock, next_seq }),
+            metadata_flush,
         };
         // A data folder from before search existed gets its index now.
         store.ensure_search_index()?;
