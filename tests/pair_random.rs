@@ -32,7 +32,6 @@ use common::pair::{init, join, named};
 use common::proxy::Proxy;
 use common::*;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 const USERS: [&str; 2] = ["alice", "bob"];
@@ -248,6 +247,136 @@ impl Links {
     }
 }
 
+/// What a run did, for the summary line.
+#[derive(Default)]
+struct Stats {
+    actions: usize,
+    skipped: usize,
+    conflicts: usize,
+    deleted: usize,
+    steps_apart: usize,
+}
+
+/// Delivers a message with `subject` to `user` at `node` over SMTP and
+/// records in the model whether it got a 250.
+fn deliver(node: &Node, user: &'static str, subject: &str, model: &mut Model) {
+    let (ok, transcript) = swaks(&[
+        "--server",
+        &node.smtp_addr(),
+        "--from",
+        "registrar@example.org",
+        "--to",
+        &address_of(user),
+        "--header",
+        &format!("Subject: {subject}"),
+    ]);
+    if ok && transcript.contains("250 2.0.0") {
+        println!("  {subject} to {user} at {}: 250", node.smtp_addr());
+        model
+            .accepted
+            .insert(subject.to_string(), (user, Fate::Kept));
+    } else {
+        println!("no 250 for {subject}:\n{transcript}");
+        model.unsure.push(subject.to_string());
+    }
+}
+
+/// The webmail sessions, the users' folders and the model, as the run's
+/// steps use them.
+struct Driver<'a> {
+    web: Webmails<'a>,
+    /// Per user: (folder id, name) of every folder a test message can be in.
+    folders: HashMap<&'static str, Vec<(String, String)>>,
+    model: Model,
+    stats: Stats,
+}
+
+impl Driver<'_> {
+    /// Every message `user` has on node `n`.
+    fn view(&mut self, n: usize, user: &'static str) -> Vec<Row> {
+        let folders = &self.folders[user];
+        self.web.view(n, user, folders)
+    }
+
+    /// Does action `kind` on `row` through node `n`'s webmail: 0 mark it
+    /// read or unread, 1 flag or unflag it (whichever changes it, as this
+    /// node lists it); 2 move (to the folder `target` picks); 3 delete (to
+    /// Trash; from Trash for good); 4 delete for good (to Trash first when
+    /// it is elsewhere).
+    fn act_on(&mut self, n: usize, user: &'static str, row: &Row, kind: usize, target: usize) {
+        self.stats.actions += 1;
+        let folders = &self.folders[user];
+        let shown = folders
+            .iter()
+            .find(|(_, name)| *name == row.folder)
+            .map(|(id, _)| id.clone())
+            .unwrap_or_default();
+        let here = [("m", row.id.as_str()), ("folder", shown.as_str())];
+        // The run's trace (shown when the test fails, or with --nocapture).
+        let trace = |what: &str, location: &str| {
+            let node = ["A", "B"][n];
+            println!(
+                "  on {node} as {user}: {what} {} in {} -> {location}",
+                row.subject, row.folder
+            );
+        };
+        if kind < 2 {
+            let action = match (kind, row.seen, row.flagged) {
+                (0, true, _) => "unread",
+                (0, false, _) => "read",
+                (_, _, true) => "unflag",
+                (_, _, false) => "flag",
+            };
+            trace(
+                action,
+                &self
+                    .web
+                    .act(n, user, &[here[0], here[1], ("action", action)]),
+            );
+            return;
+        }
+        if kind == 2 {
+            let targets: Vec<&String> = folders
+                .iter()
+                .filter(|(_, name)| name != "Trash")
+                .map(|(id, _)| id)
+                .collect();
+            let target = targets[target % targets.len()].clone();
+            let fields = [here[0], here[1], ("action", "move"), ("target", &target)];
+            trace(
+                &format!("move to {target}"),
+                &self.web.act(n, user, &fields),
+            );
+            return;
+        }
+        let mut location = self
+            .web
+            .act(n, user, &[here[0], here[1], ("action", "delete")]);
+        trace("delete", &location);
+        if kind == 4 && location.contains("done=trash") {
+            let fields = [here[0], ("folder", "Trash"), ("action", "delete")];
+            location = self.web.act(n, user, &fields);
+            trace("then from Trash", &location);
+        }
+        // Only the reply says whether it went for good: a move replicated
+        // in between may have taken it out of Trash.
+        if !location.contains("done=delete") {
+            return;
+        }
+        self.stats.deleted += 1;
+        if let Some(entry) = self.model.accepted.get_mut(&row.subject) {
+            entry.1 = Fate::DeletedForGood;
+        } else {
+            assert!(
+                self.model.unsure.contains(&row.subject),
+                "node {n} listed {:?}, never sent",
+                row.subject
+            );
+            self.model.unsure.retain(|s| *s != row.subject);
+        }
+    }
+}
+
 #[test]
 fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
     let seed: u64 = match std::env::var("PAIR_RANDOM_SEED") {
@@ -322,137 +451,109 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
     }
     common::pair::wait_identical(&a, &b);
 
-    let mut model = Model {
-        accepted: BTreeMap::new(),
-        unsure: Vec::new(),
+    let mut run = Driver {
+        web,
+        folders,
+        model: Model {
+            accepted: BTreeMap::new(),
+            unsure: Vec::new(),
+        },
+        stats: Stats::default(),
     };
-    let (mut skipped, mut actions, mut deleted, mut steps_apart) = (0, 0, 0, 0);
     for step in 0..steps {
+        // The same draws every step, whatever the nodes list, so a seed
+        // always makes the same sequence of choices.
         let n = rng.gen_range(0..2);
-        let user = *USERS.choose(&mut rng).unwrap_or(&"bob");
+        let user = USERS[rng.gen_range(0..USERS.len())];
         let roll = rng.gen_range(0..100);
+        let (pick, kind, other): (usize, usize, usize) = (rng.gen(), rng.gen(), rng.gen());
+        let (pause, heal) = (rng.gen_range(100..1200), rng.gen_bool(0.6));
         if links.cut.iter().any(|&d| d) {
-            steps_apart += 1;
+            run.stats.steps_apart += 1;
         }
-        if roll < 30 {
+        println!("step {step:03} (links cut: {:?}):", links.cut);
+        if roll < 28 {
             let subject = format!("random-{seed:x}-{step:03}");
-            let (ok, transcript) = swaks(&[
-                "--server",
-                &nodes[n].smtp_addr(),
-                "--from",
-                "registrar@example.org",
-                "--to",
-                &address_of(user),
-                "--header",
-                &format!("Subject: {subject}"),
-            ]);
-            if ok && transcript.contains("250 2.0.0") {
-                model.accepted.insert(subject, (user, Fate::Kept));
-            } else {
-                println!("step {step}: no 250 for {subject}:\n{transcript}");
-                model.unsure.push(subject);
+            deliver(nodes[n], user, &subject, &mut run.model);
+        } else if roll < 75 {
+            // One action on a message this node lists for this user.
+            let rows = run.view(n, user);
+            if rows.is_empty() {
+                run.stats.skipped += 1;
+                continue;
             }
-            continue;
-        }
-        if roll >= 86 {
-            if roll < 97 {
-                // A change of partition: heal everything, or cut a set of
-                // links (a full partition, the replication only, or one
-                // replication direction only).
-                let next = if links.cut.iter().any(|&d| d) && rng.gen_bool(0.6) {
-                    [false; 4]
-                } else {
-                    match rng.gen_range(0..4) {
-                        0 => [true; 4],
-                        1 => [true, true, false, false],
-                        2 => [true, false, false, false],
-                        _ => [false, true, false, false],
-                    }
-                };
-                links.set(next);
-            } else {
-                std::thread::sleep(Duration::from_millis(rng.gen_range(100..1200)));
-            }
-            continue;
-        }
-        // An action on a message this node lists for this user.
-        let rows = web.view(n, user, &folders[user]);
-        let Some(row) = rows.choose(&mut rng).cloned() else {
-            skipped += 1;
-            continue;
-        };
-        actions += 1;
-        let m = row.id.as_str();
-        let list_folder = folders[user]
-            .iter()
-            .find(|(_, name)| *name == row.folder)
-            .map(|(id, _)| id.clone())
-            .unwrap_or_default();
-        let here = [("m", m), ("folder", list_folder.as_str())];
-        if roll < 55 {
-            let action = *["read", "unread", "flag", "unflag"]
-                .choose(&mut rng)
-                .unwrap_or(&"read");
-            web.act(n, user, &[here[0], here[1], ("action", action)]);
-        } else if roll < 70 {
-            let (target, _) = folders[user]
+            let row = &rows[pick % rows.len()];
+            let kind = match roll {
+                28..=47 => kind % 2,
+                48..=59 => 2,
+                60..=67 => 3,
+                _ => 4,
+            };
+            run.act_on(n, user, row, kind, other);
+        } else if roll < 86 {
+            // A conflict: the same message changed through both nodes,
+            // in a random order.
+            let on_a = run.view(0, user);
+            let on_b = run.view(1, user);
+            let both: Vec<&Row> = on_a
                 .iter()
-                .filter(|(_, name)| name != "Trash")
-                .collect::<Vec<_>>()
-                .choose(&mut rng)
-                .map(|f| (*f).clone())
-                .unwrap_or_default();
-            web.act(
-                n,
-                user,
-                &[here[0], here[1], ("action", "move"), ("target", &target)],
-            );
-        } else {
-            // Delete: to Trash; from Trash (or, at 80 and up, at once
-            // after moving it there) for good.
-            let mut location = web.act(n, user, &[here[0], here[1], ("action", "delete")]);
-            if roll >= 80 && location.contains("done=trash") {
-                location = web.act(
-                    n,
-                    user,
-                    &[("m", m), ("folder", "Trash"), ("action", "delete")],
-                );
+                .filter(|r| on_b.iter().any(|o| o.id == r.id))
+                .collect();
+            if both.is_empty() {
+                run.stats.skipped += 1;
+                continue;
             }
-            // Only the reply says whether it went for good: a move
-            // replicated in between may have taken it out of Trash.
-            if location.contains("done=delete") {
-                deleted += 1;
-                if let Some(entry) = model.accepted.get_mut(&row.subject) {
-                    entry.1 = Fate::DeletedForGood;
-                } else {
-                    assert!(
-                        model.unsure.contains(&row.subject),
-                        "node {n} listed {:?}, never sent",
-                        row.subject
-                    );
-                    model.unsure.retain(|s| *s != row.subject);
+            let id = both[pick % both.len()].id.clone();
+            run.stats.conflicts += 1;
+            println!("  a conflict on {id}:");
+            for (i, (node, draw)) in [(n, kind), (1 - n, other)].into_iter().enumerate() {
+                let listed = if node == 0 { &on_a } else { &on_b };
+                let Some(row) = listed.iter().find(|r| r.id == id) else {
+                    continue;
+                };
+                // Moves most often: the conflicts the merge rules decide.
+                let kind = [0, 1, 2, 2, 2, 3, 4][draw % 7];
+                run.act_on(node, user, row, kind, draw / 7 + i);
+            }
+        } else if roll < 97 {
+            // A change of partition: heal everything, or cut a set of
+            // links (a full partition, the replication only, or one
+            // replication direction only).
+            let next = if links.cut.iter().any(|&d| d) && heal {
+                [false; 4]
+            } else {
+                match kind % 4 {
+                    0 => [true; 4],
+                    1 => [true, true, false, false],
+                    2 => [true, false, false, false],
+                    _ => [false, true, false, false],
                 }
-            }
+            };
+            println!("  links cut now: {next:?}");
+            links.set(next);
+        } else {
+            println!("  pause {pause} ms");
+            std::thread::sleep(Duration::from_millis(pause));
         }
     }
-
     // Healed, both must end identical and as the model says.
     links.set([false; 4]);
-    let mut last = String::new();
+    let mut last = Vec::new();
     let verified = wait_until(120, || {
+        // Every way the state is off, so a failure shows them all.
+        let mut problems = Vec::new();
         let out = a.cli(&["pair", "verify"], None);
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
         if !out.status.success() {
-            last = String::from_utf8_lossy(&out.stderr).into_owned();
-            return None;
+            problems.push(String::from_utf8_lossy(&out.stderr).into_owned());
         }
         let mut both = Vec::new();
         for (n, name) in [(0, "node-a"), (1, "node-b")] {
             let mut all = Vec::new();
             for user in USERS {
-                let mut rows = web.view(n, user, &folders[user]);
-                if let Err(e) = model.check(name, user, &rows) {
-                    last = e;
-                    return None;
+                let mut rows = run.view(n, user);
+                if let Err(e) = run.model.check(name, user, &rows) {
+                    problems.push(e);
                 }
                 rows.sort();
                 all.push(rows);
@@ -460,37 +561,59 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
             both.push(all);
         }
         if both[0] != both[1] {
-            last = format!("the webmails differ:\nA: {:?}\nB: {:?}", both[0], both[1]);
-            return None;
+            let differ: Vec<String> = both[0]
+                .iter()
+                .flatten()
+                .filter(|r| !both[1].iter().flatten().any(|o| o == *r))
+                .chain(
+                    both[1]
+                        .iter()
+                        .flatten()
+                        .filter(|r| !both[0].iter().flatten().any(|o| o == *r)),
+                )
+                .map(|r| format!("{r:?}"))
+                .collect();
+            problems.push(format!("the webmails differ in: {}", differ.join(", ")));
         }
         let total: usize = both[0].iter().map(Vec::len).sum();
-        let said = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !said.contains(&format!("the same {total} message(s)")) {
-            last = format!("verify counts other than the {total} listed: {said}");
-            return None;
+        if out.status.success() && !said.contains(&format!("the same {total} message(s)")) {
+            problems.push(format!(
+                "verify counts other than the {total} listed: {said}"
+            ));
         }
-        Some(said)
+        last = problems;
+        last.is_empty().then_some(said)
     })
     .unwrap_or_else(|| {
         panic!(
-            "seed {seed}: not as the model says after the heal: {last}\nA:\n{}\nB:\n{}",
+            "seed {seed}: not as the model says after the heal:\n{}\nA:\n{}\nB:\n{}",
+            last.join("\n"),
             a.log("all"),
             b.log("all")
         )
     });
-    let kept = model
+    let kept = run
+        .model
         .accepted
         .values()
         .filter(|(_, fate)| *fate == Fate::Kept)
         .count();
+    let s = &run.stats;
     println!(
         "pair_random: seed {seed}, {steps} steps: {} accepted ({} without a 250), \
-         {actions} webmail actions ({skipped} skipped, nothing listed), {deleted} deleted \
-         for good, {kept} kept, {} cuts ({steps_apart} steps with a link cut), {} logins; {}",
-        model.accepted.len(),
-        model.unsure.len(),
+         {} webmail actions ({} of them in {} conflicts, {} steps skipped with nothing \
+         listed), {} deleted for good, {kept} kept, {} cuts ({} steps with a link cut), \
+         {} logins; {}",
+        run.model.accepted.len(),
+        run.model.unsure.len(),
+        s.actions,
+        s.conflicts * 2,
+        s.conflicts,
+        s.skipped,
+        s.deleted,
         links.cuts,
-        web.logins,
+        s.steps_apart,
+        run.web.logins,
         verified.trim()
     );
 }
