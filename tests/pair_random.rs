@@ -28,6 +28,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use common::mail_lists::{Row, Webmails};
 use common::pair::{init, join, named};
 use common::proxy::Proxy;
 use common::*;
@@ -38,52 +39,6 @@ const USERS: [&str; 2] = ["alice", "bob"];
 const USER_FOLDERS: [&str; 2] = ["Projects", "Receipts"];
 const DEFAULT_STEPS: usize = 120;
 
-/// One message as a node's webmail lists it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Row {
-    subject: String,
-    folder: String,
-    id: String,
-    seen: bool,
-    flagged: bool,
-}
-
-/// The rows of a message list page (`templates/webmail/inbox.html`): the
-/// row's class says unread and flagged, the checkbox holds the id, the
-/// link's text is the subject.
-fn rows_on(page: &str, folder: &str) -> Vec<Row> {
-    let mut rows = Vec::new();
-    for chunk in page.split("<tr class=\"").skip(1) {
-        let Some(class_end) = chunk.find('"') else {
-            continue;
-        };
-        let class = &chunk[..class_end];
-        let Some(id) = between(chunk, "name=\"m\" value=\"", "\"") else {
-            continue;
-        };
-        let Some(link) = chunk.find("href=\"/mail/message/") else {
-            continue;
-        };
-        let Some(subject) = between(&chunk[link..], ">", "<") else {
-            continue;
-        };
-        rows.push(Row {
-            subject: html_unescape(subject.trim()),
-            folder: folder.to_string(),
-            id: id.to_string(),
-            seen: !class.split_whitespace().any(|c| c == "unread"),
-            flagged: class.split_whitespace().any(|c| c == "flagged"),
-        });
-    }
-    rows
-}
-
-fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
-    let from = text.find(start)? + start.len();
-    let to = text[from..].find(end)? + from;
-    Some(&text[from..to])
-}
-
 /// The value of `key` (a quoted string) in a node's appliance.toml.
 fn config_value(node: &Node, key: &str) -> String {
     let text = std::fs::read_to_string(&node.config).expect("appliance.toml");
@@ -92,85 +47,6 @@ fn config_value(node: &Node, key: &str) -> String {
         .find_map(|l| l.strip_prefix(&prefix)?.strip_suffix('"'))
         .unwrap_or_else(|| panic!("no {key} in appliance.toml"))
         .to_string()
-}
-
-/// Webmail sessions on both nodes for both users. A login on one node
-/// ends the same user's older session on the other once it replicates
-/// (R6), so a request that finds its session gone logs in again.
-struct Webmails<'a> {
-    nodes: [&'a Node; 2],
-    sessions: HashMap<(usize, &'static str), Web>,
-    logins: usize,
-}
-
-impl Webmails<'_> {
-    fn session(&mut self, n: usize, user: &'static str) -> &Web {
-        let (nodes, logins) = (self.nodes, &mut self.logins);
-        self.sessions.entry((n, user)).or_insert_with(|| {
-            *logins += 1;
-            nodes[n].web_login(user)
-        })
-    }
-
-    /// A page of the logged-in webmail.
-    fn get(&mut self, n: usize, user: &'static str, path: &str) -> String {
-        for _ in 0..3 {
-            let r = self.session(n, user).get(path);
-            if r.status == 200 && r.body.contains("action=\"/logout\"") {
-                return r.body;
-            }
-            // A login page or a redirect to it: the session was ended.
-            assert!(
-                r.status == 303 || r.body.contains("action=\"/login\""),
-                "GET {path} on node {n} as {user}: {} {}",
-                r.status,
-                r.body
-            );
-            self.sessions.remove(&(n, user));
-        }
-        panic!("GET {path} on node {n} as {user}: the session kept ending");
-    }
-
-    /// POSTs a message action; returns where the browser is sent.
-    fn act(&mut self, n: usize, user: &'static str, fields: &[(&str, &str)]) -> String {
-        for _ in 0..3 {
-            let token = Web::csrf_of(&self.get(n, user, "/mail?view=messages"));
-            let mut all = vec![("csrf_token", token.as_str())];
-            all.extend_from_slice(fields);
-            let r = self.session(n, user).post("/mail/actions", &all);
-            let location = r
-                .headers
-                .lines()
-                .find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("location")
-                        .then(|| value.trim().to_string())
-                })
-                .unwrap_or_default();
-            if r.status == 303 && !location.starts_with("/login") {
-                return location;
-            }
-            assert!(
-                r.status == 303 || r.body.contains("action=\"/login\""),
-                "{fields:?} on node {n} as {user}: {} {}",
-                r.status,
-                r.body
-            );
-            self.sessions.remove(&(n, user));
-        }
-        panic!("{fields:?} on node {n} as {user}: the session kept ending");
-    }
-
-    /// Every message `user` has on node `n`, in every folder a test
-    /// message can be in.
-    fn view(&mut self, n: usize, user: &'static str, folders: &[(String, String)]) -> Vec<Row> {
-        let mut rows = Vec::new();
-        for (id, name) in folders {
-            let page = self.get(n, user, &format!("/mail?folder={id}&view=messages"));
-            rows.extend(rows_on(&page, name));
-        }
-        rows
-    }
 }
 
 /// What the model expects of one accepted message.
@@ -421,11 +297,7 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
     a.start("all");
     b.start("all");
     let nodes = [&a, &b];
-    let mut web = Webmails {
-        nodes,
-        sessions: HashMap::new(),
-        logins: 0,
-    };
+    let mut web = Webmails::new(nodes);
 
     // The user folders, made on A and replicated before the run starts.
     let mut folders: HashMap<&str, Vec<(String, String)>> = HashMap::new();

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod mail_lists;
 pub mod pair;
 pub mod peers;
 pub mod proxy;
