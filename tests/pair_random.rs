@@ -9,8 +9,9 @@
 //! uniquely-subjected message to a random user on a random node; mark
 //! read/unread, flag/unflag, move (user folders, INBOX, Junk), delete to
 //! Trash or delete for good, through a random node's webmail, on a message
-//! that node lists; a cut (a full partition or one link only) or a heal; a
-//! short pause.
+//! that node lists; a conflict (one message changed through both nodes,
+//! moves most often); a user folder renamed; a cut (a full partition or
+//! one link only) or a heal; a short pause.
 //!
 //! The model knows which deliveries got a 250 and which messages were
 //! deleted for good. At the end, healed, both nodes must be identical
@@ -129,6 +130,7 @@ struct Stats {
     actions: usize,
     skipped: usize,
     conflicts: usize,
+    renames: usize,
     deleted: usize,
     steps_apart: usize,
 }
@@ -362,7 +364,7 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
                 _ => 4,
             };
             run.act_on(n, user, row, kind, other);
-        } else if roll < 86 {
+        } else if roll < 83 {
             // A conflict: the same message changed through both nodes,
             // in a random order.
             let on_a = run.view(0, user);
@@ -387,6 +389,27 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
                 let kind = [0, 1, 2, 2, 2, 3, 4][draw % 7];
                 run.act_on(node, user, row, kind, draw / 7 + i);
             }
+        } else if roll < 86 {
+            // A user folder renamed (its id stays; moves into it and mail
+            // in it must follow it, whatever the other side does).
+            let (id, label) = run.folders[user][3 + pick % USER_FOLDERS.len()].clone();
+            let name = format!("{label}-{step:03}");
+            let location = run.web.post(
+                n,
+                user,
+                "/mail/folders",
+                &[
+                    ("action", "rename"),
+                    ("folder", &id),
+                    ("name", &name),
+                    ("parent", ""),
+                ],
+            );
+            println!(
+                "  on {} as {user}: rename {label} ({id}) to {name} -> {location}",
+                ["A", "B"][n]
+            );
+            run.stats.renames += 1;
         } else if roll < 97 {
             // A change of partition: heal everything, or cut a set of
             // links (a full partition, the replication only, or one
@@ -474,8 +497,8 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
     println!(
         "pair_random: seed {seed}, {steps} steps: {} accepted ({} without a 250), \
          {} webmail actions ({} of them in {} conflicts, {} steps skipped with nothing \
-         listed), {} deleted for good, {kept} kept, {} cuts ({} steps with a link cut), \
-         {} logins; {}",
+         listed), {} deleted for good, {kept} kept, {} folder renames, {} cuts ({} steps \
+         with a link cut), {} logins; {}",
         run.model.accepted.len(),
         run.model.unsure.len(),
         s.actions,
@@ -483,6 +506,7 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
         s.conflicts,
         s.skipped,
         s.deleted,
+        s.renames,
         links.cuts,
         s.steps_apart,
         run.web.logins,

@@ -106,11 +106,23 @@ impl<'a> Webmails<'a> {
 
     /// POSTs a message action; returns where the browser is sent.
     pub fn act(&mut self, n: usize, user: &'static str, fields: &[(&str, &str)]) -> String {
+        self.post(n, user, "/mail/actions", fields)
+    }
+
+    /// POSTs a form of the webmail (the session's CSRF token added), which
+    /// must answer with a redirect; returns where it sends the browser.
+    pub fn post(
+        &mut self,
+        n: usize,
+        user: &'static str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> String {
         for _ in 0..3 {
             let token = Web::csrf_of(&self.get(n, user, "/mail?view=messages"));
             let mut all = vec![("csrf_token", token.as_str())];
             all.extend_from_slice(fields);
-            let r = self.session(n, user).post("/mail/actions", &all);
+            let r = self.session(n, user).post(path, &all);
             let location = r
                 .headers
                 .lines()
@@ -125,13 +137,13 @@ impl<'a> Webmails<'a> {
             }
             assert!(
                 r.status == 303 || r.body.contains("action=\"/login\""),
-                "{fields:?} on node {n} as {user}: {} {}",
+                "POST {path} {fields:?} on node {n} as {user}: {} {}",
                 r.status,
                 r.body
             );
             self.sessions.remove(&(n, user));
         }
-        panic!("{fields:?} on node {n} as {user}: the session kept ending");
+        panic!("POST {path} {fields:?} on node {n} as {user}: the session kept ending");
     }
 
     /// Every message `user` has on node `n`, in every folder a test
