@@ -11,7 +11,8 @@
 //! Trash or delete for good, through a random node's webmail, on a message
 //! that node lists; a conflict (one message changed through both nodes,
 //! moves most often); a user folder renamed; a cut (a full partition or
-//! one link only) or a heal; a short pause.
+//! one link only) or a heal; a node stopped dead (SIGKILL) for a few steps,
+//! the other taking its steps meanwhile; a short pause.
 //!
 //! The model knows which deliveries got a 250 and which messages were
 //! deleted for good. At the end, healed, both nodes must be identical
@@ -133,6 +134,8 @@ struct Stats {
     renames: usize,
     deleted: usize,
     steps_apart: usize,
+    kills: usize,
+    steps_down: usize,
 }
 
 /// Delivers a message with `subject` to `user` at `node` over SMTP and
@@ -161,15 +164,15 @@ fn deliver(node: &Node, user: &'static str, subject: &str, model: &mut Model) {
 
 /// The webmail sessions, the users' folders and the model, as the run's
 /// steps use them.
-struct Driver<'a> {
-    web: Webmails<'a>,
+struct Driver {
+    web: Webmails,
     /// Per user: (folder id, name) of every folder a test message can be in.
     folders: HashMap<&'static str, Vec<(String, String)>>,
     model: Model,
     stats: Stats,
 }
 
-impl Driver<'_> {
+impl Driver {
     /// Every message `user` has on node `n`.
     fn view(&mut self, n: usize, user: &'static str) -> Vec<Row> {
         let folders = &self.folders[user];
@@ -298,8 +301,7 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
     b.set_key("engine_peer", &format!("\"{}\"", links.proxies[2].addr()));
     a.start("all");
     b.start("all");
-    let nodes = [&a, &b];
-    let mut web = Webmails::new(nodes);
+    let mut web = Webmails::new([&a, &b]);
 
     // The user folders, made on A and replicated before the run starts.
     let mut folders: HashMap<&str, Vec<(String, String)>> = HashMap::new();
@@ -334,21 +336,36 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
         },
         stats: Stats::default(),
     };
+    // The node stopped dead, and the step it starts again at.
+    let mut down: Option<(usize, usize)> = None;
     for step in 0..steps {
         // The same draws every step, whatever the nodes list, so a seed
         // always makes the same sequence of choices.
-        let n = rng.gen_range(0..2);
+        let drawn = rng.gen_range(0..2);
         let user = USERS[rng.gen_range(0..USERS.len())];
         let roll = rng.gen_range(0..100);
         let (pick, kind, other): (usize, usize, usize) = (rng.gen(), rng.gen(), rng.gen());
         let (pause, heal) = (rng.gen_range(100..1200), rng.gen_bool(0.6));
+        if let Some((d, _)) = down.filter(|&(_, until)| step >= until) {
+            println!("  start {} again", ["A", "B"][d]);
+            if d == 0 { &mut a } else { &mut b }.start("all");
+            down = None;
+        }
+        // While a node is down, the other takes its steps.
+        let n = match down {
+            Some((d, _)) if d == drawn => 1 - drawn,
+            _ => drawn,
+        };
         if links.cut.iter().any(|&d| d) {
             run.stats.steps_apart += 1;
+        }
+        if down.is_some() {
+            run.stats.steps_down += 1;
         }
         println!("step {step:03} (links cut: {:?}):", links.cut);
         if roll < 28 {
             let subject = format!("random-{seed:x}-{step:03}");
-            deliver(nodes[n], user, &subject, &mut run.model);
+            deliver([&a, &b][n], user, &subject, &mut run.model);
         } else if roll < 75 {
             // One action on a message this node lists for this user.
             let rows = run.view(n, user);
@@ -367,6 +384,10 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
         } else if roll < 83 {
             // A conflict: the same message changed through both nodes,
             // in a random order.
+            if down.is_some() {
+                run.stats.skipped += 1;
+                continue;
+            }
             let on_a = run.view(0, user);
             let on_b = run.view(1, user);
             let both: Vec<&Row> = on_a
@@ -410,7 +431,7 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
                 ["A", "B"][n]
             );
             run.stats.renames += 1;
-        } else if roll < 97 {
+        } else if roll < 94 {
             // A change of partition: heal everything, or cut a set of
             // links (a full partition, the replication only, or one
             // replication direction only).
@@ -426,6 +447,15 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
             };
             println!("  links cut now: {next:?}");
             links.set(next);
+        } else if roll < 97 {
+            // A node stopped dead (SIGKILL) for a few steps: what it
+            // accepted must survive, what it missed must catch up.
+            if down.is_none() {
+                println!("  SIGKILL {}", ["A", "B"][drawn]);
+                if drawn == 0 { &mut a } else { &mut b }.kill("all");
+                down = Some((drawn, step + 2 + kind % 8));
+                run.stats.kills += 1;
+            }
         } else {
             println!("  pause {pause} ms");
             std::thread::sleep(Duration::from_millis(pause));
@@ -433,6 +463,9 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
     }
     // Healed, both must end identical and as the model says.
     links.set([false; 4]);
+    if let Some((d, _)) = down {
+        if d == 0 { &mut a } else { &mut b }.start("all");
+    }
     let mut last = Vec::new();
     let verified = wait_until(120, || {
         // Every way the state is off, so a failure shows them all.
@@ -497,8 +530,8 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
     println!(
         "pair_random: seed {seed}, {steps} steps: {} accepted ({} without a 250), \
          {} webmail actions ({} of them in {} conflicts, {} steps skipped with nothing \
-         listed), {} deleted for good, {kept} kept, {} folder renames, {} cuts ({} steps \
-         with a link cut), {} logins; {}",
+         to act on), {} deleted for good, {kept} kept, {} folder renames, {} cuts ({} steps \
+         with a link cut), {} SIGKILLs ({} steps with a node down), {} logins; {}",
         run.model.accepted.len(),
         run.model.unsure.len(),
         s.actions,
@@ -509,6 +542,8 @@ fn random_operations_on_both_nodes_under_random_partitions_match_the_model() {
         s.renames,
         links.cuts,
         s.steps_apart,
+        s.kills,
+        s.steps_down,
         run.web.logins,
         verified.trim()
     );

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::{html_unescape, Node, Web};
+use super::{address_of, html_unescape, password_of, Node, Web};
 
 /// One message as a node's webmail lists it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,17 +60,18 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
 /// Webmail sessions on both nodes for both users. A login on one node
 /// ends the same user's older session on the other once it replicates
 /// (R6), so a request that finds its session gone logs in again.
-pub struct Webmails<'a> {
-    nodes: [&'a Node; 2],
+pub struct Webmails {
+    /// The nodes' webmail ports (a node keeps its port across restarts).
+    https: [u16; 2],
     sessions: HashMap<(usize, &'static str), Web>,
     /// How many logins were made (the first ones included).
     pub logins: usize,
 }
 
-impl<'a> Webmails<'a> {
-    pub fn new(nodes: [&'a Node; 2]) -> Webmails<'a> {
+impl Webmails {
+    pub fn new(nodes: [&Node; 2]) -> Webmails {
         Webmails {
-            nodes,
+            https: nodes.map(|node| node.ports.https),
             sessions: HashMap::new(),
             logins: 0,
         }
@@ -78,10 +79,13 @@ impl<'a> Webmails<'a> {
 
     /// The session of `user` on node `n`, logged in if there is none.
     pub fn session(&mut self, n: usize, user: &'static str) -> &Web {
-        let (nodes, logins) = (self.nodes, &mut self.logins);
+        let (https, logins) = (self.https[n], &mut self.logins);
         self.sessions.entry((n, user)).or_insert_with(|| {
             *logins += 1;
-            nodes[n].web_login(user)
+            let web = Web::at(https);
+            let (status, body) = web.login(&address_of(user), &password_of(user));
+            assert_eq!(status, 303, "login of {user} on node {n} failed: {body}");
+            web
         })
     }
 
