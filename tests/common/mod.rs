@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod mail_lists;
 pub mod pair;
 pub mod peers;
 pub mod proxy;
@@ -514,8 +515,14 @@ pub struct Response {
 
 impl Web {
     pub fn new(node: &Node) -> Web {
+        Web::at(node.ports.https)
+    }
+
+    /// A client of the webmail on loopback port `https` (a node that may
+    /// be restarted meanwhile keeps its port).
+    pub fn at(https: u16) -> Web {
         Web {
-            base: format!("https://127.0.0.1:{}", node.ports.https),
+            base: format!("https://127.0.0.1:{https}"),
             jar: tempfile::NamedTempFile::new().unwrap(),
         }
     }
