@@ -203,6 +203,48 @@ fn a_student_writes_korean_mail_with_an_attachment_on_a_phone() {
     use mail_parser::MimeHeaders;
     assert_eq!(attachment.attachment_name(), Some("수강신청 안내.txt"));
     assert_eq!(attachment.contents(), "금요일까지 신청하세요.".as_bytes());
+
+    // Bob replies from the message page in the browser: the form comes
+    // filled in, and the reply names the message it answers (RFC 5322
+    // §3.6.4).
+    browser.click("form[action='/logout'] button");
+    browser.url_after_navigation("/login");
+    browser.type_into("#address", "bob@campus.test");
+    browser.type_into("#password", &password_of("bob"));
+    browser.click("button[type=submit]");
+    browser.url_after_navigation("/mail");
+    browser.goto(&format!("{base}{link}"));
+    browser.click("a[href^='/mail/compose?reply=']");
+    browser.url_after_navigation(&format!(
+        "reply={}",
+        link.trim_start_matches("/mail/message/")
+    ));
+    let subject = browser.eval("return document.querySelector('#subject').value");
+    assert_eq!(subject, "Re: 수강 신청 안내", "the reply's subject");
+    let to = browser.eval("return document.querySelector('#to').value");
+    assert!(
+        to.as_str().is_some_and(|t| t.contains("alice@campus.test")),
+        "{to}"
+    );
+    browser.type_into("#body", "확인했습니다.");
+    browser.click("button[name=action][value=send]");
+    browser.url_after_navigation("/mail?folder=Sent&sent=1");
+    let alice = node.web_login("alice");
+    let reply = wait_until(30, || {
+        alice.message_links().into_iter().find_map(|l| {
+            let raw = alice.get(&format!("{l}/raw")).body;
+            raw.contains("In-Reply-To").then_some(raw)
+        })
+    })
+    .unwrap_or_else(|| panic!("the reply did not arrive: {}", node.log("all")));
+    let reply = mail_parser::MessageParser::default()
+        .parse(reply.as_bytes())
+        .expect("parses");
+    assert_eq!(
+        reply.in_reply_to().as_text(),
+        msg.message_id(),
+        "In-Reply-To names the message answered"
+    );
 }
 
 #[test]

@@ -231,18 +231,38 @@ impl Browser {
 
     /// Saves a PNG screenshot (for a person to look at when a test fails).
     pub fn screenshot(&self, path: &std::path::Path) {
-        use base64::Engine;
         let reply = self.request("GET", &self.session_path("/screenshot"), None);
-        if let Some(data) = reply["value"].as_str() {
-            if let Ok(png) = base64::engine::general_purpose::STANDARD.decode(data) {
-                let _ = std::fs::write(path, png);
-            }
+        save_png(&reply, path);
+    }
+}
+
+/// Writes the PNG of a WebDriver screenshot reply; never panics (it also
+/// runs while a failing test unwinds).
+fn save_png(reply: &Value, path: &std::path::Path) {
+    use base64::Engine;
+    if let Some(data) = reply["value"].as_str() {
+        if let Ok(png) = base64::engine::general_purpose::STANDARD.decode(data) {
+            let _ = std::fs::write(path, png);
         }
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // A failing test leaves a picture of the page it failed on in
+        // target/tmp, named after the test, for a person to look at.
+        if std::thread::panicking() && !self.session.is_empty() {
+            let name = std::thread::current()
+                .name()
+                .unwrap_or("browser")
+                .replace("::", "-");
+            let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("failure-{name}.png"));
+            if let Ok(reply) = self.try_request("GET", &self.session_path("/screenshot"), None) {
+                save_png(&reply, &path);
+                eprintln!("screenshot of the failing page: {}", path.display());
+            }
+        }
         if !self.session.is_empty() {
             let _ = self.try_request("DELETE", &format!("/session/{}", self.session), None);
         }
