@@ -44,6 +44,7 @@ mod folder_api;
 mod folder_tests;
 pub mod folders;
 mod fsck;
+mod fsck_report;
 mod hlc;
 mod id;
 mod listing;
@@ -90,7 +91,7 @@ pub use blob::{BlobId, BlobLocation, CompactReport, DataDirSpec, RebalanceReport
 pub use directory_log::DirectoryEntry;
 pub use folder_api::{FolderCounts, UserFolder};
 pub use folders::FolderProblem;
-pub use fsck::{FsckReport, LastFsck};
+pub use fsck_report::{FsckReport, LastFsck};
 pub use hlc::HlcTimestamp;
 pub use id::{is_valid_node_name, MessageId, OpId};
 pub use listing::{ListOrder, SortKey};
