@@ -254,25 +254,7 @@ fn recipients_of_sent_mail_are_collected_and_senders_can_be_added() {
 fn the_list_grouped_by_conversation_has_one_row_per_conversation() {
     let node = Node::with_users();
     let alice = address_of("alice");
-    let send = |headers: &[&str], subject: &str| {
-        let mut args = vec![
-            "--server".to_string(),
-            node.smtp_addr(),
-            "--from".into(),
-            "prof@example.org".into(),
-            "--to".into(),
-            alice.clone(),
-            "--header".into(),
-            format!("Subject: {subject}"),
-        ];
-        for h in headers {
-            args.push("--add-header".into());
-            args.push(h.to_string());
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (ok, t) = swaks(&args);
-        assert!(ok, "{t}");
-    };
+    let send = |headers: &[&str], subject: &str| send_with(&node, &alice, headers, subject);
     send(&["Message-ID: <root@example.org>"], "Lab meeting");
     send(
         &[

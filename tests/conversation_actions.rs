@@ -14,23 +14,7 @@ use common::*;
 
 /// Delivers one message from a professor to `to` by SMTP.
 fn deliver(node: &Node, to: &str, subject: &str, headers: &[&str]) {
-    let mut args = vec![
-        "--server".to_string(),
-        node.smtp_addr(),
-        "--from".into(),
-        "prof@example.org".into(),
-        "--to".into(),
-        to.to_string(),
-        "--header".into(),
-        format!("Subject: {subject}"),
-    ];
-    for h in headers {
-        args.push("--add-header".into());
-        args.push(h.to_string());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, t) = swaks(&args);
-    assert!(ok, "{t}");
+    send_with(node, to, headers, subject);
 }
 
 /// (message id, subject) of every row of a list page, in order.

@@ -236,26 +236,6 @@ fn settings_show_recent_logins_and_change_the_password() {
     assert_eq!(fresh.login(&address_of("alice"), "brand-new-pass").0, 303);
 }
 
-fn send_with(node: &Node, to: &str, headers: &[&str], subject: &str) {
-    let mut args = vec![
-        "--server".to_string(),
-        node.smtp_addr(),
-        "--from".into(),
-        "prof@example.org".into(),
-        "--to".into(),
-        to.into(),
-        "--header".into(),
-        format!("Subject: {subject}"),
-    ];
-    for h in headers {
-        args.push("--add-header".into());
-        args.push(h.to_string());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, t) = swaks(&args);
-    assert!(ok, "{t}");
-}
-
 #[test]
 fn conversations_are_counted_in_the_list_and_shown_under_a_message() {
     let node = Node::with_users();

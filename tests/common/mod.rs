@@ -393,6 +393,28 @@ pub fn wait_until<T>(secs: u64, mut check: impl FnMut() -> Option<T>) -> Option<
 }
 
 /// Runs swaks with `args`; returns (exit success, full transcript).
+/// Delivers one message from prof@example.org to `to` over SMTP with
+/// swaks: `subject`, plus `headers` (e.g. "Message-ID: <x@y>").
+pub fn send_with(node: &Node, to: &str, headers: &[&str], subject: &str) {
+    let mut args = vec![
+        "--server".to_string(),
+        node.smtp_addr(),
+        "--from".into(),
+        "prof@example.org".into(),
+        "--to".into(),
+        to.into(),
+        "--header".into(),
+        format!("Subject: {subject}"),
+    ];
+    for h in headers {
+        args.push("--add-header".into());
+        args.push(h.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, t) = swaks(&args);
+    assert!(ok, "{t}");
+}
+
 pub fn swaks(args: &[&str]) -> (bool, String) {
     let out = Command::new("swaks")
         .args(["--timeout", "30", "--helo", "client.example.org"])
