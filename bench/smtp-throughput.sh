@@ -212,8 +212,8 @@ queued_postfix() {
     find "$PF_QUEUE/maildrop" "$PF_QUEUE/incoming" "$PF_QUEUE/active" \
         "$PF_QUEUE/deferred" "$PF_QUEUE/hold" -type f 2>/dev/null | wc -l
 }
-queued_campusmail() {
-    find "$CM_DIR/spool" -type f 2>/dev/null | wc -l
+queued_campusmail() { # spool/free holds finished files kept for reuse
+    find "$CM_DIR/spool/incoming" "$CM_DIR/spool/queue" -type f 2>/dev/null | wc -l
 }
 wait_drained() { # name
     for _ in $(seq $((DRAIN_SECS * 5))); do

@@ -11,6 +11,8 @@
 //!   only chunks whose replies were never recorded, so each recipient gets
 //!   one copy (except in the instant between a server's reply and that
 //!   fsync). The whole envelope is rewritten once, when the attempt ends.
+//!   The chunk that finishes a message with no bounce due is not logged:
+//!   the message's removal, synced right after, records it instead.
 //! - A DSN goes to the sender for every recipient that failed, once, and
 //!   never to the null sender (no bounce of a bounce, RFC 5321 §6.1).
 //! - Routes are looked up at delivery time: a user removed since acceptance
@@ -340,9 +342,19 @@ impl Attempter {
             }
             changed.push((index, r.clone()));
         }
+        self.door.shadow().progress(id.as_str(), &changed);
+        if envelope.is_final() && failed.is_empty() {
+            // Nothing is left to send and no bounce is due: `run` removes
+            // the message next, and that removal (a synced unlink) is the
+            // durable record. Logging first would cost a new file and two
+            // syncs per delivered message for nothing; a crash before the
+            // removal repeats these deliveries, as a crash before the log's
+            // sync would.
+            self.log(logged).await;
+            return;
+        }
         // Durable before the next chunk goes out (module invariant): a few
         // appended lines, not a rewrite of the whole envelope.
-        self.door.shadow().progress(id.as_str(), &changed);
         let (spool, qid) = (self.spool.clone(), id.clone());
         if let Err(e) = smol::unblock(move || spool.append_outcomes(&qid, &changed)).await {
             tracing::warn!(queue_id = %id, error = %e, "cannot record delivery state");

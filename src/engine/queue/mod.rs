@@ -1,7 +1,8 @@
 //! The queue: accepted mail waiting for delivery, in two lanes, and the
 //! scheduler that delivers it.
 //!
-//! Owns: the spool folder (`spool.rs`), queue ids (`id.rs`), envelopes
+//! Owns: the spool folder (`spool.rs`, reusing finished files:
+//! `recycle.rs`), queue ids (`id.rs`), envelopes
 //! (`envelope.rs`), the lanes (`lane.rs`), the retry schedule
 //! (`backoff.rs`), the scheduler that runs deliveries (`scheduler.rs`),
 //! delivery status notifications (`dsn.rs`, `notify.rs`) and the admin's
@@ -34,6 +35,7 @@ pub mod id;
 pub mod lane;
 pub mod notify;
 mod queue_file;
+mod recycle;
 pub mod scheduler;
 pub mod spool;
 

@@ -12,15 +12,19 @@
 //!   in `queue/`.
 //! - `corrupt/`   queue files that could not be read, set aside for the
 //!   admin, never deleted by the engine.
+//! - `free/`      finished queue files kept to be written over by the next
+//!   accepted messages (`recycle.rs`); never acknowledged content.
 //!
 //! Invariants:
-//! - Accepting writes the one `.msg` file in `incoming/`, syncs its data
-//!   (`fdatasync`: one per message, as Postfix's `cleanup` does), links it
-//!   into `queue/` (a link never replaces an existing name), unlinks it from
-//!   `incoming/`, and fsyncs `queue/`. That last fsync is the step that
+//! - Accepting writes the one `.msg` file (a free one from `free/`, else
+//!   a new one in `incoming/`), syncs its data (`fdatasync`: one per
+//!   message, as Postfix's `cleanup` does), links it into `queue/` (a link
+//!   never replaces an existing name), unlinks the first name, and fsyncs
+//!   `queue/`. That last fsync is the step that
 //!   makes the message durable; only after it may the SMTP session send
-//!   250. Sessions accepting at the same moment share that fsync
-//!   (`fsutil::group_sync`): each waits for one that began after its link.
+//!   250. Every fsync of `queue/` (acceptances, removals, envelope
+//!   rewrites) is shared by the callers asking at the same moment
+//!   (`fsutil::group_sync`): each waits for one that began after its change.
 //! - Envelope updates are atomic: write to `incoming/`, fsync, rename over
 //!   the old `.json`, fsync `queue/`, then drop the `.log` it now includes.
 //!   A crash leaves the old or the new state; replaying a log line twice
@@ -28,10 +32,12 @@
 //! - Outcomes appended to the `.log` are durable once its fsync returns; a
 //!   torn last line (crash mid-write) is ignored, so that outcome is
 //!   attempted again. Appending a few lines instead of rewriting a
-//!   30,000-recipient envelope keeps bulk delivery cheap.
-//! - Removal deletes the `.msg` first: a crash in between leaves an orphan
-//!   `.json` or `.log`, which recovery deletes, never an envelope that is
-//!   queued without its message.
+//!   30,000-recipient envelope keeps bulk delivery cheap. Outcomes that
+//!   finish a message are not logged at all (see `Attempter::record`):
+//!   its removal is their durable record.
+//! - Removal takes the `.msg` out first (into `free/`, or deleted): a
+//!   crash in between leaves an orphan `.json` or `.log`, which recovery
+//!   deletes, never an envelope that is queued without its message.
 //! - Files are owner-only (0600), folders 0700. All calls block: call them
 //!   from `smol::unblock`.
 //!
@@ -46,6 +52,7 @@ use std::path::{Path, PathBuf};
 use super::envelope::{Envelope, Recipient};
 use super::id::QueueId;
 use super::queue_file;
+use super::recycle::FilePool;
 use crate::fsutil::group_sync::GroupSync;
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +79,8 @@ pub struct Spool {
     corrupt: PathBuf,
     /// Shared fsync of `queue/` for concurrent acceptances.
     queue_sync: GroupSync,
+    /// Finished files to write new messages over (`free/`).
+    free: FilePool,
 }
 
 impl Spool {
@@ -82,6 +91,7 @@ impl Spool {
             queue: root.join("queue"),
             corrupt: root.join("corrupt"),
             queue_sync: GroupSync::for_dir(&root.join("queue")),
+            free: FilePool::open(&root.join("free")).map_err(io_err(&root.join("free")))?,
         };
         for dir in [&spool.incoming, &spool.queue, &spool.corrupt] {
             fs::DirBuilder::new()
@@ -136,7 +146,7 @@ impl Spool {
         file.write_all(&lines).map_err(io_err(&path))?;
         file.sync_data().map_err(io_err(&path))?;
         if created {
-            sync_dir(&self.queue)?;
+            self.sync_queue_dir()?;
         }
         Ok(())
     }
@@ -150,18 +160,34 @@ impl Spool {
         envelope: &Envelope,
         message: &[u8],
     ) -> Result<Vec<u8>, SpoolError> {
-        let tmp = self.incoming.join(format!("{id}.msg"));
         let bytes = file_bytes(envelope, message)?;
-        let written = write_synced(&tmp, &bytes)
-            // Linking (not renaming) fails if the name is taken: an id is
-            // never overwritten.
-            .and_then(|()| link_new(&tmp, &self.message_path(id)));
+        let (tmp, written) = match self.free.take() {
+            Some((path, file)) => {
+                let written = overwrite_synced(&path, file, &bytes);
+                (path, written)
+            }
+            None => {
+                let path = self.incoming.join(format!("{id}.msg"));
+                let written = write_synced(&path, &bytes);
+                (path, written)
+            }
+        };
+        // Linking (not renaming) fails if the name is taken: an id is
+        // never overwritten.
+        let written = written.and_then(|()| link_new(&tmp, &self.message_path(id)));
         let _ = fs::remove_file(&tmp);
         written?;
         // Durable from here: the new name in queue/ is recorded on disk
         // (one fsync shared with the sessions accepting at the same time).
-        self.queue_sync.sync().map_err(io_err(&self.queue))?;
+        self.sync_queue_dir()?;
         Ok(bytes)
+    }
+
+    /// Makes every change to `queue/`'s names so far durable: one fsync
+    /// of the folder shared by everyone asking at the same moment
+    /// (acceptances, removals and envelope rewrites alike).
+    fn sync_queue_dir(&self) -> Result<(), SpoolError> {
+        self.queue_sync.sync().map_err(io_err(&self.queue))
     }
 
     /// Replaces the envelope of a queued message atomically.
@@ -178,23 +204,36 @@ impl Spool {
                 return Err(io_err(&log)(e));
             }
         }
-        sync_dir(&self.queue)
+        self.sync_queue_dir()
     }
 
     pub fn read_message(&self, id: &QueueId) -> Result<Vec<u8>, SpoolError> {
         let path = self.message_path(id);
         let bytes = fs::read(&path).map_err(io_err(&path))?;
-        let (_, message) = queue_file::split(&bytes).map_err(|message| SpoolError::Corrupt {
+        let corrupt = |message: String| SpoolError::Corrupt {
             path: path.clone(),
             message,
-        })?;
+        };
+        let (envelope, message) = queue_file::split(&bytes).map_err(corrupt)?;
+        // Files are reused (`recycle.rs`): make sure this one still holds
+        // the message it is named for.
+        #[derive(serde::Deserialize)]
+        struct Named {
+            id: String,
+        }
+        let named: Named = serde_json::from_slice(envelope).map_err(|e| corrupt(e.to_string()))?;
+        if named.id != id.as_str() {
+            return Err(corrupt(format!("holds queue id {:?}", named.id)));
+        }
         Ok(message.to_vec())
     }
 
     /// Takes a finished message out of the queue.
     pub fn remove(&self, id: &QueueId) -> Result<(), SpoolError> {
         let message = self.message_path(id);
-        fs::remove_file(&message).map_err(io_err(&message))?;
+        if !self.free.give(&message).map_err(io_err(&message))? {
+            fs::remove_file(&message).map_err(io_err(&message))?;
+        }
         for path in [self.envelope_path(id), self.log_path(id)] {
             if let Err(e) = fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -202,7 +241,7 @@ impl Spool {
                 }
             }
         }
-        sync_dir(&self.queue)
+        self.sync_queue_dir()
     }
 
     /// Ids whose `.msg` is in `queue/` (names only; nothing is read).
@@ -251,7 +290,7 @@ impl Spool {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
             Err(e) => return Err(io_err(&target)(e)),
         }
-        sync_dir(&self.queue)?;
+        self.sync_queue_dir()?;
         Ok(true)
     }
 
@@ -413,6 +452,14 @@ fn envelope_bytes(envelope: &Envelope) -> Result<Vec<u8>, SpoolError> {
     })
 }
 
+/// Writes `bytes` over the free file `file` (at `path`), cuts it to their
+/// length, and syncs it, as `write_synced` does for a new file.
+fn overwrite_synced(path: &Path, mut file: File, bytes: &[u8]) -> Result<(), SpoolError> {
+    file.write_all(bytes).map_err(io_err(path))?;
+    file.set_len(bytes.len() as u64).map_err(io_err(path))?;
+    file.sync_data().map_err(io_err(path))
+}
+
 /// Creates `path` (it must not exist), writes `bytes` and fsyncs the file.
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
     let mut file = OpenOptions::new()
@@ -519,6 +566,43 @@ mod tests {
         reopened.remove(&id).unwrap();
         assert!(reopened.recover().unwrap().is_empty());
         assert!(!reopened.message_path(&id).exists());
+    }
+
+    #[test]
+    fn a_finished_file_carries_the_next_message_whole() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let first = QueueId::generate();
+        let long = vec![b'x'; 10_000];
+        spool.accept(&first, &envelope(&first), &long).unwrap();
+        let inode = fs::metadata(spool.message_path(&first)).unwrap().ino();
+        spool.remove(&first).unwrap();
+        assert!(spool.read_message(&first).is_err());
+
+        // The next message is written over the finished file (same inode),
+        // cut to its own length, and nothing is left in free/ or incoming/.
+        let second = QueueId::generate();
+        spool
+            .accept(&second, &envelope(&second), b"short\r\n")
+            .unwrap();
+        let meta = fs::metadata(spool.message_path(&second)).unwrap();
+        assert_eq!(meta.ino(), inode);
+        assert_eq!(meta.nlink(), 1);
+        assert_eq!(spool.read_message(&second).unwrap(), b"short\r\n");
+        assert_eq!(fs::read_dir(dir.path().join("free")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(&spool.incoming).unwrap().count(), 0);
+        let reopened = Spool::open(dir.path()).unwrap();
+        assert_eq!(reopened.recover().unwrap(), vec![envelope(&second)]);
+
+        // A queue file that holds another id is refused, never delivered
+        // as the wrong message.
+        let third = QueueId::generate();
+        fs::copy(spool.message_path(&second), spool.message_path(&third)).unwrap();
+        assert!(matches!(
+            spool.read_message(&third),
+            Err(SpoolError::Corrupt { .. })
+        ));
     }
 
     #[test]
