@@ -15,6 +15,10 @@
 #   bash bench/smtp-throughput.sh
 # Knobs (environment): BENCH_MESSAGES (8000), BENCH_SESSIONS (20),
 #   BENCH_SIZE (5000 bytes of body), BENCH_RUNS (3), BENCH_DRAIN_SECS (300),
+#   BENCH_WARMUP (1: untimed runs of each server before the timed ones, so
+#   both are measured as servers that have handled mail, not freshly
+#   started: Postfix has spawned its daemons, campusmail has finished spool
+#   files to reuse),
 #   CAMPUSMAIL_SRC (source tree to build; default: this repository),
 #   CAMPUSMAIL_BIN (use this binary instead of building),
 #   BENCH_RESULTS (file the result line is appended to; default
@@ -39,6 +43,7 @@ MESSAGES=${BENCH_MESSAGES:-8000}
 SESSIONS=${BENCH_SESSIONS:-20}
 SIZE=${BENCH_SIZE:-5000}
 RUNS=${BENCH_RUNS:-3}
+WARMUP=${BENCH_WARMUP:-1}
 DRAIN_SECS=${BENCH_DRAIN_SECS:-300}
 RESULTS=${BENCH_RESULTS:-$HERE/results.txt}
 FROM=bench@example.org
@@ -267,6 +272,11 @@ ratio() { # campusmail postfix
 
 command -v bc >/dev/null || die "bc is needed (apt-get install bc)"
 log "smtp-source -s $SESSIONS -m $MESSAGES -l $SIZE -f $FROM -t $TO 127.0.0.1:PORT, $RUNS runs each"
+for _ in $(seq "$WARMUP"); do
+    log "warm-up (not counted):"
+    one_run postfix "$PF_PORT" >/dev/null
+    one_run campusmail "$CM_SMTP" >/dev/null
+done
 pf_acc=() pf_drn=() cm_acc=() cm_drn=()
 for _ in $(seq "$RUNS"); do
     read -r a d < <(one_run postfix "$PF_PORT")
@@ -292,7 +302,7 @@ if [ -n "$(git -C "$SRC" status --porcelain -- . ':!bench/results.txt' 2>/dev/nu
 fi
 joined() { local IFS=,; echo "$*"; }
 LINE="$(date -u +%Y-%m-%dT%H:%M:%SZ) smtp-throughput v1 commit=$COMMIT cpus=$(nproc) fs=$FS \
-messages=$MESSAGES sessions=$SESSIONS size=$SIZE runs=$RUNS \
+messages=$MESSAGES sessions=$SESSIONS size=$SIZE runs=$RUNS warmup=$WARMUP \
 postfix_accepted_per_s=$PF campusmail_accepted_per_s=$CM ratio=$RATIO \
 postfix_drained_per_s=$PF_D campusmail_drained_per_s=$CM_D drained_ratio=$RATIO_D \
 postfix_runs=$(joined "${pf_acc[@]}") campusmail_runs=$(joined "${cm_acc[@]}") \

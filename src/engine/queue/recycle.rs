@@ -22,8 +22,9 @@
 //!   its free name, never its bytes.
 //! - Each free file is handed to one caller at a time (popped under a
 //!   mutex), so two acceptances never write the same file.
-//! - At most `MAX_FREE` files of at most `MAX_RECYCLED_BYTES` each are
-//!   kept; anything else is deleted as before.
+//! - At most `MAX_FREE` files, `MAX_FREE_BYTES` in all and
+//!   `MAX_RECYCLED_BYTES` each, are kept; anything else is deleted as
+//!   before.
 //!
 //! All calls block: call them from `smol::unblock`.
 
@@ -33,15 +34,42 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// Free files kept: enough for every session of a busy minute to find one.
-const MAX_FREE: usize = 4096;
+/// Free files kept: a burst of mail as big as this leaves its files for the
+/// next one instead of deleting them (and then allocating them again).
+const MAX_FREE: usize = 65_536;
+/// The pool's disk budget: 256 MiB is about 50,000 typical small messages.
+const MAX_FREE_BYTES: u64 = 256 * 1024 * 1024;
 /// Bigger files are deleted: keeping a 25 MB attachment's blocks around to
 /// save one inode is a bad trade.
 const MAX_RECYCLED_BYTES: u64 = 256 * 1024;
 
+#[derive(Default)]
+struct Free {
+    /// Each free file and its size when it was given.
+    files: Vec<(PathBuf, u64)>,
+    bytes: u64,
+}
+
+impl Free {
+    fn has_room_for(&self, len: u64) -> bool {
+        self.files.len() < MAX_FREE && self.bytes + len <= MAX_FREE_BYTES
+    }
+
+    fn push(&mut self, path: PathBuf, len: u64) {
+        self.files.push((path, len));
+        self.bytes += len;
+    }
+
+    fn pop(&mut self) -> Option<PathBuf> {
+        let (path, len) = self.files.pop()?;
+        self.bytes -= len;
+        Some(path)
+    }
+}
+
 pub struct FilePool {
     dir: PathBuf,
-    free: Mutex<Vec<PathBuf>>,
+    free: Mutex<Free>,
     /// The next free file's name (a number never used in this folder).
     next_name: AtomicU64,
 }
@@ -54,7 +82,7 @@ impl FilePool {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        let mut free = Vec::new();
+        let mut free = Free::default();
         let mut highest = 0;
         for entry in fs::read_dir(dir)? {
             let path = entry?.path();
@@ -62,13 +90,14 @@ impl FilePool {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.parse::<u64>().ok());
-            let reusable = fs::symlink_metadata(&path)
-                .map(|m| m.is_file() && m.nlink() == 1 && m.len() <= MAX_RECYCLED_BYTES)
-                .unwrap_or(false);
-            match number {
-                Some(n) if reusable && free.len() < MAX_FREE => {
+            let reusable_len = fs::symlink_metadata(&path)
+                .ok()
+                .filter(|m| m.is_file() && m.nlink() == 1 && m.len() <= MAX_RECYCLED_BYTES)
+                .map(|m| m.len());
+            match (number, reusable_len) {
+                (Some(n), Some(len)) if free.has_room_for(len) => {
                     highest = highest.max(n);
-                    free.push(path);
+                    free.push(path, len);
                 }
                 _ => fs::remove_file(&path)?,
             }
@@ -106,22 +135,22 @@ impl FilePool {
         if !meta.is_file() || meta.nlink() != 1 || meta.len() > MAX_RECYCLED_BYTES {
             return Ok(false);
         }
-        if self.lock().len() >= MAX_FREE {
+        if !self.lock().has_room_for(meta.len()) {
             return Ok(false);
         }
         let name = self.next_name.fetch_add(1, Ordering::Relaxed);
         let free = self.dir.join(name.to_string());
         fs::rename(path, &free)?;
-        self.lock().push(free);
+        self.lock().push(free, meta.len());
         Ok(true)
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().files.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Free> {
         // A panic while holding it leaves a list of paths, still valid.
         self.free.lock().unwrap_or_else(|e| e.into_inner())
     }
