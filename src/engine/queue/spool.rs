@@ -20,9 +20,8 @@
 //!   a new one in `incoming/`), syncs its data (`fdatasync`: one per
 //!   message, as Postfix's `cleanup` does), links it into `queue/` (a link
 //!   never replaces an existing name), unlinks the first name, and fsyncs
-//!   `queue/`. That last fsync is the step that
-//!   makes the message durable; only after it may the SMTP session send
-//!   250. Every fsync of `queue/` (acceptances, removals, envelope
+//!   `queue/`. That last fsync is the step that makes the message durable;
+//!   only after it may the SMTP session send 250. Every fsync of `queue/` (acceptances, removals, envelope
 //!   rewrites) is shared by the callers asking at the same moment
 //!   (`fsutil::group_sync`): each waits for one that began after its change.
 //! - Envelope updates are atomic: write to `incoming/`, fsync, rename over
@@ -77,7 +76,7 @@ pub struct Spool {
     incoming: PathBuf,
     queue: PathBuf,
     corrupt: PathBuf,
-    /// Shared fsync of `queue/` for concurrent acceptances.
+    /// The fsync of `queue/`, shared by concurrent callers.
     queue_sync: GroupSync,
     /// Finished files to write new messages over (`free/`).
     free: FilePool,
