@@ -392,7 +392,6 @@ pub fn wait_until<T>(secs: u64, mut check: impl FnMut() -> Option<T>) -> Option<
     }
 }
 
-/// Runs swaks with `args`; returns (exit success, full transcript).
 /// Delivers one message from prof@example.org to `to` over SMTP with
 /// swaks: `subject`, plus `headers` (e.g. "Message-ID: <x@y>").
 pub fn send_with(node: &Node, to: &str, headers: &[&str], subject: &str) {
@@ -415,6 +414,7 @@ pub fn send_with(node: &Node, to: &str, headers: &[&str], subject: &str) {
     assert!(ok, "{t}");
 }
 
+/// Runs swaks with `args`; returns (exit success, full transcript).
 pub fn swaks(args: &[&str]) -> (bool, String) {
     let out = Command::new("swaks")
         .args(["--timeout", "30", "--helo", "client.example.org"])
