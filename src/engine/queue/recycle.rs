@@ -99,7 +99,14 @@ impl FilePool {
                     highest = highest.max(n);
                     free.push(path, len);
                 }
-                _ => fs::remove_file(&path)?,
+                // Not ours to reuse (a folder, a second name, too big):
+                // a leftover that must not stop the engine from starting.
+                _ => {
+                    if let Err(e) = fs::remove_file(&path) {
+                        tracing::warn!(path = %path.display(), error = %e,
+                            "cannot delete a leftover in spool/free; ignoring it");
+                    }
+                }
             }
         }
         Ok(FilePool {
